@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { AgentName, AgentStatus, RequesterName } from './names.js';
+
+/** Upper bound on `wait_seconds`: a queued request should not outlive any sane client timeout. */
+export const MAX_WAIT_SECONDS = 3600;
+
+// ---- inputs (HTTP bodies and tRPC procedure inputs are the same objects) ----
+
+export const RequestInput = z.object({
+  agent: AgentName,
+  requested_by: RequesterName.default('api'),
+  wait_seconds: z
+    .number({ error: 'wait_seconds must be a number' })
+    .min(0, { error: 'wait_seconds must be at least 0' })
+    .max(MAX_WAIT_SECONDS, { error: `wait_seconds must be at most ${MAX_WAIT_SECONDS}` })
+    .optional(),
+});
+export type RequestInput = z.input<typeof RequestInput>;
+export type RequestCommand = z.output<typeof RequestInput>;
+
+export const ReleaseInput = z.object({ agent: AgentName });
+export type ReleaseInput = z.infer<typeof ReleaseInput>;
+
+export const HeartbeatInput = z.object({ agent: AgentName });
+export type HeartbeatInput = z.infer<typeof HeartbeatInput>;
+
+// ---- replies (SPEC §2; all answered with HTTP 200) ----
+
+const agentField = { agent: z.string() };
+
+export const StartedReply = z.object({ status: z.literal('started'), ...agentField, evicted: z.string().optional() });
+export const AlreadyRunningReply = z.object({ status: z.literal('already_running'), ...agentField });
+export const PoolFullReply = z.object({ status: z.literal('pool_full'), error: z.string() });
+export const UnknownAgentReply = z.object({
+  status: z.literal('unknown_agent'),
+  ...agentField,
+  error: z.string(),
+  known: z.array(z.string()),
+});
+export const ForbiddenReply = z.object({ status: z.literal('forbidden'), ...agentField, error: z.string() });
+export const DriverErrorReply = z.object({ status: z.literal('error'), ...agentField, error: z.string() });
+
+export const RequestReply = z.discriminatedUnion('status', [
+  StartedReply,
+  AlreadyRunningReply,
+  PoolFullReply,
+  UnknownAgentReply,
+  ForbiddenReply,
+  DriverErrorReply,
+]);
+export type RequestReply = z.infer<typeof RequestReply>;
+
+export const ReleaseReply = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('stopped'), ...agentField }),
+  z.object({ status: z.literal('not_running'), ...agentField }),
+  UnknownAgentReply,
+  ForbiddenReply,
+  DriverErrorReply,
+]);
+export type ReleaseReply = z.infer<typeof ReleaseReply>;
+
+export const HeartbeatReply = z.object({ status: z.literal('ok') });
+export type HeartbeatReply = z.infer<typeof HeartbeatReply>;
+
+/** One pooled agent as the wire shows it; times per `formatWireTime`. */
+export const AgentView = z.object({
+  id: z.string(),
+  started: z.string(),
+  last_active: z.string(),
+  requested_by: z.string(),
+  state: AgentStatus,
+});
+export type AgentView = z.infer<typeof AgentView>;
+
+export const StatusReply = z.object({
+  running: z.array(AgentView),
+  slots_total: z.number().int(),
+  slots_free: z.number().int(),
+});
+export type StatusReply = z.infer<typeof StatusReply>;
+
+export const AvailableReply = z.object({ agents: z.array(z.string()) });
+export type AvailableReply = z.infer<typeof AvailableReply>;
+
+export const HealthReply = z.object({
+  status: z.enum(['ok', 'degraded']),
+  reason: z.string().optional(),
+  docker: z.enum(['ok', 'unreachable', 'unknown']),
+  uptime_seconds: z.number(),
+  version: z.string(),
+});
+export type HealthReply = z.infer<typeof HealthReply>;
+
+/** Protocol errors of the bridge (400, 401, 404, 405, 413). */
+export const ErrorReply = z.object({ error: z.string() });
+export type ErrorReply = z.infer<typeof ErrorReply>;
+
+// ---- the event log and live stream (SPEC §7 events.jsonl) ----
+
+export const PoolEventType = z.enum(['started', 'evicted', 'released', 'stopped', 'lost', 'adopted', 'failed']);
+export type PoolEventType = z.infer<typeof PoolEventType>;
+
+export const PoolEvent = z.object({
+  time: z.string(),
+  type: PoolEventType,
+  agent: z.string(),
+  /** Who asked: a requester name, `autostart`, `adopted`, `reconcile`. */
+  by: z.string(),
+  /** For `evicted`: the agent the slot was freed for. */
+  for: z.string().optional(),
+  reason: z.string().optional(),
+});
+export type PoolEvent = z.infer<typeof PoolEvent>;

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { AgentName } from './names.js';
+import { AgentView } from './api.js';
+import { parseWireTime } from './time.js';
+
+const Time = z.string().refine((text) => parseWireTime(text) !== undefined, { error: 'not an ISO 8601 time' });
+
+/**
+ * `POOL_DIR/state.json`. The earlier bash manager wrote the same shape without `version`
+ * (and only ever `"status":"running"`), so its files load as they are; any status other than
+ * the pooled ones (e.g. a leftover `"stopped"`) means the agent is not in the pool.
+ */
+export const StateFile = z.object({
+  version: z.literal(1).optional(),
+  agents: z.record(
+    AgentName,
+    z.object({
+      status: z.string(),
+      started_at: Time,
+      last_active: Time.optional(),
+      requested_by: z.string().optional(),
+      /** A `stopping` agent's slot promised to the agent it was evicted for (see the core's AgentRecord). */
+      slot_for: AgentName.optional(),
+    }),
+  ),
+});
+export type StateFile = z.infer<typeof StateFile>;
+
+/** `POOL_DIR/roster.json`, mounted read-only into containers at `/pool/roster.json`. */
+export const RosterFile = z.object({
+  running: z.array(AgentView),
+  slots_total: z.number().int(),
+  slots_free: z.number().int(),
+  heartbeat_interval: z.number(),
+  updated_at: z.string(),
+});
+export type RosterFile = z.infer<typeof RosterFile>;

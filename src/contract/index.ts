@@ -1,0 +1,5 @@
+export * from './names.js';
+export * from './time.js';
+export * from './api.js';
+export * from './files.js';
+export * from './config.js';

@@ -1,0 +1,144 @@
+import { pickVictim } from './evict.js';
+import {
+  type AgentRecord,
+  type PoolRules,
+  type PoolState,
+  slotsUsed,
+  updateAgent,
+  withAgent,
+  withoutAgent,
+} from './state.js';
+
+/** The services a request may name: the compose project's services minus infrastructure. */
+export interface Catalogue {
+  readonly known: ReadonlySet<string>;
+}
+
+export interface AdmitOptions {
+  /** Autostart fills free slots only; it never evicts. */
+  readonly allowEvict?: boolean;
+}
+
+export type RequestDecision =
+  | { readonly kind: 'forbidden' }
+  | { readonly kind: 'unknown_agent'; readonly known: readonly string[] }
+  /** Running: `state` has its `last_active` refreshed. */
+  | { readonly kind: 'already_running'; readonly state: PoolState }
+  /** A start is in flight: wait for it and share its outcome (`state` refreshes `last_active`). */
+  | { readonly kind: 'join_start'; readonly state: PoolState }
+  /** The agent is being stopped: wait for the stop to finish, then decide again. */
+  | { readonly kind: 'await_stop' }
+  /** A slot is free and now reserved: `state` holds the agent as `starting`. */
+  | { readonly kind: 'start'; readonly state: PoolState }
+  /** The pool is full: `victim` is now `stopping` with its slot promised to the requested agent, which is `starting`. */
+  | { readonly kind: 'evict'; readonly victim: string; readonly state: PoolState }
+  | { readonly kind: 'pool_full' };
+
+/**
+ * Decides a request and, when it starts something, reserves the slot in the returned state.
+ * The caller applies the returned state before anything else can decide (decide-and-reserve is
+ * one synchronous step), then does the Docker work with the slot held.
+ */
+export function decideRequest(
+  state: PoolState,
+  request: { readonly agent: string; readonly requestedBy: string },
+  now: number,
+  rules: PoolRules,
+  catalogue: Catalogue,
+  options: AdmitOptions = {},
+): RequestDecision {
+  const { agent, requestedBy } = request;
+  if (rules.infra.has(agent)) return { kind: 'forbidden' };
+  const record = state.agents.get(agent);
+  if (record === undefined && !catalogue.known.has(agent)) {
+    return { kind: 'unknown_agent', known: [...catalogue.known].sort() };
+  }
+  const touch = () => updateAgent(state, agent, (r) => ({ ...r, lastActive: Math.max(r.lastActive, now) }));
+  switch (record?.status) {
+    case 'running':
+      return { kind: 'already_running', state: touch() };
+    case 'starting':
+      return { kind: 'join_start', state: touch() };
+    case 'stopping':
+      return { kind: 'await_stop' };
+    case undefined:
+      break;
+  }
+  const starting = { status: 'starting', started: now, lastActive: now, requestedBy } as const;
+  if (slotsUsed(state) < rules.maxAgents) return { kind: 'start', state: withAgent(state, agent, starting) };
+  if (options.allowEvict === false) return { kind: 'pool_full' };
+  const victim = pickVictim(state, now, rules, agent);
+  if (victim === undefined) return { kind: 'pool_full' };
+  const evicting = updateAgent(state, victim, (r) => ({ ...r, status: 'stopping', slotFor: agent }));
+  return { kind: 'evict', victim, state: withAgent(evicting, agent, starting) };
+}
+
+/** The start of `agent` is confirmed by Docker. */
+export function startSucceeded(state: PoolState, agent: string, now: number): PoolState {
+  return updateAgent(state, agent, (r) => ({ ...r, status: 'running', lastActive: Math.max(r.lastActive, now) }));
+}
+
+/** The start failed: its slot is freed and the pool is as it was before the start was decided. */
+export function startFailed(state: PoolState, agent: string): PoolState {
+  return withoutAgent(state, agent);
+}
+
+/** Docker confirmed the agent's container is down: its slot is free (or passes to the agent it was promised to). */
+export function stopConfirmed(state: PoolState, agent: string): PoolState {
+  return withoutAgent(state, agent);
+}
+
+/**
+ * The victim of an eviction could not be stopped, even with `kill`: the newcomer gives up its
+ * reservation and the victim, still `stopping`, holds its own slot again until Docker says it is down.
+ */
+export function evictionFailed(state: PoolState, victim: string, agent: string): PoolState {
+  const released = updateAgent(state, victim, ({ slotFor: _promised, ...r }) => r);
+  return withoutAgent(released, agent);
+}
+
+export type ReleaseDecision =
+  | { readonly kind: 'forbidden' }
+  | { readonly kind: 'unknown_agent'; readonly known: readonly string[] }
+  | { readonly kind: 'not_running' }
+  /** `state` holds the agent as `stopping`; the caller stops its container. */
+  | { readonly kind: 'stop'; readonly state: PoolState }
+  /** Already being stopped: wait for that stop and share its outcome. */
+  | { readonly kind: 'join_stop' }
+  /** A start is in flight: wait for it to finish, then decide again. */
+  | { readonly kind: 'await_start' };
+
+export function decideRelease(state: PoolState, agent: string, rules: PoolRules, catalogue: Catalogue): ReleaseDecision {
+  if (rules.infra.has(agent)) return { kind: 'forbidden' };
+  const record = state.agents.get(agent);
+  if (record === undefined) {
+    return catalogue.known.has(agent) ? { kind: 'not_running' } : { kind: 'unknown_agent', known: [...catalogue.known].sort() };
+  }
+  switch (record.status) {
+    case 'running':
+      return { kind: 'stop', state: updateAgent(state, agent, (r) => ({ ...r, status: 'stopping' })) };
+    case 'stopping':
+      return { kind: 'join_stop' };
+    case 'starting':
+      return { kind: 'await_start' };
+  }
+}
+
+/** A heartbeat or any other sign of life: moves `last_active` forward, never back; unknown agents are ignored. */
+export function recordActivity(state: PoolState, agent: string, at: number): PoolState {
+  const record = state.agents.get(agent);
+  if (record === undefined || record.status === 'stopping' || record.lastActive >= at) return state;
+  return withAgent(state, agent, { ...record, lastActive: at });
+}
+
+/** Folds activity-file modification times (`POOL_DIR/activity/<agent>`) into `last_active`, in one copy of the state. */
+export function applyActivityMarks(state: PoolState, marks: ReadonlyMap<string, number>): PoolState {
+  let agents: Map<string, AgentRecord> | undefined;
+  for (const [agent, at] of marks) {
+    const record = state.agents.get(agent);
+    if (record === undefined || record.status === 'stopping' || record.lastActive >= at) continue;
+    agents ??= new Map(state.agents);
+    agents.set(agent, { ...record, lastActive: at });
+  }
+  return agents === undefined ? state : { agents };
+}

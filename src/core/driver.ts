@@ -1,0 +1,22 @@
+import type { ObservedAgent } from './reconcile.js';
+
+/**
+ * How agents are started and stopped. The core owns this interface; drivers implement it
+ * (`satisfies AgentDriver`) and the core never imports a driver. Every method throws
+ * `DriverError` (argv, exit code, stderr) when the backend fails or cannot be reached.
+ */
+export interface AgentDriver {
+  /** Every service the backend knows, infrastructure included. */
+  services(): Promise<string[]>;
+  /** Starts the agent's container and resolves once it runs. Idempotent: a running agent is left as is. */
+  start(agent: string): Promise<void>;
+  /**
+   * Stops the agent's container: gracefully within `timeoutMs`, then by kill. Resolves only once
+   * the backend confirms the container is down. Idempotent: a stopped agent resolves at once.
+   */
+  stop(agent: string, timeoutMs: number): Promise<void>;
+  /** One listing of all the project's containers, whatever the pool size: never one call per agent. */
+  list(): Promise<ObservedAgent[]>;
+  /** Changes worth a reconcile, where the backend reports them; the iterator ends when the stream drops. */
+  events?(signal: AbortSignal): AsyncIterable<{ readonly agent: string; readonly action: string }>;
+}

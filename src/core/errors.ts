@@ -1,0 +1,49 @@
+/**
+ * Errors that carry data. One function maps them to tRPC codes, one to bridge replies and one
+ * top-level catch in the CLI to exit codes; nobody parses their messages.
+ */
+export abstract class PoolError extends Error {
+  abstract readonly code: string;
+}
+
+export class PoolFullError extends PoolError {
+  readonly code = 'pool_full';
+  constructor(readonly agent: string) {
+    super('all agents recently active, try again later');
+    this.name = 'PoolFullError';
+  }
+}
+
+export class UnknownAgentError extends PoolError {
+  readonly code = 'unknown_agent';
+  constructor(
+    readonly agent: string,
+    readonly known: readonly string[],
+  ) {
+    super(`unknown agent ${JSON.stringify(agent)}; known agents: ${known.join(', ') || '(none)'}`);
+    this.name = 'UnknownAgentError';
+  }
+}
+
+export class ForbiddenAgentError extends PoolError {
+  readonly code = 'forbidden';
+  constructor(readonly agent: string) {
+    super('infrastructure service');
+    this.name = 'ForbiddenAgentError';
+  }
+}
+
+/** A Docker (or other backend) command failed: what was run, how it ended, and what it said. */
+export class DriverError extends PoolError {
+  readonly code = 'driver_error';
+  constructor(
+    message: string,
+    readonly argv: readonly string[],
+    readonly exitCode: number | undefined,
+    readonly stderr: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'DriverError';
+  }
+}

@@ -1,0 +1,39 @@
+import type { AgentRecord, PoolRules, PoolState } from './state.js';
+
+/** Why an agent may not be evicted right now; undefined when it may. */
+export type Protection = 'requested' | 'pinned' | 'grace' | 'starting' | 'stopping';
+
+/**
+ * Agents active within the grace period are protected, the boundary included: an agent last active
+ * exactly `EVICT_GRACE_SECONDS` ago is still protected. Starting agents are not victims either: their
+ * start is in flight and evicting them would only waste it.
+ */
+export function protection(
+  name: string,
+  record: AgentRecord,
+  now: number,
+  rules: PoolRules,
+  requested?: string,
+): Protection | undefined {
+  if (name === requested) return 'requested';
+  if (record.status === 'stopping') return 'stopping';
+  if (record.status === 'starting') return 'starting';
+  if (rules.pinned.has(name)) return 'pinned';
+  if (now - record.lastActive <= rules.evictGraceMs) return 'grace';
+  return undefined;
+}
+
+/** Orders by least recently active; ties go to the earlier start, then to the name, so the choice is deterministic. */
+export function byLeastRecentlyActive([nameA, a]: [string, AgentRecord], [nameB, b]: [string, AgentRecord]): number {
+  return a.lastActive - b.lastActive || a.started - b.started || (nameA < nameB ? -1 : nameA > nameB ? 1 : 0);
+}
+
+/** The least-recently-active agent that may be evicted to make room for `requested`, if any. One pass, O(n). */
+export function pickVictim(state: PoolState, now: number, rules: PoolRules, requested: string): string | undefined {
+  let victim: [string, AgentRecord] | undefined;
+  for (const entry of state.agents) {
+    if (rules.infra.has(entry[0]) || protection(entry[0], entry[1], now, rules, requested) !== undefined) continue;
+    if (victim === undefined || byLeastRecentlyActive(entry, victim) < 0) victim = entry;
+  }
+  return victim?.[0];
+}

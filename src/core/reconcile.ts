@@ -1,0 +1,110 @@
+import { byLeastRecentlyActive, protection } from './evict.js';
+import { type AgentRecord, type PoolRules, type PoolState, slotsUsed } from './state.js';
+
+/** What Docker says of one service of the project. */
+export interface ObservedAgent {
+  readonly agent: string;
+  readonly running: boolean;
+  /** When its container started, if Docker said (epoch ms). */
+  readonly startedAt?: number;
+}
+
+export type LostReason = 'not_running' | 'start_interrupted' | 'infrastructure';
+
+export interface ReconcileResult {
+  readonly state: PoolState;
+  /** Agents the state had whose container is gone or not running; dropped. */
+  readonly lost: readonly { readonly agent: string; readonly reason: LostReason }[];
+  /** Stops that had been decided (before a crash, say) and that Docker confirms are done. */
+  readonly stopped: readonly string[];
+  /** Running containers the state did not know; now pooled with `requested_by: "adopted"`. */
+  readonly adopted: readonly string[];
+  /** Agents the caller must stop: unfinished stops, and the overflow when adoption exceeded the cap. Already `stopping` in `state`. */
+  readonly stop: readonly string[];
+}
+
+/** Stop order when the pool is over its cap: unprotected agents first, then those in their grace period, pinned agents last. */
+const OVERFLOW_TIER = { none: 0, grace: 1, pinned: 2 } as const;
+
+/**
+ * Brings the state in line with what Docker observes. Agents in `busy` have an operation in flight
+ * whose own completion will settle them, so they are left alone. Infrastructure services are
+ * never adopted or stopped. The cap is a hard limit (it stands for the host's memory), so when
+ * adoption overfills the pool, agents are stopped even if they are inside their grace period.
+ */
+export function reconcile(
+  state: PoolState,
+  observed: readonly ObservedAgent[],
+  now: number,
+  rules: PoolRules,
+  busy: ReadonlySet<string> = new Set(),
+): ReconcileResult {
+  const running = new Map<string, ObservedAgent>();
+  for (const o of observed) if (o.running && !rules.infra.has(o.agent)) running.set(o.agent, o);
+
+  const agents = new Map(state.agents);
+  const lost: { agent: string; reason: LostReason }[] = [];
+  const stopped: string[] = [];
+  const adopted: string[] = [];
+  const stop: string[] = [];
+
+  for (const [name, record] of state.agents) {
+    if (busy.has(name)) continue;
+    const up = running.has(name);
+    if (rules.infra.has(name)) {
+      agents.delete(name);
+      lost.push({ agent: name, reason: 'infrastructure' });
+    } else if (record.status === 'running' && !up) {
+      agents.delete(name);
+      lost.push({ agent: name, reason: 'not_running' });
+    } else if (record.status === 'starting') {
+      // Nobody is starting it any more (the daemon restarted): it came up or it did not.
+      if (up) agents.set(name, { ...record, status: 'running' });
+      else {
+        agents.delete(name);
+        lost.push({ agent: name, reason: 'start_interrupted' });
+      }
+    } else if (record.status === 'stopping') {
+      if (up) stop.push(name);
+      else {
+        agents.delete(name);
+        stopped.push(name);
+      }
+    }
+  }
+
+  for (const [name, o] of running) {
+    if (agents.has(name)) continue;
+    const since = o.startedAt !== undefined && o.startedAt <= now ? o.startedAt : now;
+    agents.set(name, { status: 'running', started: since, lastActive: since, requestedBy: 'adopted' });
+    adopted.push(name);
+  }
+
+  // A promise of a slot to an agent that is no longer starting is void: the slot is the evicted agent's again.
+  for (const [name, record] of agents) {
+    if (record.slotFor !== undefined && agents.get(record.slotFor)?.status !== 'starting') {
+      const { slotFor: _void, ...rest } = record;
+      agents.set(name, rest);
+    }
+  }
+
+  let overflow = slotsUsed({ agents }) - rules.maxAgents;
+  if (overflow > 0) {
+    const candidates = [...agents].filter(([name, r]) => r.status === 'running' && !busy.has(name));
+    const tier = ([name, r]: [string, AgentRecord]) => OVERFLOW_TIER[overflowProtection(name, r, now, rules)];
+    candidates.sort((a, b) => tier(a) - tier(b) || byLeastRecentlyActive(a, b));
+    for (const [name, record] of candidates) {
+      if (overflow <= 0) break;
+      agents.set(name, { ...record, status: 'stopping' });
+      stop.push(name);
+      overflow--;
+    }
+  }
+
+  return { state: { agents }, lost, stopped, adopted, stop };
+}
+
+function overflowProtection(name: string, record: AgentRecord, now: number, rules: PoolRules): keyof typeof OVERFLOW_TIER {
+  const p = protection(name, record, now, rules);
+  return p === 'pinned' || p === 'grace' ? p : 'none';
+}

@@ -1,0 +1,68 @@
+import type { AgentStatus, PoolConfig } from '../contract/index.js';
+
+/** One pooled agent. Times are epoch milliseconds; the clock is always passed in. */
+export interface AgentRecord {
+  readonly status: AgentStatus;
+  readonly started: number;
+  readonly lastActive: number;
+  readonly requestedBy: string;
+  /**
+   * Set on a `stopping` agent that is being evicted to make room for another: the name of the
+   * `starting` agent its slot is promised to. The pair holds one slot between them, and the
+   * newcomer's container is only started once this one is confirmed down, so neither the count
+   * nor the containers ever exceed the cap.
+   */
+  readonly slotFor?: string;
+}
+
+export interface PoolState {
+  readonly agents: ReadonlyMap<string, AgentRecord>;
+}
+
+export const emptyState: PoolState = { agents: new Map() };
+
+/** What the decisions need of the configuration. */
+export interface PoolRules {
+  readonly maxAgents: number;
+  readonly evictGraceMs: number;
+  readonly infra: ReadonlySet<string>;
+  readonly pinned: ReadonlySet<string>;
+}
+
+export function rulesFromConfig(config: PoolConfig): PoolRules {
+  return {
+    maxAgents: config.maxAgents,
+    evictGraceMs: config.evictGraceSeconds * 1000,
+    infra: new Set(config.infraServices),
+    pinned: new Set(config.pinnedAgents),
+  };
+}
+
+/** Slots held: every starting, running and stopping agent, except an evicted one whose slot is already promised. */
+export function slotsUsed(state: PoolState): number {
+  let used = 0;
+  for (const record of state.agents.values()) if (!isHandedOver(record)) used++;
+  return used;
+}
+
+function isHandedOver(record: AgentRecord): boolean {
+  return record.status === 'stopping' && record.slotFor !== undefined;
+}
+
+export function withAgent(state: PoolState, name: string, record: AgentRecord): PoolState {
+  const agents = new Map(state.agents);
+  agents.set(name, record);
+  return { agents };
+}
+
+export function withoutAgent(state: PoolState, name: string): PoolState {
+  if (!state.agents.has(name)) return state;
+  const agents = new Map(state.agents);
+  agents.delete(name);
+  return { agents };
+}
+
+export function updateAgent(state: PoolState, name: string, change: (record: AgentRecord) => AgentRecord): PoolState {
+  const record = state.agents.get(name);
+  return record === undefined ? state : withAgent(state, name, change(record));
+}

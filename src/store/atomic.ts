@@ -1,0 +1,72 @@
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+
+let sequence = 0;
+
+/** The prefix of the temporary files `writeFileAtomic` leaves behind if the process dies mid-write. */
+export function tempPrefix(path: string): string {
+  return `${basename(path)}.tmp-`;
+}
+
+/**
+ * Replaces `path` so that a reader, or a crash at any moment, sees the old file or the new one and
+ * never a torn one: write a temp file beside it, fsync it, rename it over, fsync the directory.
+ * With `durable: false` the fsyncs are skipped: still atomic for readers, not across a power cut.
+ */
+export async function writeFileAtomic(path: string, data: string, { durable = true } = {}): Promise<void> {
+  const temp = `${dirname(path)}/${tempPrefix(path)}${process.pid}-${sequence++}`;
+  const file = await open(temp, 'w', 0o644);
+  try {
+    try {
+      await file.writeFile(data);
+      if (durable) await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  if (durable) {
+    const dir = await open(dirname(path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
+
+/**
+ * Serialises writes of one file and coalesces bursts: while a write is in flight, later calls share
+ * one follow-up write of the newest data. Each returned promise settles once data at least as new as
+ * its own is on disk, so "durable before the reply" holds without one write per change.
+ */
+export function coalescingWriter(write: (data: string) => Promise<void>): (data: string) => Promise<void> {
+  let inFlight: Promise<void> | undefined;
+  let queued: { data: string; done: Promise<void> } | undefined;
+  const run = (data: string): Promise<void> => {
+    const current = write(data).finally(() => {
+      if (inFlight === current) inFlight = undefined;
+    });
+    inFlight = current;
+    return current;
+  };
+  return (data) => {
+    if (queued !== undefined) {
+      queued.data = data;
+      return queued.done;
+    }
+    if (inFlight === undefined) return run(data);
+    const slot: { data: string; done: Promise<void> } = { data, done: Promise.resolve() };
+    slot.done = inFlight
+      .catch(() => {})
+      .then(() => {
+        queued = undefined;
+        return run(slot.data);
+      });
+    queued = slot;
+    return slot.done;
+  };
+}

@@ -1,0 +1,4 @@
+export * from './atomic.js';
+export * from './state-store.js';
+export * from './roster.js';
+export * from './activity.js';

@@ -1,0 +1,38 @@
+import type { AgentRecord, PoolRules, PoolState } from '../../src/core/index.js';
+
+/** A fixed "now" for tables: 2026-02-28T05:17:04Z. Offsets in tests are in seconds before it. */
+export const NOW = Date.UTC(2026, 1, 28, 5, 17, 4);
+export const secondsAgo = (s: number) => NOW - s * 1000;
+
+export function rules(overrides: Partial<Omit<PoolRules, 'infra' | 'pinned'>> & { infra?: string[]; pinned?: string[] } = {}): PoolRules {
+  return {
+    maxAgents: overrides.maxAgents ?? 3,
+    evictGraceMs: overrides.evictGraceMs ?? 60_000,
+    infra: new Set(overrides.infra ?? ['gateway', 'litellm', 'ollama']),
+    pinned: new Set(overrides.pinned ?? []),
+  };
+}
+
+type AgentSpec = { status?: AgentRecord['status']; idle?: number; startedAgo?: number; by?: string; slotFor?: string };
+
+/** `pool({ ceo: { idle: 120 }, cfo: { status: 'starting' } })`: records relative to NOW. */
+export function pool(spec: Record<string, AgentSpec>): PoolState {
+  const agents = new Map<string, AgentRecord>();
+  for (const [name, s] of Object.entries(spec)) {
+    const idle = s.idle ?? 300;
+    agents.set(name, {
+      status: s.status ?? 'running',
+      started: secondsAgo(s.startedAgo ?? Math.max(idle, 600)),
+      lastActive: secondsAgo(idle),
+      requestedBy: s.by ?? 'test',
+      ...(s.slotFor !== undefined && { slotFor: s.slotFor }),
+    });
+  }
+  return { agents };
+}
+
+export const catalogue = (...names: string[]) => ({
+  known: new Set(names.length > 0 ? names : ['ceo', 'cto', 'cfo', 'software-engineer', 'designer', 'qa']),
+});
+
+export const statuses = (state: PoolState) => Object.fromEntries([...state.agents].map(([n, r]) => [n, r.status]));

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseEnvFile } from '../../src/contract/index.js';
+
+describe('parseEnvFile reads what systemd EnvironmentFile= reads', () => {
+  it.each([
+    { what: 'plain assignments', text: 'MAX_AGENTS=4\nPOOL_PORT=19001\n', expected: { MAX_AGENTS: '4', POOL_PORT: '19001' } },
+    { what: 'comment lines with # and ;', text: '# sizing\n; old style\nMAX_AGENTS=2', expected: { MAX_AGENTS: '2' } },
+    { what: 'blank lines and surrounding spaces', text: '\n   \n  MAX_AGENTS = 5  \n', expected: { MAX_AGENTS: '5' } },
+    { what: 'double quotes with escapes', text: 'POOL_TOKEN="a \\"b\\" c"', expected: { POOL_TOKEN: 'a "b" c' } },
+    { what: 'single quotes taken literally', text: "POOL_TOKEN='x\\y z'", expected: { POOL_TOKEN: 'x\\y z' } },
+    { what: 'no inline comments, as systemd', text: 'POOL_TOKEN=abc # not a comment', expected: { POOL_TOKEN: 'abc # not a comment' } },
+    { what: 'continuation lines', text: 'INFRA_SERVICES=gateway,\\\nlitellm', expected: { INFRA_SERVICES: 'gateway,litellm' } },
+    { what: 'an export prefix left from a sourced file', text: 'export MAX_AGENTS=3', expected: { MAX_AGENTS: '3' } },
+    { what: 'CRLF line ends', text: 'MAX_AGENTS=3\r\nPOOL_PORT=1\r\n', expected: { MAX_AGENTS: '3', POOL_PORT: '1' } },
+    { what: 'an empty value', text: 'PINNED_AGENTS=', expected: { PINNED_AGENTS: '' } },
+  ])('parses $what', ({ text, expected }) => {
+    expect(parseEnvFile(text)).toEqual(expected);
+  });
+
+  it.each([
+    { what: 'a line without =', text: 'MAX_AGENTS 3', message: 'pool.env:1: expected KEY=VALUE' },
+    { what: 'an unterminated quote', text: '\nPOOL_TOKEN="abc', message: 'pool.env:2: POOL_TOKEN has an unterminated quote' },
+  ])('rejects $what with the line number', ({ text, message }) => {
+    expect(() => parseEnvFile(text)).toThrow(message);
+  });
+});
+
+describe('loadConfig', () => {
+  it('applies the defaults of SPEC §6', () => {
+    expect(loadConfig({ cwd: '/srv/agents' })).toEqual({
+      maxAgents: 3,
+      port: 19000,
+      bind: undefined,
+      evictGraceSeconds: 60,
+      syncIntervalSeconds: 15,
+      heartbeatIntervalSeconds: 30,
+      composeDir: '/srv/agents',
+      composeProject: undefined,
+      poolDir: '/srv/agents/pool',
+      maxBodySize: 4096,
+      socketPath: '/run/openclaw-pool/pool.sock',
+      socketGroup: undefined,
+      infraServices: ['gateway', 'litellm', 'ollama'],
+      pinnedAgents: [],
+      stopTimeoutSeconds: 10,
+      token: undefined,
+      logFile: undefined,
+      dockerBin: 'docker',
+    });
+  });
+
+  it('lets the environment override the file', () => {
+    const config = loadConfig({ cwd: '/', file: { MAX_AGENTS: '2', POOL_PORT: '1900' }, env: { MAX_AGENTS: '5' } });
+    expect([config.maxAgents, config.port]).toEqual([5, 1900]);
+  });
+
+  it('puts POOL_DIR under COMPOSE_DIR unless set', () => {
+    expect(loadConfig({ cwd: '/', file: { COMPOSE_DIR: '/srv/x/' } }).poolDir).toBe('/srv/x/pool');
+    expect(loadConfig({ cwd: '/', file: { COMPOSE_DIR: '/srv/x', POOL_DIR: '/var/lib/pool' } }).poolDir).toBe('/var/lib/pool');
+  });
+
+  it('parses lists, and an empty list on purpose', () => {
+    const config = loadConfig({ cwd: '/', env: { INFRA_SERVICES: '', PINNED_AGENTS: ' ceo , cto ', POOL_BIND: '127.0.0.1,::1' } });
+    expect([config.infraServices, config.pinnedAgents, config.bind]).toEqual([[], ['ceo', 'cto'], ['127.0.0.1', '::1']]);
+  });
+
+  it('treats an empty scalar as unset', () => {
+    expect(loadConfig({ cwd: '/', env: { MAX_AGENTS: '', POOL_TOKEN: '' } })).toMatchObject({ maxAgents: 3, token: undefined });
+  });
+
+  it.each([
+    { env: { MAX_AGENTS: 'three' }, names: 'MAX_AGENTS="three"' },
+    { env: { MAX_AGENTS: '0' }, names: 'MAX_AGENTS="0": expected at least 1' },
+    { env: { MAX_AGENTS: '2.5' }, names: 'MAX_AGENTS="2.5": expected a whole number' },
+    { env: { POOL_PORT: '70000' }, names: 'POOL_PORT="70000"' },
+    { env: { EVICT_GRACE_SECONDS: '-1' }, names: 'EVICT_GRACE_SECONDS="-1"' },
+    { env: { POOL_BIND: '0.0.0.0,localhost' }, names: 'POOL_BIND="0.0.0.0,localhost": expected comma-separated IP addresses' },
+    { env: { PINNED_AGENTS: 'ceo,bad name' }, names: 'PINNED_AGENTS="ceo,bad name"' },
+    { env: { PINNED_AGENTS: 'gateway' }, names: 'PINNED_AGENTS="gateway": gateway also in INFRA_SERVICES' },
+    { env: { COMPOSE_PROJECT: 'My Project' }, names: 'COMPOSE_PROJECT="My Project"' },
+  ])('stops with a message naming the variable and the value: $names', ({ env, names }) => {
+    expect(() => loadConfig({ cwd: '/', env })).toThrow(ConfigError);
+    expect(() => loadConfig({ cwd: '/', env })).toThrow(names);
+  });
+
+  it('reports every bad variable at once', () => {
+    const attempt = () => loadConfig({ cwd: '/', env: { MAX_AGENTS: 'x', POOL_PORT: 'y' } });
+    expect(attempt).toThrow(expect.objectContaining({ problems: [expect.stringMatching(/^MAX_AGENTS/), expect.stringMatching(/^POOL_PORT/)] }));
+  });
+});
+
+describe('pool.env.example', () => {
+  it('parses with the daemon’s own parser, validates, and documents every variable', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const text = await readFile(new URL('../../pool.env.example', import.meta.url), 'utf8');
+    expect(() => loadConfig({ cwd: '/', file: parseEnvFile(text, 'pool.env.example') })).not.toThrow();
+    const { POOL_VARIABLES } = await import('../../src/contract/index.js');
+    for (const name of POOL_VARIABLES) expect(text, name).toMatch(new RegExp(`^#?${name}=`, 'm'));
+  });
+});

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { AgentName, HeartbeatInput, RequestInput, RequestReply, formatWireTime, parseWireTime } from '../../src/contract/index.js';
+
+describe('the agent name rule', () => {
+  it.each(['ceo', 'software-engineer', 'a', 'A1.b_c-d', '9lives', 'x'.repeat(64)])('accepts %j', (name) => {
+    expect(AgentName.safeParse(name).success).toBe(true);
+  });
+  it.each(['', '-ceo', '.hidden', '_x', 'has space', 'semi;colon', 'slash/x', 'x'.repeat(65), 'ünïcode', 'ceo\n'])('rejects %j', (name) => {
+    expect(AgentName.safeParse(name).success).toBe(false);
+  });
+});
+
+describe('request bodies', () => {
+  it('defaults requested_by to "api"', () => {
+    expect(RequestInput.parse({ agent: 'cfo' })).toEqual({ agent: 'cfo', requested_by: 'api' });
+  });
+  it.each([
+    { body: {}, message: 'agent field required' },
+    { body: { agent: 7 }, message: 'agent must be a string' },
+    { body: { agent: 'bad name' }, message: 'invalid agent name "bad name"' },
+    { body: { agent: 'cfo', requested_by: 'a b' }, message: 'invalid requested_by' },
+    { body: { agent: 'cfo', wait_seconds: '5' }, message: 'wait_seconds must be a number' },
+    { body: { agent: 'cfo', wait_seconds: -1 }, message: 'wait_seconds must be at least 0' },
+  ])('explains what is wrong with $body', ({ body, message }) => {
+    const result = RequestInput.safeParse(body);
+    expect(result.success).toBe(false);
+    expect(result.error?.issues[0]?.message).toContain(message);
+  });
+  it('applies the same name rule to heartbeats', () => {
+    expect(HeartbeatInput.safeParse({ agent: '../etc' }).success).toBe(false);
+  });
+});
+
+describe('replies', () => {
+  it.each([
+    { status: 'started', agent: 'cfo' },
+    { status: 'started', agent: 'cfo', evicted: 'software-engineer' },
+    { status: 'already_running', agent: 'cfo' },
+    { status: 'pool_full', error: 'all agents recently active, try again later' },
+    { status: 'unknown_agent', agent: 'x', error: 'unknown agent', known: ['ceo'] },
+    { status: 'forbidden', agent: 'gateway', error: 'infrastructure service' },
+    { status: 'error', agent: 'cfo', error: 'no such image' },
+  ])('accepts the SPEC example %j', (reply) => {
+    expect(RequestReply.parse(reply)).toEqual(reply);
+  });
+});
+
+describe('wire times', () => {
+  it('formats ISO 8601 UTC with a Z at second precision', () => {
+    expect(formatWireTime(Date.UTC(2026, 1, 28, 5, 17, 4, 999))).toBe('2026-02-28T05:17:04Z');
+  });
+  it.each([
+    ['2026-02-28T05:17:04Z', Date.UTC(2026, 1, 28, 5, 17, 4)],
+    ['2026-02-28T05:17:04.250Z', Date.UTC(2026, 1, 28, 5, 17, 4, 250)],
+    ['2026-02-28T06:17:04+01:00', Date.UTC(2026, 1, 28, 5, 17, 4)],
+    ['2026-02-28 05:17:04', undefined],
+    ['yesterday', undefined],
+    ['2026-02-30T05:17:04Z', undefined],
+    ['2026-02-28T24:00:00Z', undefined],
+  ])('parses %j', (text, expected) => {
+    expect(parseWireTime(text)).toBe(expected);
+  });
+});

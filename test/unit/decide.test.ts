@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import {
+  applyActivityMarks,
+  decideRelease,
+  decideRequest,
+  evictionFailed,
+  recordActivity,
+  slotsUsed,
+  startFailed,
+  startSucceeded,
+  stopConfirmed,
+} from '../../src/core/index.js';
+import { NOW, catalogue, pool, rules, secondsAgo, statuses } from '../support/builders.js';
+
+const request = (agent: string, requestedBy = 'ceo') => ({ agent, requestedBy });
+
+describe('decideRequest (SPEC §1 request rules)', () => {
+  it.each([
+    { rule: 'refuses an infrastructure service', state: pool({}), agent: 'gateway', kind: 'forbidden' },
+    { rule: 'refuses an infrastructure service even when it is a compose service', state: pool({}), agent: 'litellm', known: ['litellm', 'ceo'], kind: 'forbidden' },
+    { rule: 'refuses a name that is not a service of the project', state: pool({}), agent: 'janitor', kind: 'unknown_agent' },
+    { rule: 'answers already_running for a running agent', state: pool({ cfo: {} }), agent: 'cfo', kind: 'already_running' },
+    { rule: 'joins a start in flight', state: pool({ cfo: { status: 'starting' } }), agent: 'cfo', kind: 'join_start' },
+    { rule: 'waits for an agent being stopped', state: pool({ cfo: { status: 'stopping' } }), agent: 'cfo', kind: 'await_stop' },
+    { rule: 'starts into a free slot', state: pool({ ceo: {}, cto: {} }), agent: 'cfo', kind: 'start' },
+    { rule: 'evicts when the pool is full', state: pool({ ceo: {}, cto: {}, qa: {} }), agent: 'cfo', kind: 'evict' },
+    { rule: 'answers pool_full when everyone is inside the grace period', state: pool({ ceo: { idle: 1 }, cto: { idle: 2 }, qa: { idle: 3 } }), agent: 'cfo', kind: 'pool_full' },
+    { rule: 'accepts an agent the state holds although the catalogue does not list it (adopted)', state: pool({ legacy: {} }), agent: 'legacy', kind: 'already_running' },
+  ])('$rule', ({ state, agent, known, kind }) => {
+    const cat = known ? catalogue(...known) : catalogue();
+    expect(decideRequest(state, request(agent), NOW, rules(), cat).kind).toBe(kind);
+  });
+
+  it('lists the known agents, sorted, with unknown_agent', () => {
+    expect(decideRequest(pool({}), request('x'), NOW, rules(), catalogue('cto', 'ceo'))).toEqual({ kind: 'unknown_agent', known: ['ceo', 'cto'] });
+  });
+
+  it('refreshes last_active of a running agent that is requested again', () => {
+    const d = decideRequest(pool({ cfo: { idle: 500 } }), request('cfo'), NOW, rules(), catalogue());
+    expect(d.kind === 'already_running' && d.state.agents.get('cfo')?.lastActive).toBe(NOW);
+  });
+
+  it('reserves the slot as starting with who asked and when', () => {
+    const d = decideRequest(pool({}), request('cfo', 'cto'), NOW, rules(), catalogue());
+    expect(d.kind === 'start' && d.state.agents.get('cfo')).toEqual({ status: 'starting', started: NOW, lastActive: NOW, requestedBy: 'cto' });
+  });
+
+  it('does not evict for autostart', () => {
+    const d = decideRequest(pool({ ceo: {}, cto: {}, qa: {} }), request('cfo', 'autostart'), NOW, rules(), catalogue(), { allowEvict: false });
+    expect(d.kind).toBe('pool_full');
+  });
+
+  it('counts a pinned agent against the cap', () => {
+    const d = decideRequest(pool({ ceo: { idle: 9000 }, cto: { idle: 1 } }), request('cfo'), NOW, rules({ maxAgents: 2, pinned: ['ceo'] }), catalogue());
+    expect(d.kind).toBe('pool_full');
+  });
+});
+
+describe('outcomes of a start or an eviction', () => {
+  it('a confirmed start makes the agent running', () => {
+    expect(statuses(startSucceeded(pool({ cfo: { status: 'starting' } }), 'cfo', NOW))).toEqual({ cfo: 'running' });
+  });
+
+  it('a failed start leaves the pool as it was before the start was decided', () => {
+    const before = pool({ ceo: {}, cto: {} });
+    const d = decideRequest(before, request('cfo'), NOW, rules(), catalogue());
+    if (d.kind !== 'start') throw new Error(d.kind);
+    expect(startFailed(d.state, 'cfo')).toEqual(before);
+  });
+
+  it('a confirmed stop of the victim hands its slot to the newcomer', () => {
+    const d = decideRequest(pool({ ceo: {}, cto: { idle: 900 }, qa: {} }), request('cfo'), NOW, rules(), catalogue());
+    if (d.kind !== 'evict') throw new Error(d.kind);
+    const after = stopConfirmed(d.state, d.victim);
+    expect(statuses(after)).toEqual({ ceo: 'running', qa: 'running', cfo: 'starting' });
+    expect(slotsUsed(after)).toBe(3);
+  });
+
+  it('a victim that will not stop takes its slot back and the newcomer gives up its reservation', () => {
+    const d = decideRequest(pool({ ceo: {}, cto: { idle: 900 }, qa: {} }), request('cfo'), NOW, rules(), catalogue());
+    if (d.kind !== 'evict') throw new Error(d.kind);
+    const after = evictionFailed(d.state, 'cto', 'cfo');
+    expect(statuses(after)).toEqual({ ceo: 'running', cto: 'stopping', qa: 'running' });
+    expect(after.agents.get('cto')?.slotFor).toBeUndefined();
+    expect(slotsUsed(after)).toBe(3);
+  });
+});
+
+describe('decideRelease', () => {
+  it.each([
+    { rule: 'refuses an infrastructure service', state: pool({}), agent: 'ollama', kind: 'forbidden' },
+    { rule: 'refuses an unknown agent', state: pool({}), agent: 'janitor', kind: 'unknown_agent' },
+    { rule: 'answers not_running for a known agent that is not pooled', state: pool({}), agent: 'cfo', kind: 'not_running' },
+    { rule: 'stops a running agent', state: pool({ cfo: {} }), agent: 'cfo', kind: 'stop' },
+    { rule: 'joins a stop in flight', state: pool({ cfo: { status: 'stopping' } }), agent: 'cfo', kind: 'join_stop' },
+    { rule: 'waits for a start in flight before stopping', state: pool({ cfo: { status: 'starting' } }), agent: 'cfo', kind: 'await_start' },
+  ])('$rule', ({ state, agent, kind }) => {
+    expect(decideRelease(state, agent, rules(), catalogue()).kind).toBe(kind);
+  });
+
+  it('keeps a released agent counted while it stops', () => {
+    const d = decideRelease(pool({ cfo: {} }), 'cfo', rules(), catalogue());
+    expect(d.kind === 'stop' && slotsUsed(d.state)).toBe(1);
+  });
+});
+
+describe('activity', () => {
+  it.each([
+    { what: 'a heartbeat moves last_active forward', state: pool({ cfo: { idle: 100 } }), at: NOW, expected: NOW },
+    { what: 'an older mark never moves last_active back', state: pool({ cfo: { idle: 10 } }), at: secondsAgo(50), expected: secondsAgo(10) },
+    { what: 'a heartbeat counts for an agent still starting', state: pool({ cfo: { status: 'starting', idle: 100 } }), at: NOW, expected: NOW },
+    { what: 'a heartbeat for a stopping agent changes nothing', state: pool({ cfo: { status: 'stopping', idle: 100 } }), at: NOW, expected: secondsAgo(100) },
+  ])('$what', ({ state, at, expected }) => {
+    expect(recordActivity(state, 'cfo', at).agents.get('cfo')?.lastActive).toBe(expected);
+  });
+
+  it('a heartbeat for an agent that is not running changes nothing', () => {
+    const state = pool({ ceo: {} });
+    expect(recordActivity(state, 'cfo', NOW)).toBe(state);
+  });
+
+  it('folds activity-file times into last_active and ignores files of agents not pooled', () => {
+    const state = pool({ ceo: { idle: 100 }, cto: { idle: 5 } });
+    const after = applyActivityMarks(state, new Map([['ceo', secondsAgo(20)], ['cto', secondsAgo(50)], ['ghost', NOW]]));
+    expect([...after.agents].map(([n, r]) => [n, r.lastActive])).toEqual([['ceo', secondsAgo(20)], ['cto', secondsAgo(5)]]);
+  });
+});

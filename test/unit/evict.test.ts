@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { decideRequest, pickVictim, slotsUsed } from '../../src/core/index.js';
+import { NOW, catalogue, pool, rules, statuses } from '../support/builders.js';
+
+describe('pickVictim: who is evicted when the pool is full (SPEC §1 rule 5)', () => {
+  it.each([
+    {
+      rule: 'evicts the least recently active agent',
+      state: pool({ ceo: { idle: 100 }, cto: { idle: 300 }, cfo: { idle: 200 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'does not evict an agent active within the grace period',
+      state: pool({ ceo: { idle: 10 }, cto: { idle: 59 }, cfo: { idle: 61 } }),
+      victim: 'cfo',
+    },
+    {
+      rule: 'protects an agent last active exactly at the grace boundary',
+      state: pool({ ceo: { idle: 60 }, cto: { idle: 30 }, cfo: { idle: 20 } }),
+      victim: undefined,
+    },
+    {
+      rule: 'evicts an agent one millisecond past the grace boundary',
+      state: pool({ ceo: { idle: 60.001 }, cto: { idle: 30 }, cfo: { idle: 20 } }),
+      victim: 'ceo',
+    },
+    {
+      rule: 'never evicts the requested agent itself',
+      state: pool({ designer: { idle: 900 }, cto: { idle: 300 }, cfo: { idle: 200 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'never evicts a pinned agent, however idle',
+      state: pool({ ceo: { idle: 5000 }, cto: { idle: 300 }, cfo: { idle: 200 } }),
+      pinned: ['ceo'],
+      victim: 'cto',
+    },
+    {
+      rule: 'never evicts an infrastructure service, even one found in the state',
+      state: pool({ gateway: { idle: 5000 }, cto: { idle: 300 }, cfo: { idle: 200 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'does not pick an agent that is already stopping',
+      state: pool({ ceo: { status: 'stopping', idle: 5000 }, cto: { idle: 300 }, cfo: { idle: 200 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'does not pick an agent whose start is in flight',
+      state: pool({ ceo: { status: 'starting', idle: 5000 }, cto: { idle: 300 }, cfo: { idle: 200 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'finds nobody when every agent is protected',
+      state: pool({ ceo: { idle: 1 }, cto: { status: 'stopping', idle: 900 }, cfo: { idle: 900 } }),
+      pinned: ['cfo'],
+      victim: undefined,
+    },
+    {
+      rule: 'breaks a tie in last activity by the earlier start, then by name',
+      state: pool({ cto: { idle: 300, startedAgo: 1000 }, cfo: { idle: 300, startedAgo: 2000 }, ceo: { idle: 300, startedAgo: 2000 } }),
+      victim: 'ceo',
+    },
+    {
+      rule: 'with no grace period, protects only activity at this very instant',
+      state: pool({ ceo: { idle: 0 }, cto: { idle: 0.5 } }),
+      grace: 0,
+      victim: 'cto',
+    },
+  ])('$rule', ({ state, pinned, grace, victim }) => {
+    expect(pickVictim(state, NOW, rules({ pinned, evictGraceMs: grace === undefined ? undefined : grace * 1000 }), 'designer')).toBe(victim);
+  });
+});
+
+describe('slotsUsed: what counts against MAX_AGENTS', () => {
+  it.each([
+    { what: 'an empty pool', state: pool({}), used: 0 },
+    { what: 'starting, running and stopping agents alike', state: pool({ a: { status: 'starting' }, b: {}, c: { status: 'stopping' } }), used: 3 },
+    {
+      what: 'an evicted agent and the agent its slot is promised to as one slot',
+      state: pool({ a: { status: 'stopping', slotFor: 'b' }, b: { status: 'starting' } }),
+      used: 1,
+    },
+  ])('counts $what', ({ state, used }) => {
+    expect(slotsUsed(state)).toBe(used);
+  });
+});
+
+describe('decideRequest: the eviction path keeps the cap', () => {
+  it('marks the victim stopping, promises its slot and reserves the newcomer, in one state', () => {
+    const state = pool({ ceo: { idle: 100 }, cto: { idle: 300 }, cfo: { idle: 200 } });
+    const decision = decideRequest(state, { agent: 'qa', requestedBy: 'ceo' }, NOW, rules(), catalogue());
+    expect(decision).toMatchObject({ kind: 'evict', victim: 'cto' });
+    if (decision.kind !== 'evict') return;
+    expect(statuses(decision.state)).toEqual({ ceo: 'running', cto: 'stopping', cfo: 'running', qa: 'starting' });
+    expect(decision.state.agents.get('cto')?.slotFor).toBe('qa');
+    expect(slotsUsed(decision.state)).toBe(3);
+  });
+
+  it('answers pool_full rather than exceed the cap when starting and stopping agents fill it', () => {
+    const state = pool({ ceo: { status: 'starting' }, cto: { status: 'stopping' }, cfo: { idle: 5 } });
+    expect(decideRequest(state, { agent: 'qa', requestedBy: 'x' }, NOW, rules(), catalogue()).kind).toBe('pool_full');
+  });
+
+  it('never lets a second eviction take a slot already promised', () => {
+    let state = pool({ ceo: { idle: 100 }, cto: { idle: 300 }, cfo: { idle: 200 } });
+    const kinds: string[] = [];
+    for (const agent of ['qa', 'designer', 'software-engineer', 'ceo']) {
+      const d = decideRequest(state, { agent, requestedBy: 'x' }, NOW, rules({ evictGraceMs: 0 }), catalogue());
+      kinds.push(d.kind);
+      if ('state' in d) state = d.state;
+      expect(slotsUsed(state)).toBeLessThanOrEqual(3);
+    }
+    // Three evictions use up the three running agents; the fourth request finds only in-flight agents.
+    expect(kinds).toEqual(['evict', 'evict', 'evict', 'await_stop']);
+  });
+});

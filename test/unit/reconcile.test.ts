@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { type ObservedAgent, reconcile } from '../../src/core/index.js';
+import { NOW, pool, rules, secondsAgo, statuses } from '../support/builders.js';
+
+const up = (...agents: string[]): ObservedAgent[] => agents.map((agent) => ({ agent, running: true }));
+
+describe('reconcile against what Docker observes', () => {
+  it.each([
+    {
+      rule: 'drops a running agent whose container is gone',
+      state: pool({ ceo: {}, cto: {} }),
+      observed: up('ceo'),
+      expected: { ceo: 'running' },
+      lost: ['cto'],
+    },
+    {
+      rule: 'drops an agent whose container exists but is not running',
+      state: pool({ ceo: {} }),
+      observed: [{ agent: 'ceo', running: false }],
+      expected: {},
+      lost: ['ceo'],
+    },
+    {
+      rule: 'adopts a running container the state does not know',
+      state: pool({ ceo: {} }),
+      observed: up('ceo', 'cfo'),
+      expected: { ceo: 'running', cfo: 'running' },
+      adopted: ['cfo'],
+    },
+    {
+      rule: 'never adopts an infrastructure service',
+      state: pool({}),
+      observed: up('gateway', 'litellm', 'ollama'),
+      expected: {},
+    },
+    {
+      rule: 'drops an infrastructure service found in the state (the configuration changed)',
+      state: pool({ ollama: {} }),
+      observed: up('ollama'),
+      expected: {},
+      lost: ['ollama'],
+    },
+    {
+      rule: 'completes a start left behind by a restart when its container came up',
+      state: pool({ cfo: { status: 'starting' } }),
+      observed: up('cfo'),
+      expected: { cfo: 'running' },
+    },
+    {
+      rule: 'drops a start left behind by a restart when its container never came up',
+      state: pool({ cfo: { status: 'starting' } }),
+      observed: [],
+      expected: {},
+      lost: ['cfo'],
+    },
+    {
+      rule: 'finishes a stop left behind by a restart',
+      state: pool({ cfo: { status: 'stopping' } }),
+      observed: up('cfo'),
+      expected: { cfo: 'stopping' },
+      stop: ['cfo'],
+    },
+    {
+      rule: 'counts a stop left behind as done when the container is down',
+      state: pool({ cfo: { status: 'stopping' } }),
+      observed: [],
+      expected: {},
+      stopped: ['cfo'],
+    },
+    {
+      rule: 'leaves agents with an operation in flight alone',
+      state: pool({ cfo: { status: 'starting' }, cto: { status: 'stopping' } }),
+      observed: up('cto'),
+      busy: ['cfo', 'cto'],
+      expected: { cfo: 'starting', cto: 'stopping' },
+    },
+    {
+      rule: 'stops the least recently active unprotected agents when adoption overfills the pool',
+      state: pool({ ceo: { idle: 500 }, cto: { idle: 100 } }),
+      observed: up('ceo', 'cto', 'cfo', 'qa'),
+      expected: { ceo: 'stopping', cto: 'running', cfo: 'running', qa: 'running' },
+      adopted: ['cfo', 'qa'],
+      stop: ['ceo'],
+    },
+    {
+      rule: 'holds the cap even when every agent is inside its grace period, stopping pinned agents last',
+      state: pool({ ceo: { idle: 5 }, cto: { idle: 1 }, cfo: { idle: 2 }, qa: { idle: 3 }, designer: { idle: 9999 } }),
+      observed: up('ceo', 'cto', 'cfo', 'qa', 'designer'),
+      pinned: ['designer'],
+      expected: { ceo: 'stopping', cto: 'running', cfo: 'running', qa: 'stopping', designer: 'running' },
+      stop: ['ceo', 'qa'],
+    },
+  ])('$rule', ({ state, observed, busy, pinned, expected, lost = [], adopted = [], stop = [], stopped = [] }) => {
+    const result = reconcile(state, observed, NOW, rules({ pinned }), new Set(busy));
+    expect(statuses(result.state)).toEqual(expected);
+    expect(result.lost.map((l) => l.agent)).toEqual(lost);
+    expect(result.adopted).toEqual(adopted);
+    expect(result.stop).toEqual(stop);
+    expect(result.stopped).toEqual(stopped);
+  });
+
+  it('gives an adopted agent requested_by "adopted" and its container start as start and last activity', () => {
+    const result = reconcile(pool({}), [{ agent: 'cfo', running: true, startedAt: secondsAgo(30) }], NOW, rules());
+    expect(result.state.agents.get('cfo')).toEqual({ status: 'running', started: secondsAgo(30), lastActive: secondsAgo(30), requestedBy: 'adopted' });
+  });
+
+  it('voids a slot promise whose newcomer is gone after a restart, so the victim counts again', () => {
+    const state = pool({ cto: { status: 'stopping', slotFor: 'cfo' }, cfo: { status: 'starting' } });
+    const result = reconcile(state, up('cto'), NOW, rules());
+    expect(statuses(result.state)).toEqual({ cto: 'stopping' });
+    expect(result.state.agents.get('cto')?.slotFor).toBeUndefined();
+    expect(result.stop).toEqual(['cto']);
+  });
+
+  it('treats an agent with several containers as running if any of them runs', () => {
+    const result = reconcile(pool({ ceo: {} }), [{ agent: 'ceo', running: false }, { agent: 'ceo', running: true }], NOW, rules());
+    expect(statuses(result.state)).toEqual({ ceo: 'running' });
+  });
+
+  it('is a no-op when state and Docker agree', () => {
+    const state = pool({ ceo: {}, cto: {} });
+    const result = reconcile(state, up('ceo', 'cto', 'gateway'), NOW, rules());
+    expect(result.state).toEqual(state);
+    expect([result.lost, result.adopted, result.stop, result.stopped].flat()).toEqual([]);
+  });
+});
