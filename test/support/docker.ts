@@ -20,7 +20,7 @@ export async function requireDocker(): Promise<boolean> {
 
 async function dockerProblem(): Promise<string | undefined> {
   const info = await execa('docker', ['info', '--format', '{{.ServerVersion}}'], { reject: false, timeout: 20_000 });
-  if (info.failed) return `'docker info' failed (${(info.stderr || info.shortMessage).trim().split('\n')[0]})`;
+  if (info.failed) return `'docker info' failed (${(info.stderr || info.shortMessage || '').trim().split('\n')[0]})`;
   const compose = await execa('docker', ['compose', 'version'], { reject: false, timeout: 20_000 });
   if (compose.failed) return "'docker compose' (compose v2) is not installed";
   const image = await execa('docker', ['image', 'inspect', TEST_IMAGE], { reject: false, timeout: 20_000 });
