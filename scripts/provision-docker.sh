@@ -59,7 +59,8 @@ install_compose_plugin() {
 
 start_dockerd() {
   if docker info >/dev/null 2>&1; then return 0; fi
-  if ! pgrep -x dockerd >/dev/null; then
+  # A killed dockerd may linger as a zombie of its old parent: only a live one counts.
+  if ! ps -C dockerd -o stat= 2>/dev/null | grep -qv '^Z'; then
     log "starting dockerd (log: $DOCKERD_LOG)"
     # containerd is started by dockerd itself when no system containerd is running.
     nohup dockerd >"$DOCKERD_LOG" 2>&1 </dev/null &
