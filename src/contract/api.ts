@@ -18,8 +18,9 @@ export const RequestInput = z.object({
 export type RequestInput = z.input<typeof RequestInput>;
 export type RequestCommand = z.output<typeof RequestInput>;
 
-export const ReleaseInput = z.object({ agent: AgentName });
-export type ReleaseInput = z.infer<typeof ReleaseInput>;
+/** `requested_by` is not in the bash manager's release body; when given, the event log says who released. */
+export const ReleaseInput = z.object({ agent: AgentName, requested_by: RequesterName.default('api') });
+export type ReleaseInput = z.input<typeof ReleaseInput>;
 
 export const HeartbeatInput = z.object({ agent: AgentName });
 export type HeartbeatInput = z.infer<typeof HeartbeatInput>;
@@ -39,6 +40,12 @@ export const UnknownAgentReply = z.object({
 });
 export const ForbiddenReply = z.object({ status: z.literal('forbidden'), ...agentField, error: z.string() });
 export const DriverErrorReply = z.object({ status: z.literal('error'), ...agentField, error: z.string() });
+export type StartedReply = z.infer<typeof StartedReply>;
+export type AlreadyRunningReply = z.infer<typeof AlreadyRunningReply>;
+export type PoolFullReply = z.infer<typeof PoolFullReply>;
+export type UnknownAgentReply = z.infer<typeof UnknownAgentReply>;
+export type ForbiddenReply = z.infer<typeof ForbiddenReply>;
+export type DriverErrorReply = z.infer<typeof DriverErrorReply>;
 
 export const RequestReply = z.discriminatedUnion('status', [
   StartedReply,
@@ -63,12 +70,17 @@ export const HeartbeatReply = z.object({ status: z.literal('ok') });
 export type HeartbeatReply = z.infer<typeof HeartbeatReply>;
 
 /** One pooled agent as the wire shows it; times per `formatWireTime`. */
+/** Why an agent may not be evicted right now (null: it may). */
+export const Protection = z.enum(['requested', 'pinned', 'grace', 'starting', 'stopping']);
+export type Protection = z.infer<typeof Protection>;
+
 export const AgentView = z.object({
   id: z.string(),
   started: z.string(),
   last_active: z.string(),
   requested_by: z.string(),
   state: AgentStatus,
+  protection: Protection.nullable(),
 });
 export type AgentView = z.infer<typeof AgentView>;
 

@@ -1,9 +1,8 @@
+import type { Protection } from '../contract/index.js';
 import type { AgentRecord, PoolRules, PoolState } from './state.js';
 
-/** Why an agent may not be evicted right now; undefined when it may. */
-export type Protection = 'requested' | 'pinned' | 'grace' | 'starting' | 'stopping';
-
 /**
+ * Why an agent may not be evicted right now; undefined when it may.
  * Agents active within the grace period are protected, the boundary included: an agent last active
  * exactly `EVICT_GRACE_SECONDS` ago is still protected. Starting agents are not victims either: their
  * start is in flight and evicting them would only waste it.

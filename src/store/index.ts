@@ -2,3 +2,4 @@ export * from './atomic.js';
 export * from './state-store.js';
 export * from './roster.js';
 export * from './activity.js';
+export * from './events.js';

@@ -154,7 +154,7 @@ describe('roster.json', () => {
   it('writes the status shape plus heartbeat interval and update time, atomically', async () => {
     const dir = await tempDir();
     const roster = createRosterWriter(dir, 30);
-    await roster.write(statusView(pool({ ceo: {} }), rules()), NOW);
+    await roster.write(statusView(pool({ ceo: {} }), NOW, rules()), NOW);
     const text = await readFile(join(dir, 'roster.json'), 'utf8');
     expect(RosterFile.parse(JSON.parse(text))).toMatchObject({ slots_total: 3, slots_free: 2, heartbeat_interval: 30, updated_at: '2026-02-28T05:17:04Z' });
     expect(JSON.parse(text).running.map((a: { id: string }) => a.id)).toEqual(['ceo']);

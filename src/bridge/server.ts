@@ -1,0 +1,174 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { TRPCError } from '@trpc/server';
+import { DriverError, ForbiddenAgentError, PoolFullError, UnknownAgentError } from '../core/errors.js';
+import { inputIssues } from '../rpc/errors.js';
+import type { createCaller } from '../rpc/routers/_app.js';
+
+type Caller = ReturnType<typeof createCaller>;
+type Method = 'GET' | 'POST';
+type Handler = (caller: Caller, body: unknown) => Promise<unknown>;
+
+/**
+ * The bridge is a route table onto the router's procedures: it parses HTTP, calls the same
+ * procedure the socket would, and renders the outcome as SPEC §2 says. It implements no operation.
+ */
+const ROUTES: Readonly<Record<string, Partial<Record<Method, Handler>>>> = {
+  '/request': { POST: (caller, body) => caller.pool.request(body as never) },
+  '/release': { POST: (caller, body) => caller.pool.release(body as never) },
+  '/heartbeat': { POST: (caller, body) => caller.pool.heartbeat(body as never) },
+  '/status': { GET: (caller) => caller.info.status() },
+  '/available': { GET: (caller) => caller.info.available() },
+  '/health': { GET: (caller) => caller.info.health() },
+};
+
+export interface BridgeOptions {
+  readonly caller: Caller;
+  readonly maxBodySize: number;
+  /** When it returns a token, POST endpoints require `Authorization: Bearer <token>` (read per request: SIGHUP may change it). */
+  readonly token: () => string | undefined;
+  readonly onError: (what: string, error: unknown) => void;
+}
+
+/** Slow or idle clients must not hold connections: whole headers within 10 s, a whole request within 30 s. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+const MAX_HEADERS = 64;
+const MAX_CONNECTIONS = 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function createBridgeServer(options: BridgeOptions): Server {
+  const server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      options.onError('bridge request', error);
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  });
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.maxHeadersCount = MAX_HEADERS;
+  server.maxConnections = MAX_CONNECTIONS;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const path = normalizePath(req.url ?? '/');
+      const route = ROUTES[path];
+      if (route === undefined) throw new HttpError(404, 'not found');
+      const handler = route[req.method as Method];
+      if (handler === undefined) {
+        throw new HttpError(405, `method ${req.method} not allowed on ${path}`, { Allow: Object.keys(route).join(', ') });
+      }
+      let body: unknown;
+      if (req.method === 'POST') {
+        const token = options.token();
+        if (token !== undefined && !authorized(req.headers.authorization, digest(token))) {
+          throw new HttpError(401, 'unauthorized: send Authorization: Bearer <POOL_TOKEN>', { 'WWW-Authenticate': 'Bearer' });
+        }
+        body = parseJsonObject(await readBody(req, options.maxBodySize));
+      } else {
+        req.resume();
+      }
+      send(res, 200, await call(handler, body));
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error;
+      const close = error.status === 413;
+      send(res, error.status, { error: error.message }, { ...error.headers, ...(close && { Connection: 'close' }) });
+      // The rest of an oversized body is never read: the connection goes once the reply is out.
+      if (close) res.once('finish', () => req.destroy());
+    }
+  }
+
+  async function call(handler: Handler, body: unknown): Promise<unknown> {
+    try {
+      return await handler(options.caller, body);
+    } catch (error) {
+      const cause = error instanceof TRPCError ? error.cause : error;
+      const issues = error instanceof TRPCError && error.code === 'BAD_REQUEST' ? inputIssues(cause) : null;
+      if (issues !== null) throw new HttpError(400, issues[0] ?? 'invalid request');
+      const agent = (body as { agent?: unknown } | undefined)?.agent;
+      const reply = poolErrorReply(cause, typeof agent === 'string' ? agent : '');
+      if (reply === undefined) throw cause;
+      return reply;
+    }
+  }
+
+  return server;
+}
+
+/** The one mapping of pool errors to bridge replies (SPEC §2: HTTP 200, so `curl -sf` scripts print them). */
+function poolErrorReply(error: unknown, agent: string): Record<string, unknown> | undefined {
+  if (error instanceof PoolFullError) return { status: 'pool_full', error: error.message };
+  if (error instanceof UnknownAgentError) return { status: 'unknown_agent', agent, error: error.message, known: error.known };
+  if (error instanceof ForbiddenAgentError) return { status: 'forbidden', agent, error: error.message };
+  if (error instanceof DriverError) return { status: 'error', agent, error: error.message };
+  return undefined;
+}
+
+/** `/status/?x=1` → `/status`: trailing slashes and query strings are accepted. */
+function normalizePath(url: string): string {
+  const path = url.split('?', 1)[0] ?? '/';
+  return path.length > 1 ? path.replace(/\/+$/, '') || '/' : path;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    return Promise.reject(new HttpError(413, `request body over ${limit} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.pause();
+        reject(new HttpError(413, `request body over ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.once('error', reject);
+  });
+}
+
+function parseJsonObject(text: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, text.trim() === '' ? 'request body required: a JSON object' : 'malformed JSON in request body');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'request body must be a JSON object');
+  return value;
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** Compares digests in constant time, so the token cannot be guessed byte by byte from timings. */
+function authorized(header: string | undefined, expected: Buffer): boolean {
+  const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
+  return match?.[1] !== undefined && timingSafeEqual(digest(match[1].trim()), expected);
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}

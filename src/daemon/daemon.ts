@@ -1,0 +1,331 @@
+import { EventEmitter, on } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createHTTPServer } from '@trpc/server/adapters/standalone';
+import { createBridgeServer } from '../bridge/server.js';
+import type { HealthReply, PoolConfig, PoolEvent } from '../contract/index.js';
+import { parseAutostart, planAutostart, rulesFromConfig } from '../core/index.js';
+import { type ComposeDriver, createComposeDriver } from '../drivers/compose.js';
+import { createContext } from '../rpc/context.js';
+import { appRouter, createCaller } from '../rpc/routers/_app.js';
+import { listenOnSocket } from '../rpc/socket.js';
+import { createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
+import { type Logger, describeError, formatEvent } from './log.js';
+import { type Pool, type PoolSettings, createPool } from './pool.js';
+
+export const VERSION = '0.1.0';
+export const AUTOSTART_FILE = 'autostart.txt';
+/** Docker events arrive in bursts (create, start, attach, ...): one reconcile per burst. */
+const EVENT_DEBOUNCE_MS = 250;
+const EVENTS_BACKOFF_MIN_MS = 1000;
+const EVENTS_BACKOFF_MAX_MS = 60_000;
+
+export class DaemonStartError extends Error {
+  override name = 'DaemonStartError';
+}
+
+export interface DaemonOptions {
+  readonly config: PoolConfig;
+  readonly log: Logger;
+  readonly clock?: () => number;
+}
+
+const settingsOf = (config: PoolConfig): PoolSettings => ({
+  rules: rulesFromConfig(config),
+  stopTimeoutMs: config.stopTimeoutSeconds * 1000,
+});
+
+/**
+ * The daemon: wires config, driver, store, pool and both faces, and owns every timer and server it
+ * makes. `start` resolves once the socket and the bridge accept requests; `stop` undoes it all.
+ */
+export function createDaemon(options: DaemonOptions) {
+  const clock = options.clock ?? Date.now;
+  const { log } = options;
+  let config = options.config;
+  const startedAt = clock();
+  const bus = new EventEmitter();
+  bus.setMaxListeners(0);
+  const lifetime = new AbortController();
+  const bridges = new Map<string, Server>();
+  let socketServer: Server | undefined;
+  let driver: ComposeDriver | undefined;
+  let pool: Pool | undefined;
+  let networks: string[] = [];
+  let bridgePort = config.port;
+  let syncTimer: NodeJS.Timeout | undefined;
+  let debounceTimer: NodeJS.Timeout | undefined;
+  const background = new Set<Promise<unknown>>();
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+
+  const onError = (what: string, error: unknown) => log.error(`error ${what}: ${describeError(error)}`);
+  const runInBackground = (work: Promise<unknown>) => {
+    const tracked = work.catch((error) => onError('in background work', error)).finally(() => background.delete(tracked));
+    background.add(tracked);
+  };
+
+  function health(): HealthReply {
+    const h = requirePool().health();
+    return {
+      status: h.ok ? 'ok' : 'degraded',
+      ...(h.reason !== undefined && { reason: h.reason }),
+      docker: h.docker ? 'ok' : 'unreachable',
+      uptime_seconds: Math.round((clock() - startedAt) / 1000),
+      version: VERSION,
+    };
+  }
+
+  function requirePool(): Pool {
+    if (pool === undefined) throw new Error('daemon not started');
+    return pool;
+  }
+
+  async function* subscribe(signal: AbortSignal): AsyncIterable<PoolEvent> {
+    try {
+      for await (const [event] of on(bus, 'event', { signal })) yield event as PoolEvent;
+    } catch (error) {
+      if (!signal.aborted) throw error;
+    }
+  }
+
+  function configView(): Record<string, unknown> {
+    return { ...config, token: config.token === undefined ? undefined : '(set)' };
+  }
+
+  const rpcDeps = {
+    get pool() {
+      return requirePool();
+    },
+    health,
+    subscribe,
+    configView,
+  };
+
+  async function listenBridge(address: string): Promise<void> {
+    if (bridges.has(address)) return;
+    const server = createBridgeServer({
+      caller: createCaller(createContext(rpcDeps)),
+      maxBodySize: config.maxBodySize,
+      token: () => config.token,
+      onError,
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(
+          error.code === 'EADDRINUSE'
+            ? new DaemonStartError(`port ${bridgePort} on ${address} is already in use (another openclaw-pool daemon?); stop it or set POOL_PORT`)
+            : new DaemonStartError(`cannot listen on ${address}:${bridgePort}: ${error.message} (check POOL_BIND)`),
+        ),
+      );
+      server.listen(bridgePort, address, () => resolve());
+    });
+    // With POOL_PORT=0 the first listener picks the port and the others share it.
+    bridgePort = (server.address() as AddressInfo).port;
+    bridges.set(address, server);
+    log.info(`bridge listening on http://${address.includes(':') ? `[${address}]` : address}:${bridgePort}`);
+  }
+
+  /** SPEC §6: loopback plus the gateway of each Docker network the agents use, as soon as those networks exist. */
+  async function bindDefaultAddresses(): Promise<void> {
+    if (config.bind !== undefined || driver === undefined) return;
+    const gateways = await driver.networkGateways(networks).catch((error: unknown) => {
+      onError('reading Docker network gateways', error);
+      return [];
+    });
+    for (const address of ['127.0.0.1', ...gateways]) await listenBridge(address);
+  }
+
+  function scheduleReconcile(): void {
+    if (debounceTimer !== undefined) return;
+    debounceTimer = setTimeout(() => {
+      debounceTimer = undefined;
+      runInBackground(reconcileNow());
+    }, EVENT_DEBOUNCE_MS);
+  }
+
+  async function reconcileNow(): Promise<void> {
+    try {
+      await requirePool().reconcile();
+    } catch (error) {
+      onError('reconciling with Docker (will retry)', error);
+      return;
+    }
+    if (config.bind === undefined && bridges.size < networks.length + 1) await bindDefaultAddresses();
+  }
+
+  function armSyncTimer(): void {
+    clearTimeout(syncTimer);
+    syncTimer = setTimeout(() => {
+      void reconcileNow().finally(() => {
+        if (!lifetime.signal.aborted) armSyncTimer();
+      });
+    }, config.syncIntervalSeconds * 1000);
+  }
+
+  /** Follows `docker events` for the project while the stream is up; restarts it with backoff when it drops. */
+  async function followDockerEvents(): Promise<void> {
+    const signal = lifetime.signal;
+    let backoff = EVENTS_BACKOFF_MIN_MS;
+    while (!signal.aborted && driver !== undefined) {
+      const since = clock();
+      try {
+        for await (const _event of driver.events(signal)) scheduleReconcile();
+      } catch (error) {
+        if (signal.aborted) return;
+        onError('following docker events', error);
+      }
+      if (signal.aborted) return;
+      if (clock() - since > EVENTS_BACKOFF_MAX_MS) backoff = EVENTS_BACKOFF_MIN_MS;
+      log.info(`docker events stream ended; reconnecting in ${backoff / 1000} s`);
+      await sleep(backoff, undefined, { signal }).catch(() => {});
+      backoff = Math.min(backoff * 2, EVENTS_BACKOFF_MAX_MS);
+      scheduleReconcile();
+    }
+  }
+
+  async function autostart(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(join(config.poolDir, AUTOSTART_FILE), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') onError(`reading ${AUTOSTART_FILE}`, error);
+      return;
+    }
+    const list = parseAutostart(text);
+    for (const { line, text: bad } of list.invalid) log.error(`${AUTOSTART_FILE}:${line}: ${JSON.stringify(bad)} is not a valid agent name; skipped`);
+    const p = requirePool();
+    const plan = planAutostart(list.agents, p.state(), settingsOf(config).rules, { known: new Set(p.known()) });
+    for (const { agent, reason } of plan.skipped) log.info(`autostart: skipping ${agent} (${reason})`);
+    for (const agent of plan.start) {
+      if (lifetime.signal.aborted) return;
+      try {
+        await p.request(agent, 'autostart', { allowEvict: false });
+      } catch (error) {
+        log.error(`autostart: ${agent} not started: ${describeError(error)}`);
+      }
+    }
+  }
+
+  return {
+    /** The address the bridge answers on (the first one), for tests and logs. */
+    bridgeUrl(): string {
+      const [address] = bridges.keys();
+      return `http://${address}:${bridgePort}`;
+    },
+
+    async start(): Promise<void> {
+      // The socket comes first: it is the lock that keeps a second daemon off the same pool.
+      const rpcServer = createHTTPServer({
+        router: appRouter,
+        createContext: async () => {
+          await ready;
+          return createContext(rpcDeps);
+        },
+        onError: ({ error, path }) => {
+          if (error.code === 'INTERNAL_SERVER_ERROR') onError(`in ${path ?? 'rpc'}`, error.cause ?? error);
+        },
+      });
+      try {
+        await listenOnSocket(rpcServer, config.socketPath, config.socketGroup);
+      } catch (error) {
+        throw new DaemonStartError(describeError(error));
+      }
+      socketServer = rpcServer;
+      log.info(`socket listening on ${config.socketPath}`);
+
+      driver = createComposeDriver({ dockerBin: config.dockerBin, composeDir: config.composeDir, project: config.composeProject });
+      let project;
+      try {
+        project = await driver.init();
+      } catch (error) {
+        throw new DaemonStartError(`cannot read the compose project in ${config.composeDir}: ${describeError(error)}`);
+      }
+      networks = project.networks;
+      log.info(`compose project ${project.name}: agents ${project.services.filter((s) => !config.infraServices.includes(s)).join(', ') || '(none)'}; infrastructure ${config.infraServices.join(', ') || '(none)'}`);
+
+      const store = createStateStore(config.poolDir);
+      const loaded = await store.load(clock());
+      if (loaded.corrupt) log.error(`state.json was unreadable (${loaded.corrupt.reason}); moved to ${loaded.corrupt.movedTo}; rebuilding the state from Docker`);
+      if (loaded.ignored.length > 0) log.info(`state.json: ignored agents not in the pool: ${loaded.ignored.join(', ')}`);
+      await ensureActivityDir(config.poolDir);
+      const roster = createRosterWriter(config.poolDir, config.heartbeatIntervalSeconds);
+      const events = createEventLog(config.poolDir, (error) => onError('appending to events.jsonl', error));
+
+      pool = createPool(
+        {
+          driver,
+          save: (state) => store.save(state),
+          publish: (status) => roster.write(status, clock()),
+          readActivity: () => readActivityMarks(config.poolDir),
+          onEvent: (event) => {
+            log.info(formatEvent(event));
+            void events.append(event);
+            bus.emit('event', event);
+          },
+          onError,
+          clock,
+        },
+        loaded.state,
+        settingsOf(config),
+        project.services,
+      );
+
+      await reconcileNow();
+      if (config.bind !== undefined) for (const address of config.bind) await listenBridge(address);
+      else await bindDefaultAddresses();
+      markReady();
+      armSyncTimer();
+      runInBackground(followDockerEvents());
+      runInBackground(autostart());
+      log.info(`ready: ${config.maxAgents} slots, ${requirePool().status().slots_free} free`);
+    },
+
+    /** Re-reads the configuration (SIGHUP). What cannot change without a restart is named, not applied. */
+    async reload(next: PoolConfig): Promise<void> {
+      const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize'] as const;
+      const changed = fixed.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      if (changed.length > 0) log.error(`reload: ${changed.join(', ')} changed; restart the daemon to apply them`);
+      config = { ...next, ...Object.fromEntries(fixed.map((key) => [key, config[key]])) };
+      const services = await driver?.services().catch((error: unknown) => {
+        onError('reading the compose services on reload', error);
+        return undefined;
+      });
+      requirePool().configure(settingsOf(config), services);
+      log.info(`reloaded configuration: MAX_AGENTS=${config.maxAgents}, EVICT_GRACE_SECONDS=${config.evictGraceSeconds}, SYNC_INTERVAL=${config.syncIntervalSeconds}`);
+      armSyncTimer();
+      await reconcileNow();
+    },
+
+    /** Closes servers and timers. Agents keep running unless `stopAgents` (the systemd stop path). */
+    async stop(reason: string, { stopAgents = false } = {}): Promise<void> {
+      log.info(`shutting down (${reason})${stopAgents ? ', stopping pooled agents' : '; agents keep running'}`);
+      lifetime.abort();
+      clearTimeout(syncTimer);
+      clearTimeout(debounceTimer);
+      const servers = [...bridges.values(), ...(socketServer ? [socketServer] : [])];
+      await Promise.all(
+        servers.map(
+          (server) =>
+            new Promise<void>((resolve) => {
+              server.close(() => resolve());
+              server.closeAllConnections();
+            }),
+        ),
+      );
+      bridges.clear();
+      await Promise.allSettled([...background]);
+      if (pool !== undefined) {
+        if (stopAgents) await pool.stopAll('shutdown');
+        await pool.close();
+      }
+    },
+  };
+}
+
+export type Daemon = ReturnType<typeof createDaemon>;

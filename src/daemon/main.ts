@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../contract/index.js';
+import { readConfig } from './config.js';
+import { DaemonStartError, VERSION, createDaemon } from './daemon.js';
+import { createLogger, describeError } from './log.js';
+
+/** sysexits' EX_CONFIG: systemd's RestartPreventExitStatus= keeps a bad pool.env from a restart loop. */
+const EXIT_CONFIG = 78;
+const EXIT_USAGE = 2;
+/** A shutdown that has not finished by then (Docker hanging) exits anyway; agents keep running. */
+const SHUTDOWN_GRACE_MS = 30_000;
+
+const USAGE = `Usage: openclaw-pool [--env-file PATH]
+
+Keeps a bounded pool of agent containers (docker compose services) running, with LRU eviction.
+
+Options:
+  --env-file PATH   read configuration from PATH (default: $POOL_ENV, ./pool.env, /etc/openclaw-pool/pool.env)
+  --version         print the version
+  -h, --help        print this help
+
+Signals: SIGTERM/SIGINT stop the daemon and leave agents running; SIGHUP re-reads the configuration.
+Every variable is documented in pool.env.example.`;
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: { 'env-file': { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }).values;
+  } catch (error) {
+    process.stderr.write(`openclaw-pool: ${describeError(error)}\n\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`openclaw-pool ${VERSION}\n`);
+    return 0;
+  }
+
+  const load = () => readConfig({ ...(args['env-file'] !== undefined && { envFile: args['env-file'] }), env: process.env, cwd: process.cwd() });
+  let loaded;
+  try {
+    loaded = await load();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`openclaw-pool: ${error.message}\n`);
+    return EXIT_CONFIG;
+  }
+
+  const log = createLogger({ logFile: loaded.config.logFile, clock: Date.now });
+  log.info(`openclaw-pool ${VERSION} starting (config: ${loaded.file ?? 'environment and defaults'})`);
+  const daemon = createDaemon({ config: loaded.config, log });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    stopping ??= daemon.stop(reason);
+    setTimeout(() => {
+      log.error(`shutdown did not finish within ${SHUTDOWN_GRACE_MS / 1000} s; exiting`);
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS).unref();
+    return stopping;
+  };
+
+  try {
+    await daemon.start();
+  } catch (error) {
+    log.error(`cannot start: ${describeError(error)}`);
+    await shutdown('start-up failed');
+    return error instanceof DaemonStartError ? 1 : 70;
+  }
+
+  return new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      shutdown(signal).then(
+        () => resolve(0),
+        (error: unknown) => {
+          log.error(`shutdown failed: ${describeError(error)}`);
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    process.on('SIGHUP', () => {
+      load()
+        .then(({ config }) => daemon.reload(config))
+        .catch((error: unknown) => log.error(`reload failed, keeping the running configuration: ${describeError(error)}`));
+    });
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`openclaw-pool: unexpected error: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(70);
+  },
+);

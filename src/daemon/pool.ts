@@ -1,0 +1,332 @@
+import type {
+  AlreadyRunningReply,
+  PoolEvent,
+  PoolEventType,
+  ReleaseReply,
+  StartedReply,
+  StatusReply,
+} from '../contract/index.js';
+import { formatWireTime } from '../contract/index.js';
+import {
+  type AgentDriver,
+  type Catalogue,
+  DriverError,
+  ForbiddenAgentError,
+  type PoolRules,
+  type PoolState,
+  PoolFullError,
+  UnknownAgentError,
+  applyActivityMarks,
+  availableAgents,
+  decideRelease,
+  decideRequest,
+  evictionFailed,
+  recordActivity,
+  reconcile,
+  startFailed,
+  startSucceeded,
+  statusView,
+  stopConfirmed,
+} from '../core/index.js';
+
+export type StartReply = StartedReply | AlreadyRunningReply;
+type Started = StartedReply;
+
+export interface PoolSettings {
+  readonly rules: PoolRules;
+  readonly stopTimeoutMs: number;
+}
+
+export interface PoolDeps {
+  readonly driver: AgentDriver;
+  /** Durable save of the state (state.json); rejects when it cannot be written. */
+  readonly save: (state: PoolState) => Promise<void>;
+  /** Best-effort publication of the status (roster.json). */
+  readonly publish: (status: StatusReply) => Promise<void>;
+  readonly readActivity: () => Promise<ReadonlyMap<string, number>>;
+  readonly onEvent: (event: PoolEvent) => void;
+  readonly onError: (what: string, error: unknown) => void;
+  readonly clock: () => number;
+}
+
+/** How often in-memory activity (heartbeats) is flushed to state.json: at most one fsync per interval. */
+export const ACTIVITY_FLUSH_MS = 1000;
+/** An unknown name may be an agent just added to the compose file; look again at most this often. */
+const CATALOGUE_REFRESH_MS = 5000;
+/** A request or release that keeps finding the agent in transition gives up after this many rounds. */
+const MAX_ROUNDS = 20;
+
+/**
+ * Carries out the core's decisions. Every decision and its reservation happen in one synchronous
+ * step on the current state, so concurrent callers can never both take the last slot; Docker work
+ * then runs outside that step with the slot held. Starts and stops in flight are shared promises,
+ * so overlapping requests for one agent ask Docker once and share its outcome.
+ */
+export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: PoolSettings, services: readonly string[]) {
+  let state = initial;
+  let settings = initialSettings;
+  let catalogue: Catalogue = catalogueOf(services, settings.rules);
+  let catalogueCheckedAt = deps.clock();
+  const starts = new Map<string, Promise<Started>>();
+  const stops = new Map<string, Promise<void>>();
+  /** Sequence number of each agent's last settled operation, so a reconcile ignores what changed under its listing. */
+  const settled = new Map<string, number>();
+  let sequence = 0;
+  let dirty = false;
+  let docker: { ok: boolean; reason?: string } = { ok: true };
+  let storeProblem: string | undefined;
+  let reconciling: Promise<void> | undefined;
+  let reconcileAgain = false;
+
+  const flushTimer = setInterval(() => {
+    if (dirty) void persist();
+  }, ACTIVITY_FLUSH_MS);
+  flushTimer.unref();
+
+  function catalogueOf(names: readonly string[], rules: PoolRules): Catalogue {
+    return { known: new Set(names.filter((name) => !rules.infra.has(name))) };
+  }
+
+  function emit(type: PoolEventType, agent: string, by: string, extra: { for?: string; reason?: string } = {}) {
+    deps.onEvent({ time: formatWireTime(deps.clock()), type, agent, by, ...extra });
+  }
+
+  /** Makes the current state durable. Never throws: a store failure is reported and retried by the flush timer. */
+  async function persist(): Promise<void> {
+    dirty = false;
+    const snapshot = state;
+    try {
+      await deps.save(snapshot);
+      storeProblem = undefined;
+    } catch (error) {
+      dirty = true;
+      storeProblem = `cannot write state: ${(error as Error).message}`;
+      deps.onError('saving state.json', error);
+    }
+    await deps.publish(statusView(snapshot, deps.clock(), settings.rules)).catch((error) => deps.onError('writing roster.json', error));
+  }
+
+  function track<T>(map: Map<string, Promise<T>>, agent: string, operation: Promise<T>): Promise<T> {
+    map.set(agent, operation);
+    const settle = () => {
+      if (map.get(agent) === operation) map.delete(agent);
+      settled.set(agent, ++sequence);
+    };
+    operation.then(settle, settle);
+    return operation;
+  }
+
+  const asDriverError = (error: unknown, agent: string): DriverError =>
+    error instanceof DriverError ? error : new DriverError(`${agent}: ${(error as Error).message}`, [], undefined, '', { cause: error });
+
+  async function stopAgent(agent: string, type: PoolEventType, by: string, extra: { for?: string; reason?: string } = {}): Promise<void> {
+    try {
+      await deps.driver.stop(agent, settings.stopTimeoutMs);
+    } catch (error) {
+      // Still `stopping`, still counted: Docker has not confirmed it is down. Reconcile retries.
+      emit('failed', agent, by, { reason: `stop failed: ${(error as Error).message}` });
+      await persist();
+      throw asDriverError(error, agent);
+    }
+    state = stopConfirmed(state, agent);
+    emit(type, agent, by, extra);
+    await persist();
+  }
+
+  async function startAgent(agent: string, by: string, eviction?: { victim: string; stopped: Promise<void> }): Promise<Started> {
+    if (eviction !== undefined) {
+      try {
+        await eviction.stopped;
+      } catch (error) {
+        state = evictionFailed(state, eviction.victim, agent);
+        await persist();
+        throw asDriverError(error, agent);
+      }
+    }
+    try {
+      await deps.driver.start(agent);
+    } catch (error) {
+      state = startFailed(state, agent);
+      emit('failed', agent, by, { reason: `start failed: ${(error as Error).message}` });
+      await persist();
+      throw asDriverError(error, agent);
+    }
+    state = startSucceeded(state, agent, deps.clock());
+    emit('started', agent, by, eviction === undefined ? {} : { reason: `evicted ${eviction.victim}` });
+    await persist();
+    return eviction === undefined ? { status: 'started', agent } : { status: 'started', agent, evicted: eviction.victim };
+  }
+
+  /** An agent left `stopping` by a failed stop has no stop in flight; start one so waiters do not wait forever. */
+  function stopInFlight(agent: string, by: string): Promise<void> {
+    return stops.get(agent) ?? track(stops, agent, stopAgent(agent, 'stopped', by, { reason: 'retrying an unfinished stop' }));
+  }
+
+  async function refreshCatalogue(): Promise<boolean> {
+    if (deps.clock() - catalogueCheckedAt < CATALOGUE_REFRESH_MS) return false;
+    catalogueCheckedAt = deps.clock();
+    try {
+      const before = catalogue.known.size;
+      catalogue = catalogueOf(await deps.driver.services(), settings.rules);
+      return catalogue.known.size !== before;
+    } catch (error) {
+      deps.onError('reading the compose services', error);
+      return false;
+    }
+  }
+
+  async function request(agent: string, requestedBy: string, options: { allowEvict?: boolean } = {}): Promise<StartReply> {
+    let refreshed = false;
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const d = decideRequest(state, { agent, requestedBy }, deps.clock(), settings.rules, catalogue, options);
+      switch (d.kind) {
+        case 'forbidden':
+          throw new ForbiddenAgentError(agent);
+        case 'unknown_agent':
+          if (!refreshed && (refreshed = true) && (await refreshCatalogue())) continue;
+          throw new UnknownAgentError(agent, d.known);
+        case 'pool_full':
+          throw new PoolFullError(agent);
+        case 'already_running':
+          state = d.state;
+          dirty = true;
+          return { status: 'already_running', agent };
+        case 'join_start': {
+          state = d.state;
+          dirty = true;
+          const inFlight = starts.get(agent);
+          if (inFlight === undefined) throw new Error(`internal: ${agent} is starting with no start in flight`);
+          return await inFlight;
+        }
+        case 'await_stop':
+          await stopInFlight(agent, requestedBy).catch(() => {});
+          continue;
+        case 'start':
+          state = d.state;
+          return await track(starts, agent, startAgent(agent, requestedBy));
+        case 'evict': {
+          state = d.state;
+          const stopped = track(stops, d.victim, stopAgent(d.victim, 'evicted', requestedBy, { for: agent, reason: 'least recently active' }));
+          return await track(starts, agent, startAgent(agent, requestedBy, { victim: d.victim, stopped }));
+        }
+      }
+    }
+    throw new DriverError(`${agent} kept changing state; try again`, [], undefined, '');
+  }
+
+  async function release(agent: string, by: string): Promise<ReleaseReply> {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const d = decideRelease(state, agent, settings.rules, catalogue);
+      switch (d.kind) {
+        case 'forbidden':
+          throw new ForbiddenAgentError(agent);
+        case 'unknown_agent':
+          throw new UnknownAgentError(agent, d.known);
+        case 'not_running':
+          return { status: 'not_running', agent };
+        case 'stop':
+          state = d.state;
+          await track(stops, agent, stopAgent(agent, 'released', by));
+          return { status: 'stopped', agent };
+        case 'join_stop':
+          await stopInFlight(agent, by);
+          return { status: 'stopped', agent };
+        case 'await_start':
+          await starts.get(agent)?.catch(() => {});
+          continue;
+      }
+    }
+    throw new DriverError(`${agent} kept changing state; try again`, [], undefined, '');
+  }
+
+  function heartbeat(agent: string): void {
+    const next = recordActivity(state, agent, deps.clock());
+    if (next !== state) {
+      state = next;
+      dirty = true;
+    }
+  }
+
+  async function reconcileOnce(): Promise<void> {
+    const listedAt = sequence;
+    try {
+      const observed = await deps.driver.list();
+      docker = { ok: true };
+      const marks = await deps.readActivity().catch((error: unknown) => {
+        deps.onError('reading activity marks', error);
+        return new Map<string, number>();
+      });
+      const busy = new Set([...starts.keys(), ...stops.keys()]);
+      for (const [agent, at] of settled) if (at > listedAt) busy.add(agent);
+      const result = reconcile(applyActivityMarks(state, marks), observed, deps.clock(), settings.rules, busy);
+      const changed = result.lost.length + result.adopted.length + result.stopped.length + result.stop.length > 0;
+      if (result.state !== state) dirty = true;
+      state = result.state;
+      for (const { agent, reason } of result.lost) emit('lost', agent, 'reconcile', { reason });
+      for (const agent of result.adopted) emit('adopted', agent, 'reconcile', { reason: 'running container not in state' });
+      for (const agent of result.stopped) emit('stopped', agent, 'reconcile', { reason: 'stop completed before a restart' });
+      const stopping = result.stop.map((agent) =>
+        stops.get(agent) ?? track(stops, agent, stopAgent(agent, 'evicted', 'reconcile', { reason: 'over the cap after reconcile' })),
+      );
+      if (changed) await persist();
+      await Promise.allSettled(stopping);
+    } catch (error) {
+      docker = { ok: false, reason: (error as Error).message };
+      throw error;
+    }
+  }
+
+  /** Runs a reconcile now, or once more right after the one in progress; concurrent callers share it. */
+  function requestReconcile(): Promise<void> {
+    if (reconciling !== undefined) {
+      reconcileAgain = true;
+      return reconciling;
+    }
+    const runLoop = async () => {
+      try {
+        do {
+          reconcileAgain = false;
+          await reconcileOnce();
+        } while (reconcileAgain);
+      } finally {
+        reconciling = undefined;
+      }
+    };
+    reconciling = runLoop();
+    return reconciling;
+  }
+
+  return {
+    request,
+    release,
+    heartbeat,
+    reconcile: requestReconcile,
+    status: (): StatusReply => statusView(state, deps.clock(), settings.rules),
+    available: (): string[] => availableAgents(state),
+    known: (): string[] => [...catalogue.known].sort(),
+    health: () => {
+      const problems = [docker.ok ? undefined : `docker unreachable: ${docker.reason}`, storeProblem].filter((p) => p !== undefined);
+      return { ok: problems.length === 0, docker: docker.ok, reason: problems.join('; ') || undefined };
+    },
+    state: () => state,
+    /** Applies re-read configuration; the next reconcile enforces a lowered cap. */
+    configure(next: PoolSettings, names?: readonly string[]) {
+      settings = next;
+      catalogue = catalogueOf(names ?? [...catalogue.known], next.rules);
+      dirty = true;
+    },
+    /** Stops the flush timer after a last flush; waits for operations in flight. */
+    async close() {
+      clearInterval(flushTimer);
+      await Promise.allSettled([...starts.values(), ...stops.values()]);
+      if (reconciling) await reconciling.catch(() => {});
+      await persist();
+    },
+    /** Stops every pooled agent (the systemd stop path). */
+    async stopAll(by: string) {
+      await Promise.allSettled([...state.agents.keys()].map((agent) => release(agent, by)));
+    },
+  };
+}
+
+export type Pool = ReturnType<typeof createPool>;

@@ -1,0 +1,18 @@
+import type { HealthReply, PoolEvent } from '../contract/index.js';
+import type { Pool } from '../daemon/pool.js';
+
+/** What the procedures need, injected: tests build it around any driver and call the router with createCaller. */
+export interface RpcDeps {
+  readonly pool: Pool;
+  readonly health: () => HealthReply;
+  /** Live pool events; the iterator ends when `signal` aborts. */
+  readonly subscribe: (signal: AbortSignal) => AsyncIterable<PoolEvent>;
+  /** The configuration as the daemon runs it, secrets redacted. */
+  readonly configView: () => Record<string, unknown>;
+}
+
+export type Context = RpcDeps;
+
+export function createContext(deps: RpcDeps): Context {
+  return deps;
+}

@@ -1,0 +1,12 @@
+import { createCallerFactory, router } from '../trpc.js';
+import { infoRouter } from './info.js';
+import { poolRouter } from './pool.js';
+
+export const appRouter = router({
+  pool: poolRouter,
+  info: infoRouter,
+});
+
+export type AppRouter = typeof appRouter;
+
+export const createCaller = createCallerFactory(appRouter);
