@@ -2,3 +2,5 @@
 // so that scripts never define them a second time.
 export * from '../src/contract/index.js';
 export { DriverError, ForbiddenAgentError, PoolError, PoolFullError, UnknownAgentError } from '../src/core/errors.js';
+export { DaemonUnreachableError, PermissionDeniedError } from './errors.js';
+export { DEFAULT_SOCKET, type PoolClient, type PoolClientOptions, createPoolClient } from './client.js';

@@ -1,0 +1,49 @@
+import { DriverError, ForbiddenAgentError, PoolFullError, UnknownAgentError } from '../src/core/errors.js';
+
+/** The daemon's socket does not answer: not running, or the path is wrong. */
+export class DaemonUnreachableError extends Error {
+  override name = 'DaemonUnreachableError';
+  constructor(
+    readonly socketPath: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot reach the openclaw-pool daemon at ${socketPath}: is it running? (systemctl start openclaw-pool, or set POOL_SOCKET / --socket)`, options);
+  }
+}
+
+/** The socket exists but this user may not use it (mode 0660). */
+export class PermissionDeniedError extends Error {
+  override name = 'PermissionDeniedError';
+  constructor(
+    readonly socketPath: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`permission denied on ${socketPath}: run as root or join the socket's group (POOL_SOCKET_GROUP; e.g. sudo usermod -aG <group> $USER, then log in again)`, options);
+  }
+}
+
+interface PoolErrorShape {
+  data?: { pool?: { code: string; agent?: string; known?: string[]; argv?: string[]; exitCode?: number | null; stderr?: string } | null };
+  message: string;
+}
+
+/** Rebuilds the daemon's typed error from a tRPC error's data, so scripts can `instanceof` it. */
+export function fromRpcError(error: unknown, socketPath: string): unknown {
+  const code = (error as { cause?: { code?: string } })?.cause?.code ?? (error as { code?: string })?.code;
+  if (code === 'ENOENT' || code === 'ECONNREFUSED') return new DaemonUnreachableError(socketPath, { cause: error });
+  if (code === 'EACCES') return new PermissionDeniedError(socketPath, { cause: error });
+  const shape = error as PoolErrorShape;
+  const pool = shape.data?.pool;
+  switch (pool?.code) {
+    case 'pool_full':
+      return new PoolFullError(pool.agent ?? '');
+    case 'unknown_agent':
+      return new UnknownAgentError(pool.agent ?? '', pool.known ?? []);
+    case 'forbidden':
+      return new ForbiddenAgentError(pool.agent ?? '');
+    case 'driver_error':
+      return new DriverError(shape.message, pool.argv ?? [], pool.exitCode ?? undefined, pool.stderr ?? '');
+    default:
+      return error;
+  }
+}

@@ -1,0 +1,139 @@
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../../src/contract/index.js';
+import { createDaemon } from '../../src/daemon/daemon.js';
+import { createPoolClient } from '../../sdk/index.js';
+import { type ComposeProject, agentService, createComposeProject } from './docker.js';
+
+export const AGENTS = ['ceo', 'cto', 'cfo', 'software-engineer', 'designer', 'qa', 'marketing', 'legal'];
+export const INFRA = ['gateway', 'litellm'];
+
+export interface TestDaemonOptions {
+  /** pool.env variables (strings, as in the file); POOL_PORT, POOL_BIND, COMPOSE_*, POOL_DIR and POOL_SOCKET are set by the harness. */
+  readonly env?: Record<string, string>;
+  readonly agents?: readonly string[];
+  /** Infrastructure services, started before the daemon so tests can check they are never touched. */
+  readonly infra?: readonly string[];
+  readonly autostart?: string;
+  /** Reuse a compose project (e.g. across a daemon restart). */
+  readonly project?: ComposeProject;
+  readonly poolDir?: string;
+  readonly socketPath?: string;
+}
+
+export interface HttpReply {
+  status: number;
+  headers: Headers;
+  body: unknown;
+  text: string;
+}
+
+/**
+ * A real daemon in this process: real compose project on real dockerd, real Unix socket in a temp
+ * dir, real HTTP on 127.0.0.1. Its clock is real time plus an offset tests can advance, so grace
+ * periods are tested without sleeping through them.
+ */
+export async function startTestDaemon(options: TestDaemonOptions = {}) {
+  const infra = options.infra ?? INFRA;
+  const project =
+    options.project ??
+    (await createComposeProject(Object.fromEntries([...(options.agents ?? AGENTS), ...infra].map((name) => [name, agentService()]))));
+  const ownsProject = options.project === undefined;
+  if (ownsProject && infra.length > 0) await project.compose('up', '-d', ...infra);
+  const scratch = await mkdtemp(join(tmpdir(), 'pool-'));
+  const poolDir = options.poolDir ?? join(scratch, 'pool');
+  await mkdir(poolDir, { recursive: true });
+  if (options.autostart !== undefined) await writeFile(join(poolDir, 'autostart.txt'), options.autostart);
+  const socketPath = options.socketPath ?? join(scratch, 's.sock');
+  const config = loadConfig({
+    cwd: project.dir,
+    env: {
+      MAX_AGENTS: '3',
+      EVICT_GRACE_SECONDS: '60',
+      SYNC_INTERVAL: '3600',
+      STOP_TIMEOUT_SECONDS: '3',
+      INFRA_SERVICES: infra.join(','),
+      ...options.env,
+      POOL_PORT: '0',
+      POOL_BIND: '127.0.0.1',
+      COMPOSE_DIR: project.dir,
+      COMPOSE_PROJECT: project.name,
+      POOL_DIR: poolDir,
+      POOL_SOCKET: socketPath,
+    },
+  });
+  let offsetMs = 0;
+  const logs: string[] = [];
+  const record = (line: string) => {
+    logs.push(line);
+    if (process.env.POOL_TEST_LOGS) console.log(line);
+  };
+  const daemon = createDaemon({ config, log: { info: record, error: record }, clock: () => Date.now() + offsetMs });
+  await daemon.start();
+  const url = daemon.bridgeUrl();
+  const client = createPoolClient({ socketPath });
+  let stopped = false;
+
+  return {
+    daemon,
+    project,
+    poolDir,
+    socketPath,
+    url,
+    client,
+    logs,
+    config,
+    /** Moves the daemon's clock forward (seconds). */
+    advance(seconds: number) {
+      offsetMs += seconds * 1000;
+    },
+    now: () => Date.now() + offsetMs,
+    async http(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpReply> {
+      const res = await fetch(`${url}${path}`, {
+        method,
+        headers,
+        ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      });
+      const text = await res.text();
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      return { status: res.status, headers: res.headers, body: parsed, text };
+    },
+    /** Agents whose containers Docker says are running (infrastructure excluded). */
+    async runningInDocker(): Promise<string[]> {
+      return (await project.containers())
+        .filter((c) => c.state === 'running' && !infra.includes(c.service))
+        .map((c) => c.service)
+        .sort();
+    },
+    async stop({ keepProject = false, stopAgents = false } = {}) {
+      if (stopped) return;
+      stopped = true;
+      client.close();
+      await daemon.stop('test finished', { stopAgents });
+      if (!keepProject && ownsProject) await project.remove();
+      await rm(scratch, { recursive: true, force: true });
+    },
+  };
+}
+
+export type TestDaemon = Awaited<ReturnType<typeof startTestDaemon>>;
+
+/** Polls `check` until it stops throwing, or rethrows its last error after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(intervalMs);
+    }
+  }
+}
