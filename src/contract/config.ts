@@ -90,8 +90,8 @@ function unquote(raw: string): string | undefined {
 // ---- variables, defaults and validation ----
 
 const int = (min: number, max: number) =>
-  z.coerce.number().int(`expected a whole number`).min(min, `expected at least ${min}`).max(max, `expected at most ${max}`);
-const seconds = (min: number) => z.coerce.number().min(min, `expected a number of seconds ≥ ${min}`).max(86400 * 365);
+  z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number').min(min, `expected at least ${min}`).max(max, `expected at most ${max}`);
+const seconds = (min: number) => z.coerce.number({ error: 'expected a number of seconds' }).min(min, `expected a number of seconds ≥ ${min}`).max(86400 * 365);
 const nameList = z
   .string()
   .transform((text) => text.split(',').map((s) => s.trim()).filter((s) => s !== ''))

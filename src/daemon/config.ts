@@ -11,7 +11,7 @@ export interface LoadedConfig {
 }
 
 /**
- * SPEC §6: `--env-file` or POOL_ENV names the file (it must exist); otherwise ./pool.env, then
+ * SPEC §6: `--config` or POOL_ENV names the file (it must exist); otherwise ./pool.env, then
  * /etc/openclaw-pool/pool.env; with none, the environment and the defaults apply. Relative paths
  * in the result are resolved against the working directory.
  */
@@ -20,7 +20,7 @@ export async function readConfig(options: { envFile?: string; env: NodeJS.Proces
   let file: string | undefined;
   if (explicit !== undefined && explicit !== '') {
     file = resolve(options.cwd, explicit);
-    if (!(await exists(file))) throw new ConfigError([`${explicit}: no such file (named by ${options.envFile ? '--env-file' : 'POOL_ENV'})`]);
+    if (!(await exists(file))) throw new ConfigError([`${explicit}: no such file (named by ${options.envFile ? '--config' : 'POOL_ENV'})`]);
   } else {
     for (const candidate of DEFAULT_ENV_FILES) {
       const path = resolve(options.cwd, candidate);

@@ -11,14 +11,14 @@ const EXIT_USAGE = 2;
 /** A shutdown that has not finished by then (Docker hanging) exits anyway; agents keep running. */
 const SHUTDOWN_GRACE_MS = 30_000;
 
-const USAGE = `Usage: openclaw-pool [--env-file PATH]
+const USAGE = `Usage: openclaw-pool [--config PATH]
 
 Keeps a bounded pool of agent containers (docker compose services) running, with LRU eviction.
 
 Options:
-  --env-file PATH   read configuration from PATH (default: $POOL_ENV, ./pool.env, /etc/openclaw-pool/pool.env)
-  --version         print the version
-  -h, --help        print this help
+  -c, --config PATH  read pool.env from PATH (default: $POOL_ENV, ./pool.env, /etc/openclaw-pool/pool.env)
+  --version          print the version
+  -h, --help         print this help
 
 Signals: SIGTERM/SIGINT stop the daemon and leave agents running; SIGHUP re-reads the configuration.
 Every variable is documented in pool.env.example.`;
@@ -27,7 +27,8 @@ async function main(): Promise<number> {
   let args;
   try {
     args = parseArgs({
-      options: { 'env-file': { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      // Not --env-file: Node 20 takes that flag for itself even after the script name and loads the file with its own parser.
+      options: { config: { type: 'string', short: 'c' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
     }).values;
   } catch (error) {
@@ -43,7 +44,7 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const load = () => readConfig({ ...(args['env-file'] !== undefined && { envFile: args['env-file'] }), env: process.env, cwd: process.cwd() });
+  const load = () => readConfig({ ...(args.config !== undefined && { envFile: args.config }), env: process.env, cwd: process.cwd() });
   let loaded;
   try {
     loaded = await load();

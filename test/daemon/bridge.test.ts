@@ -138,7 +138,7 @@ describe.skipIf(!docker)('the HTTP bridge with POOL_TOKEN set', () => {
   });
 
   it.each([
-    { what: 'no Authorization header', headers: {} },
+    { what: 'no Authorization header', headers: {} as Record<string, string> },
     { what: 'a wrong token', headers: { Authorization: 'Bearer nope' } },
     { what: 'another scheme', headers: { Authorization: 'Basic czNjcmV0IHRva2Vu' } },
   ])('refuses a POST with $what: 401 and nothing changes', async ({ headers }) => {

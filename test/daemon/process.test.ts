@@ -1,0 +1,120 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createPoolClient } from '../../sdk/index.js';
+import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
+import { eventually } from '../support/daemon.js';
+
+const docker = await requireDocker();
+const BIN = new URL('../../dist/src/daemon/main.js', import.meta.url).pathname;
+
+interface Spawned {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function spawnDaemon(cwd: string, args: string[] = [], env: Record<string, string> = {}): Spawned {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (c) => (output += c));
+  child.stderr!.on('data', (c) => (output += c));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+describe('the openclaw-pool process: configuration errors', () => {
+  it('stops at start-up with a message naming the bad variable and value, exit code 78', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pool-'));
+    try {
+      await writeFile(join(dir, 'pool.env'), 'MAX_AGENTS=lots\nPOOL_PORT=19000\n');
+      const d = spawnDaemon(dir);
+      expect(await d.exited).toBe(78);
+      expect(d.output()).toContain('MAX_AGENTS="lots": expected a whole number');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a --config file that does not exist', async () => {
+    const d = spawnDaemon(tmpdir(), ['--config', '/nonexistent/pool.env']);
+    expect(await d.exited).toBe(78);
+    expect(d.output()).toContain('/nonexistent/pool.env: no such file (named by --config)');
+  });
+
+  it('answers --help with usage and exit code 0, and an unknown flag with exit code 2', async () => {
+    const help = spawnDaemon(tmpdir(), ['--help']);
+    expect(await help.exited).toBe(0);
+    expect(help.output()).toContain('Usage: openclaw-pool [--config PATH]');
+    const bad = spawnDaemon(tmpdir(), ['--bogus']);
+    expect(await bad.exited).toBe(2);
+  });
+});
+
+describe.skipIf(!docker)('the openclaw-pool process on real Docker', () => {
+  let project: ComposeProject;
+  let dir: string;
+  const running: Spawned[] = [];
+  beforeAll(async () => {
+    project = await createComposeProject(Object.fromEntries(['ceo', 'cto', 'cfo', 'gateway'].map((n) => [n, agentService()])));
+    return async () => project.remove();
+  });
+  afterEach(async () => {
+    for (const d of running.splice(0)) {
+      d.child.kill('SIGKILL');
+      await d.exited;
+    }
+    await project.compose('down', '-t', '0');
+    await rm(dir, { recursive: true, force: true });
+  });
+  const start = async (envFile: string): Promise<Spawned> => {
+    const d = spawnDaemon(project.dir, ['--config', envFile]);
+    running.push(d);
+    await eventually(() => expect(d.output()).toContain('ready:'), 20_000);
+    return d;
+  };
+  const writeEnv = async (extra = '') => {
+    dir = await mkdtemp(join(tmpdir(), 'pool-'));
+    const file = join(dir, 'pool.env');
+    await writeFile(file, `COMPOSE_PROJECT=${project.name}\nPOOL_DIR=${dir}/pool\nPOOL_SOCKET=${dir}/s.sock\nPOOL_PORT=0\nPOOL_BIND=127.0.0.1\nINFRA_SERVICES=gateway\n${extra}`);
+    return file;
+  };
+
+  it('exits 0 on SIGTERM, removes its socket and leaves the agents running', async () => {
+    const env = await writeEnv('MAX_AGENTS=3\n');
+    const d = await start(env);
+    const client = createPoolClient({ socketPath: join(dir, 's.sock') });
+    await client.request('ceo');
+    client.close();
+    d.child.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
+    expect(d.output()).toContain('shutting down (SIGTERM); agents keep running');
+    await expect(access(join(dir, 's.sock'))).rejects.toThrow();
+    expect(await project.containers()).toEqual([{ service: 'ceo', state: 'running' }]);
+  });
+
+  it('makes a second daemon on the same socket exit 1, naming the socket', async () => {
+    const env = await writeEnv();
+    await start(env);
+    const second = spawnDaemon(project.dir, ['--config', env]);
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toContain(`another openclaw-pool daemon is already listening on ${dir}/s.sock`);
+  });
+
+  it('re-reads pool.env on SIGHUP and brings the pool under a lowered cap', async () => {
+    const env = await writeEnv('MAX_AGENTS=3\nEVICT_GRACE_SECONDS=0\n');
+    const d = await start(env);
+    const client = createPoolClient({ socketPath: join(dir, 's.sock') });
+    for (const agent of ['ceo', 'cto', 'cfo']) await client.request(agent);
+    await writeFile(env, (await readFile(env, 'utf8')).replace('MAX_AGENTS=3', 'MAX_AGENTS=1'));
+    d.child.kill('SIGHUP');
+    await eventually(async () => {
+      expect((await project.containers()).filter((c) => c.state === 'running')).toHaveLength(1);
+      expect((await client.status()).slots_total).toBe(1);
+    }, 20_000);
+    expect(d.output()).toContain('reloaded configuration: MAX_AGENTS=1');
+    client.close();
+  });
+});

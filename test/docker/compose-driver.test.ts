@@ -1,0 +1,148 @@
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DriverError } from '../../src/core/errors.js';
+import { createComposeDriver } from '../../src/drivers/compose.js';
+import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
+
+const docker = await requireDocker();
+
+/**
+ * A DOCKER_BIN that records each invocation and then runs the real docker, optionally failing or
+ * hanging on chosen subcommands: real Docker underneath, with the faults a test needs on top.
+ */
+async function dockerShim(dir: string, behaviour = ''): Promise<{ bin: string; calls: () => Promise<string[]> }> {
+  const log = join(dir, 'calls.log');
+  const bin = join(dir, 'docker-shim');
+  await writeFile(bin, `#!/bin/sh\necho "$*" >> ${log}\n${behaviour}\nexec docker "$@"\n`);
+  await chmod(bin, 0o755);
+  await writeFile(log, '');
+  return { bin, calls: async () => (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
+}
+
+describe.skipIf(!docker)('the compose driver against real dockerd', () => {
+  let project: ComposeProject;
+  let scratch: string;
+  const agents = ['ceo', 'cto', 'cfo', 'qa'];
+  beforeAll(async () => {
+    project = await createComposeProject({
+      ...Object.fromEntries(agents.map((a) => [a, agentService()])),
+      stubborn: agentService({ command: ['sh', '-c', "trap '' TERM; while :; do sleep 0.2; done"] }),
+      bridged: { ...agentService(), network_mode: undefined },
+      ghost: agentService({ image: 'openclaw-pool/absent:1' }),
+    });
+    scratch = await mkdtemp(join(tmpdir(), 'pool-shim-'));
+  });
+  afterAll(async () => {
+    await project?.remove();
+    await rm(scratch, { recursive: true, force: true });
+  });
+  const driverFor = (dockerBin = 'docker', commandTimeoutMs?: number) =>
+    createComposeDriver({ dockerBin, composeDir: project.dir, project: undefined, ...(commandTimeoutMs && { commandTimeoutMs }) });
+
+  it('reads the project name, its services and the networks they use from the compose file', async () => {
+    const info = await driverFor().init();
+    expect(info.name).toBe(project.name);
+    expect(info.services.sort()).toEqual(['bridged', 'ceo', 'cfo', 'cto', 'ghost', 'qa', 'stubborn']);
+    expect(info.networks).toEqual([`${project.name}_default`]);
+  });
+
+  it('starts one service, lists it by its compose label, and stops it', async () => {
+    const driver = driverFor();
+    await driver.init();
+    const before = Date.now();
+    await driver.start('cto');
+    const listed = await driver.list();
+    expect(listed).toEqual([{ agent: 'cto', running: true, startedAt: expect.any(Number) }]);
+    expect(listed[0]!.startedAt).toBeGreaterThan(before - 5000);
+    await driver.start('cto');
+    expect((await project.containers()).filter((c) => c.service === 'cto')).toHaveLength(1);
+    await driver.stop('cto', 3000);
+    expect(await project.containers()).toEqual([{ service: 'cto', state: 'exited' }]);
+    await driver.stop('cto', 3000);
+  });
+
+  it('lists the whole project in one docker call, however many agents run', async () => {
+    const shim = await dockerShim(await mkdtemp(join(scratch, 'list-')));
+    const driver = driverFor(shim.bin);
+    await driver.init();
+    await Promise.all(agents.map((a) => driver.start(a)));
+    const before = (await shim.calls()).length;
+    const listed = await driver.list();
+    expect(listed.filter((o) => o.running).map((o) => o.agent).sort()).toEqual(['ceo', 'cfo', 'cto', 'qa']);
+    expect((await shim.calls()).slice(before)).toEqual([expect.stringMatching(/^ps --all/)]);
+    await Promise.all(agents.map((a) => driver.stop(a, 3000)));
+  });
+
+  it('kills an agent that ignores SIGTERM once the stop timeout passes', async () => {
+    const driver = driverFor();
+    await driver.init();
+    await driver.start('stubborn');
+    const started = Date.now();
+    await driver.stop('stubborn', 1000);
+    expect(Date.now() - started).toBeLessThan(8000);
+    expect((await driver.list()).find((o) => o.agent === 'stubborn')?.running).toBe(false);
+  });
+
+  it('falls back to kill when the stop command fails, and resolves once Docker says it is down', async () => {
+    const shim = await dockerShim(await mkdtemp(join(scratch, 'stopfail-')), `case "$*" in *" stop "*) echo "simulated stop failure" >&2; exit 1;; esac`);
+    const driver = driverFor(shim.bin);
+    await driver.init();
+    await driver.start('qa');
+    await driver.stop('qa', 2000);
+    expect((await shim.calls()).some((c) => / kill qa$/.test(c))).toBe(true);
+    expect((await driver.list()).find((o) => o.agent === 'qa')?.running).toBe(false);
+  });
+
+  it('throws a DriverError with argv, exit code and what Docker said when a start fails', async () => {
+    const driver = driverFor();
+    await driver.init();
+    const error = (await driver.start('ghost').catch((e: unknown) => e)) as DriverError;
+    expect(error).toBeInstanceOf(DriverError);
+    expect(error.message).toMatch(/no such image: openclaw-pool\/absent:1/i);
+    expect(error.exitCode).toBe(1);
+    expect(error.argv).toEqual(['docker', 'compose', '--project-directory', project.dir, '-p', project.name, 'up', '--detach', '--no-deps', 'ghost']);
+    expect(error.stderr).toMatch(/absent/);
+  });
+
+  it('kills a compose command that hangs past its timeout, with its children, and says so', async () => {
+    const shim = await dockerShim(await mkdtemp(join(scratch, 'hang-')), `case "$*" in *" up "*) sh -c 'sleep 30' & sleep 30;; esac`);
+    const driver = driverFor(shim.bin, 500);
+    await driver.init();
+    const started = Date.now();
+    await expect(driver.start('cfo')).rejects.toThrow(/timed out after 0.5 s/);
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('names a missing docker binary', async () => {
+    await expect(driverFor('/nonexistent/docker').init()).rejects.toThrow('/nonexistent/docker not found');
+  });
+
+  it('follows docker events for the project', async () => {
+    const driver = driverFor();
+    await driver.init();
+    const abort = new AbortController();
+    const seen: { agent: string; action: string }[] = [];
+    const following = (async () => {
+      for await (const event of driver.events(abort.signal)) {
+        seen.push(event);
+        if (event.agent === 'ceo' && event.action === 'start') abort.abort();
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await driver.start('ceo');
+    await following;
+    expect(seen).toContainEqual({ agent: 'ceo', action: 'start' });
+    await driver.stop('ceo', 2000);
+  });
+
+  it('finds the gateway of a network the project has created, and nothing for one that does not exist yet', async () => {
+    const driver = driverFor();
+    const info = await driver.init();
+    expect(await driver.networkGateways([`${project.name}_not_created`])).toEqual([]);
+    await driver.start('bridged');
+    expect(await driver.networkGateways(info.networks)).toEqual([expect.stringMatching(/^\d+\.\d+\.\d+\.1$/)]);
+    await driver.stop('bridged', 2000);
+  });
+});
