@@ -1,7 +1,9 @@
-import { createTRPCClient, httpLink } from '@trpc/client';
+import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client';
+import type { PoolEvent } from '../src/contract/api.js';
 import superjson from 'superjson';
 import type { AppRouter } from '../src/rpc/routers/_app.js';
-import { fromRpcError } from './errors.js';
+import { DaemonUnreachableError, fromRpcError } from './errors.js';
+import { eventSourceOver } from './event-source.js';
 import { socketFetch } from './transport.js';
 
 export const DEFAULT_SOCKET = '/run/openclaw-pool/pool.sock';
@@ -19,8 +21,15 @@ export interface PoolClientOptions {
 export function createPoolClient(options: PoolClientOptions = {}) {
   const socketPath = options.socketPath ?? process.env.POOL_SOCKET ?? DEFAULT_SOCKET;
   const transport = socketFetch(socketPath);
+  const url = 'http://localhost';
   const trpc = createTRPCClient<AppRouter>({
-    links: [httpLink({ url: 'http://localhost', transformer: superjson, fetch: transport.fetch })],
+    links: [
+      splitLink({
+        condition: (op) => op.type === 'subscription',
+        true: httpSubscriptionLink({ url, transformer: superjson, EventSource: eventSourceOver(transport.fetch) }),
+        false: httpLink({ url, transformer: superjson, fetch: transport.fetch }),
+      }),
+    ],
   });
   const call = async <T>(operation: () => Promise<T>): Promise<T> => {
     try {
@@ -29,6 +38,50 @@ export function createPoolClient(options: PoolClientOptions = {}) {
       throw fromRpcError(error, socketPath);
     }
   };
+  async function* subscribe(opts: { signal?: AbortSignal; onConnected?: () => void }): AsyncGenerator<PoolEvent> {
+    const queue: PoolEvent[] = [];
+    let wake: (() => void) | undefined;
+    let failure: unknown;
+    let done = false;
+    const finish = () => {
+      done = true;
+      wake?.();
+    };
+    const subscription = trpc.info.events.subscribe(undefined, {
+      onStarted: () => opts.onConnected?.(),
+      onData: (event) => {
+        queue.push(event);
+        wake?.();
+      },
+      onError: (error) => {
+        failure = fromRpcError(error, socketPath);
+        finish();
+      },
+      onConnectionStateChange: (state) => {
+        // The socket EventSource never reconnects: a connection that drops is a daemon that went away.
+        if (state.state === 'connecting' && state.error !== null) {
+          failure = new DaemonUnreachableError(socketPath, { cause: state.error });
+          finish();
+        }
+      },
+      onComplete: finish,
+    });
+    const onAbort = () => finish();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift() as PoolEvent;
+        if (done || opts.signal?.aborted) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+      if (failure !== undefined && !opts.signal?.aborted) throw failure;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      subscription.unsubscribe();
+    }
+  }
+
   return {
     socketPath,
     request: (agent: string, opts: { requestedBy?: string; waitSeconds?: number } = {}) =>
@@ -46,6 +99,16 @@ export function createPoolClient(options: PoolClientOptions = {}) {
     available: () => call(() => trpc.info.available.query()),
     health: () => call(() => trpc.info.health.query()),
     known: () => call(() => trpc.info.known.query()),
+    /** Asks the daemon to exit; with `stopAgents`, after stopping every pooled agent (the systemd stop path). */
+    shutdown: (opts: { stopAgents?: boolean } = {}) => call(() => trpc.admin.shutdown.mutate({ stopAgents: opts.stopAgents ?? false })),
+    /**
+     * Live pool events as an async iterable: `for await (const event of pool.events()) …`.
+     * `onConnected` fires once the daemon has the subscription (nothing before it is missed after).
+     * Ends when `signal` aborts; throws DaemonUnreachableError if the daemon goes away.
+     */
+    events(opts: { signal?: AbortSignal; onConnected?: () => void } = {}): AsyncIterable<PoolEvent> {
+      return subscribe(opts);
+    },
     /** Closes kept-alive connections so the process can exit. */
     close: () => transport.close(),
   };

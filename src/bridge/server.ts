@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { TRPCError } from '@trpc/server';
-import { DriverError, ForbiddenAgentError, PoolFullError, UnknownAgentError } from '../core/errors.js';
+import { replyForError } from '../core/errors.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { createCaller } from '../rpc/routers/_app.js';
 
@@ -98,22 +98,13 @@ export function createBridgeServer(options: BridgeOptions): Server {
       const issues = error instanceof TRPCError && error.code === 'BAD_REQUEST' ? inputIssues(cause) : null;
       if (issues !== null) throw new HttpError(400, issues[0] ?? 'invalid request');
       const agent = (body as { agent?: unknown } | undefined)?.agent;
-      const reply = poolErrorReply(cause, typeof agent === 'string' ? agent : '');
+      const reply = replyForError(cause, typeof agent === 'string' ? agent : '');
       if (reply === undefined) throw cause;
       return reply;
     }
   }
 
   return server;
-}
-
-/** The one mapping of pool errors to bridge replies (SPEC §2: HTTP 200, so `curl -sf` scripts print them). */
-function poolErrorReply(error: unknown, agent: string): Record<string, unknown> | undefined {
-  if (error instanceof PoolFullError) return { status: 'pool_full', error: error.message };
-  if (error instanceof UnknownAgentError) return { status: 'unknown_agent', agent, error: error.message, known: error.known };
-  if (error instanceof ForbiddenAgentError) return { status: 'forbidden', agent, error: error.message };
-  if (error instanceof DriverError) return { status: 'error', agent, error: error.message };
-  return undefined;
 }
 
 /** `/status/?x=1` → `/status`: trailing slashes and query strings are accepted. */

@@ -109,8 +109,11 @@ export type ErrorReply = z.infer<typeof ErrorReply>;
 
 // ---- the event log and live stream (SPEC §7 events.jsonl) ----
 
-export const PoolEventType = z.enum(['started', 'evicted', 'released', 'stopped', 'lost', 'adopted', 'failed']);
+export const PoolEventType = z.enum(['started', 'evicted', 'released', 'stopped', 'lost', 'adopted', 'failed', 'starting', 'stopping']);
 export type PoolEventType = z.infer<typeof PoolEventType>;
+
+/** Progress of an operation under way: shown live (poolctl start, watch), not kept in events.jsonl. */
+export const TRANSITIONAL_EVENTS: ReadonlySet<PoolEventType> = new Set(['starting', 'stopping']);
 
 export const PoolEvent = z.object({
   time: z.string(),

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 
-/** SPEC §2: the rule every agent name (and `requested_by`) must follow. */
-export const AGENT_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$/;
+import { AGENT_NAME_PATTERN } from './pattern.js';
+
+export { AGENT_NAME_PATTERN };
 
 export const AgentName = z
   .string({ error: (issue) => (issue.input === undefined ? 'agent field required' : 'agent must be a string') })

@@ -47,3 +47,15 @@ export class DriverError extends PoolError {
     this.name = 'DriverError';
   }
 }
+
+/**
+ * The one mapping of pool errors to the bridge's reply objects (SPEC §2), which `poolctl --json`
+ * prints too; undefined for anything that is not a pool error.
+ */
+export function replyForError(error: unknown, agent: string): Record<string, unknown> | undefined {
+  if (error instanceof PoolFullError) return { status: 'pool_full', error: error.message };
+  if (error instanceof UnknownAgentError) return { status: 'unknown_agent', agent, error: error.message, known: error.known };
+  if (error instanceof ForbiddenAgentError) return { status: 'forbidden', agent, error: error.message };
+  if (error instanceof DriverError) return { status: 'error', agent, error: error.message };
+  return undefined;
+}

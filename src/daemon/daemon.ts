@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHTTPServer } from '@trpc/server/adapters/standalone';
 import { createBridgeServer } from '../bridge/server.js';
-import type { HealthReply, PoolConfig, PoolEvent } from '../contract/index.js';
+import { type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS } from '../contract/index.js';
 import { parseAutostart, planAutostart, rulesFromConfig } from '../core/index.js';
 import { type ComposeDriver, createComposeDriver } from '../drivers/compose.js';
 import { createContext } from '../rpc/context.js';
@@ -31,6 +31,8 @@ export interface DaemonOptions {
   readonly config: PoolConfig;
   readonly log: Logger;
   readonly clock?: () => number;
+  /** Called when a client asks the daemon to exit (`poolctl shutdown`); the process owner decides how. */
+  readonly onShutdownRequest?: (reason: string) => void;
 }
 
 const settingsOf = (config: PoolConfig): PoolSettings => ({
@@ -105,6 +107,10 @@ export function createDaemon(options: DaemonOptions) {
     health,
     subscribe,
     configView,
+    requestShutdown: (reason: string) => {
+      // After the reply has been written: closing the servers first would cut it off.
+      setImmediate(() => options.onShutdownRequest?.(reason));
+    },
   };
 
   async function listenBridge(address: string): Promise<void> {
@@ -264,8 +270,10 @@ export function createDaemon(options: DaemonOptions) {
           publish: (status) => roster.write(status, clock()),
           readActivity: () => readActivityMarks(config.poolDir),
           onEvent: (event) => {
-            log.info(formatEvent(event));
-            void events.append(event);
+            if (!TRANSITIONAL_EVENTS.has(event.type)) {
+              log.info(formatEvent(event));
+              void events.append(event);
+            }
             bus.emit('event', event);
           },
           onError,

@@ -56,7 +56,8 @@ async function main(): Promise<number> {
 
   const log = createLogger({ logFile: loaded.config.logFile, clock: Date.now });
   log.info(`openclaw-pool ${VERSION} starting (config: ${loaded.file ?? 'environment and defaults'})`);
-  const daemon = createDaemon({ config: loaded.config, log });
+  let requested: ((reason: string) => void) | undefined;
+  const daemon = createDaemon({ config: loaded.config, log, onShutdownRequest: (reason) => requested?.(reason) });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
@@ -88,6 +89,7 @@ async function main(): Promise<number> {
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
+    requested = (reason) => onSignal(reason as NodeJS.Signals);
     process.on('SIGHUP', () => {
       load()
         .then(({ config }) => daemon.reload(config))

@@ -120,6 +120,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     error instanceof DriverError ? error : new DriverError(`${agent}: ${(error as Error).message}`, [], undefined, '', { cause: error });
 
   async function stopAgent(agent: string, type: PoolEventType, by: string, extra: { for?: string; reason?: string } = {}): Promise<void> {
+    emit('stopping', agent, by, extra);
     try {
       await deps.driver.stop(agent, settings.stopTimeoutMs);
     } catch (error) {
@@ -143,6 +144,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
         throw asDriverError(error, agent);
       }
     }
+    emit('starting', agent, by);
     try {
       await deps.driver.start(agent);
     } catch (error) {

@@ -9,6 +9,8 @@ export interface RpcDeps {
   readonly subscribe: (signal: AbortSignal) => AsyncIterable<PoolEvent>;
   /** The configuration as the daemon runs it, secrets redacted. */
   readonly configView: () => Record<string, unknown>;
+  /** Asks the process to shut down once the current reply is out (agents are left as they are). */
+  readonly requestShutdown: (reason: string) => void;
 }
 
 export type Context = RpcDeps;

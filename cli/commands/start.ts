@@ -1,0 +1,89 @@
+import { Command, Option } from 'clipanion';
+import type { PoolEvent } from '../../src/contract/api.js';
+import { EXIT, PoolCommand } from '../base.js';
+
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+export class StartCommand extends PoolCommand {
+  static override paths = [['start']];
+  static override usage = Command.Usage({
+    description: 'Start an agent, evicting the least recently active one if the pool is full',
+    details: `
+      Asks the daemon for the agent. On a terminal it shows what happens meanwhile (which agent is being stopped to make room, then the start); piped, it prints plain lines.
+
+      Exit codes: 0 started or already running; 1 refused (pool full, unknown agent, Docker error); 2 usage error; 3 daemon unreachable.
+    `,
+    examples: [
+      ['Start the CFO agent', '$0 start cfo'],
+      ['Start it on behalf of the CEO agent, as JSON', '$0 start cfo --by ceo --json'],
+    ],
+  });
+
+  agent = Option.String({ name: 'agent' });
+  by = Option.String('--by', 'poolctl', { description: 'Who asks (shown in status and the event log)' });
+
+  protected async run(): Promise<number> {
+    if (!this.checkName(this.agent)) return EXIT.usage;
+    if (this.json) {
+      this.printJson(await this.request());
+      return EXIT.ok;
+    }
+    const progress = this.progress();
+    const abort = new AbortController();
+    let connected!: () => void;
+    const ready = new Promise<void>((resolve) => (connected = resolve));
+    const following = (async () => {
+      for await (const event of this.client.events({ signal: abort.signal, onConnected: connected })) progress.show(event);
+    })().catch(() => connected());
+    await ready;
+    try {
+      const reply = await this.request();
+      progress.done(
+        reply.status === 'already_running'
+          ? `${this.agent} is already running`
+          : `${this.agent} started${'evicted' in reply && reply.evicted ? ` (evicted ${reply.evicted})` : ''}`,
+      );
+      return EXIT.ok;
+    } catch (error) {
+      progress.done();
+      return this.fail(error, this.agent);
+    } finally {
+      abort.abort();
+      await following;
+    }
+  }
+
+  private request() {
+    return this.client.request(this.agent, { requestedBy: this.by });
+  }
+
+  /** A spinner line on a terminal; one plain line per step when piped. */
+  private progress() {
+    const tty = Boolean((this.context.stderr as NodeJS.WriteStream).isTTY);
+    const err = this.context.stderr;
+    let text = `requesting ${this.agent}`;
+    let frame = 0;
+    const timer = tty ? setInterval(() => err.write(`\r\x1b[2K${SPINNER[frame++ % SPINNER.length]} ${text}…`), 80) : undefined;
+    const relevant = (e: PoolEvent) => e.agent === this.agent || e.for === this.agent;
+    return {
+      show: (event: PoolEvent) => {
+        if (!relevant(event)) return;
+        const line =
+          event.type === 'stopping' ? `stopping ${event.agent}${event.for ? ` to make room for ${event.for}` : ''}`
+          : event.type === 'evicted' ? `stopped ${event.agent}`
+          : event.type === 'starting' ? `starting ${event.agent}`
+          : undefined;
+        if (line === undefined) return;
+        if (tty) text = line;
+        else this.warn(line);
+      },
+      done: (final?: string) => {
+        if (timer !== undefined) {
+          clearInterval(timer);
+          err.write('\r\x1b[2K');
+        }
+        if (final !== undefined) this.print(tty ? `✔ ${final}` : final);
+      },
+    };
+  }
+}

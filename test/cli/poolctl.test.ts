@@ -1,0 +1,135 @@
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { StatusReply } from '../../src/contract/index.js';
+import { POOLCTL, poolctl } from '../support/cli.js';
+import { requireDocker } from '../support/docker.js';
+import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
+
+const docker = await requireDocker();
+
+describe('poolctl without a daemon', () => {
+  it('exits 3 and says how to start the daemon when nothing listens on the socket', async () => {
+    const run = await poolctl(['status', '--socket', join(tmpdir(), 'no-daemon.sock')]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('cannot reach the openclaw-pool daemon');
+    expect(run.stderr).toContain('systemctl start openclaw-pool');
+  });
+
+  it('honours POOL_SOCKET', async () => {
+    const run = await poolctl(['who'], { env: { POOL_SOCKET: '/nonexistent/pool.sock' } });
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('/nonexistent/pool.sock');
+  });
+
+  it.each([
+    { args: ['start'], what: 'a missing agent' },
+    { args: ['start', 'bad/name'], what: 'an invalid agent name' },
+    { args: ['frobnicate'], what: 'an unknown command' },
+    { args: ['status', '--bogus'], what: 'an unknown option' },
+  ])('exits 2 on $what', async ({ args }) => {
+    const run = await poolctl([...args, '--socket', '/nonexistent.sock']);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+  });
+
+  it('prints help with examples for each command', async () => {
+    const run = await poolctl(['start', '--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('poolctl start cfo');
+    expect(run.stdout).not.toMatch(/\x1b\[/);
+  });
+});
+
+describe.skipIf(!docker)('poolctl against a real daemon', () => {
+  let p: TestDaemon;
+  const ctl = (...args: string[]) => poolctl([...args, '--socket', p.socketPath]);
+  beforeAll(async () => {
+    p = await startTestDaemon({ env: { MAX_AGENTS: '2' } });
+  });
+  afterAll(async () => {
+    await p?.stop();
+  });
+  afterEach(async () => {
+    for (const agent of await p.runningInDocker()) await p.client.release(agent);
+  });
+
+  it('starts an agent, then says it is already running', async () => {
+    const first = await ctl('start', 'cfo');
+    expect(first).toMatchObject({ code: 0, stdout: 'cfo started\n' });
+    expect(first.stderr).toContain('starting cfo');
+    expect(await p.runningInDocker()).toEqual(['cfo']);
+    expect(await ctl('start', 'cfo')).toMatchObject({ code: 0, stdout: 'cfo is already running\n' });
+  });
+
+  it('shows the eviction as it happens when the pool is full', async () => {
+    await p.client.request('ceo');
+    await p.client.request('cto');
+    p.advance(120);
+    await p.client.heartbeat('cto');
+    const run = await ctl('start', 'qa', '--by', 'ceo');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('qa started (evicted ceo)\n');
+    expect(run.stderr.split('\n').filter(Boolean)).toEqual(['stopping ceo to make room for qa', 'stopped ceo', 'starting qa']);
+  });
+
+  it('exits 1 with the reason when the pool is full, and prints the bridge reply with --json', async () => {
+    await p.client.request('ceo');
+    await p.client.request('cto');
+    const run = await ctl('start', 'qa');
+    expect(run).toMatchObject({ code: 1, stdout: '' });
+    expect(run.stderr).toContain('all agents recently active, try again later');
+    const json = await ctl('start', 'qa', '--json');
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual({ status: 'pool_full', error: 'all agents recently active, try again later' });
+  });
+
+  it('exits 1 for an unknown agent and for an infrastructure service', async () => {
+    const unknown = await ctl('start', 'janitor');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('known agents: ceo, cfo');
+    expect((await ctl('stop', 'gateway')).code).toBe(1);
+  });
+
+  it('prints status as a table with relative times and the slot summary, or as JSON', async () => {
+    await p.client.request('cfo', { requestedBy: 'ceo' });
+    const run = await ctl('status');
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^AGENT\s+STATE\s+STARTED\s+LAST ACTIVE\s+REQUESTED BY\s+EVICTABLE$/);
+    expect(lines[1]).toMatch(/^cfo\s+running\s+just now\s+just now\s+ceo\s+no \(grace\)$/);
+    expect(lines[2]).toBe('2 slots: 1 used, 1 free');
+    const json = await ctl('status', '--json');
+    expect(StatusReply.parse(JSON.parse(json.stdout)).running.map((a) => a.id)).toEqual(['cfo']);
+  });
+
+  it('lists running agents with who, checks health, and stops an agent', async () => {
+    await p.client.request('cfo');
+    expect(await ctl('who')).toMatchObject({ code: 0, stdout: 'cfo\n' });
+    expect(JSON.parse((await ctl('who', '--json')).stdout)).toEqual({ agents: ['cfo'] });
+    expect((await ctl('health')).stdout).toMatch(/^ok: docker ok/);
+    expect(await ctl('stop', 'cfo')).toMatchObject({ code: 0, stdout: 'cfo stopped\n' });
+    expect(await ctl('stop', 'cfo')).toMatchObject({ code: 0, stdout: 'cfo was not running\n' });
+    expect(await p.runningInDocker()).toEqual([]);
+  });
+
+  it('follows events with watch, one line each when piped, and ends cleanly on SIGTERM', async () => {
+    const child = spawn(process.execPath, [POOLCTL, 'watch', '--socket', p.socketPath], { env: { ...process.env, NO_COLOR: '1' } });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await p.client.request('designer', { requestedBy: 'ceo' });
+    await eventually(() => expect(out).toMatch(/started designer \(by ceo\)/));
+    expect(out).toMatch(/starting designer \(by ceo\)/);
+    child.kill('SIGTERM');
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+  });
+
+  it('refuses a user outside the socket group with exit 3 and says which group to join', async () => {
+    const run = await poolctl(['status', '--socket', p.socketPath], { user: 'nobody' });
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('permission denied');
+    expect(run.stderr).toContain('join the socket');
+  });
+});

@@ -1,0 +1,24 @@
+import { spawn } from 'node:child_process';
+
+export const POOLCTL = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built poolctl as a real process (no colours, no TTY). */
+export function poolctl(args: string[], options: { env?: Record<string, string>; user?: string } = {}): Promise<CliRun> {
+  const argv = [POOLCTL, ...args];
+  const [file, fileArgs] = options.user === undefined ? [process.execPath, argv] : ['runuser', ['-u', options.user, '--', process.execPath, ...argv]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, fileArgs, { env: { ...process.env, NO_COLOR: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
