@@ -4,3 +4,12 @@ export * from '../src/contract/index.js';
 export { DriverError, ForbiddenAgentError, PoolError, PoolFullError, UnknownAgentError } from '../src/core/errors.js';
 export { DaemonUnreachableError, PermissionDeniedError } from './errors.js';
 export { DEFAULT_SOCKET, type PoolClient, type PoolClientOptions, createPoolClient } from './client.js';
+export {
+  BridgeHttpError,
+  BridgeProtocolError,
+  BridgeTimeoutError,
+  BridgeUnreachableError,
+  type BridgeClient,
+  type BridgeClientOptions,
+  createBridgeClient,
+} from './bridge-client.js';
