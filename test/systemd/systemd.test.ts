@@ -1,0 +1,145 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { execa } from 'execa';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig, parseEnvFile } from '../../src/contract/index.js';
+import { POOLCTL } from '../support/cli.js';
+import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
+import { eventually } from '../support/daemon.js';
+
+const run = promisify(execFile);
+const ROOT = new URL('../..', import.meta.url).pathname;
+const UNIT = join(ROOT, 'systemd/openclaw-pool.service');
+const STOP_SCRIPT = join(ROOT, 'systemd/systemd-stop');
+const DAEMON = join(ROOT, 'dist/src/daemon/main.js');
+const docker = await requireDocker();
+const analyzer = await execa('systemd-analyze', ['--version'], { reject: false });
+if (analyzer.failed) console.warn('SKIPPED: systemd-analyze is not installed; the unit is not linted');
+
+/** `[Section] Key=value` lines of a unit file. */
+function unitKeys(text: string): Map<string, string[]> {
+  const keys = new Map<string, string[]>();
+  let section = '';
+  for (const line of text.split('\n')) {
+    const header = /^\[(.+)\]$/.exec(line.trim());
+    if (header) section = header[1]!;
+    const pair = /^([A-Za-z]+)=(.*)$/.exec(line.trim());
+    if (pair) keys.set(`${section}.${pair[1]}`, [...(keys.get(`${section}.${pair[1]}`) ?? []), pair[2]!]);
+  }
+  return keys;
+}
+
+describe('the systemd unit and the install script', () => {
+  let stage: string;
+  beforeAll(async () => {
+    stage = await mkdtemp(join(tmpdir(), 'pool-stage-'));
+    await run('bash', [join(ROOT, 'scripts/install.sh'), '--no-start', '--compose-dir', '/srv/agents'], { env: { ...process.env, DESTDIR: stage } });
+  }, 120_000);
+  afterAll(async () => {
+    await rm(stage, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['Unit.After', 'docker.service network-online.target'],
+    ['Unit.Requires', 'docker.service'],
+    ['Service.Restart', 'on-failure'],
+    ['Service.RestartSec', '10'],
+    ['Service.EnvironmentFile', '/etc/openclaw-pool/pool.env'],
+    ['Service.RuntimeDirectory', 'openclaw-pool'],
+    ['Service.ExecReload', '/bin/kill -HUP $MAINPID'],
+    ['Service.ExecStop', '/usr/local/lib/openclaw-pool/systemd-stop'],
+    ['Service.RestartPreventExitStatus', '78'],
+    ['Install.WantedBy', 'multi-user.target'],
+  ])('sets %s=%s', async (key, value) => {
+    expect(unitKeys(await readFile(UNIT, 'utf8')).get(key)).toEqual([value]);
+  });
+
+  it.skipIf(analyzer.failed)('passes systemd-analyze verify against the installed files', async () => {
+    const rendered = join(stage, 'openclaw-pool.service');
+    const text = (await readFile(UNIT, 'utf8')).replaceAll('/usr/local/', `${stage}/usr/local/`).replaceAll('/etc/openclaw-pool/', `${stage}/etc/openclaw-pool/`);
+    await writeFile(rendered, text);
+    const verify = await execa('systemd-analyze', ['verify', rendered], { reject: false });
+    expect(`${verify.stdout}${verify.stderr}`).toBe('');
+    expect(verify.exitCode).toBe(0);
+  });
+
+  it('installs runnable commands and a pool.env that the daemon accepts', async () => {
+    expect((await run(join(stage, 'usr/local/bin/poolctl'), ['--version'])).stdout.trim()).toBe('0.1.0');
+    expect((await run(join(stage, 'usr/local/bin/openclaw-pool'), ['--version'])).stdout.trim()).toBe('openclaw-pool 0.1.0');
+    const config = loadConfig({ cwd: '/', file: parseEnvFile(await readFile(join(stage, 'etc/openclaw-pool/pool.env'), 'utf8')) });
+    expect(config).toMatchObject({ composeDir: '/srv/agents', socketGroup: 'openclaw-pool', socketPath: '/run/openclaw-pool/pool.sock' });
+  });
+
+  it('keeps an existing pool.env on a reinstall', async () => {
+    await writeFile(join(stage, 'etc/openclaw-pool/pool.env'), 'MAX_AGENTS=7\n');
+    await run('bash', [join(ROOT, 'scripts/install.sh'), '--no-start'], { env: { ...process.env, DESTDIR: stage } });
+    expect(await readFile(join(stage, 'etc/openclaw-pool/pool.env'), 'utf8')).toBe('MAX_AGENTS=7\n');
+  }, 120_000);
+});
+
+describe.skipIf(!docker)('stop versus restart: the ExecStop script with a real daemon (SPEC §8)', () => {
+  let project: ComposeProject;
+  let dir: string;
+  let daemon: ChildProcess | undefined;
+  let exited: Promise<number | null>;
+  beforeAll(async () => {
+    project = await createComposeProject(Object.fromEntries(['ceo', 'cto', 'gateway'].map((n) => [n, agentService()])));
+    return () => project.remove();
+  });
+  afterEach(async () => {
+    daemon?.kill('SIGKILL');
+    await exited;
+    await project.compose('down', '-t', '0');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A `systemctl` that reports the given job for the unit, as `systemctl list-jobs` would during it. */
+  async function startDaemonWithJob(job: string | undefined) {
+    dir = await mkdtemp(join(tmpdir(), 'pool-'));
+    await writeFile(join(dir, 'systemctl'), `#!/bin/sh\n${job ? `echo "42 openclaw-pool.service ${job} running"` : ''}\n`);
+    await chmod(join(dir, 'systemctl'), 0o755);
+    const socket = join(dir, 's.sock');
+    const env = { ...process.env, COMPOSE_DIR: project.dir, COMPOSE_PROJECT: project.name, POOL_DIR: join(dir, 'pool'), POOL_SOCKET: socket, POOL_PORT: '0', POOL_BIND: '127.0.0.1', INFRA_SERVICES: 'gateway', POOL_ENV: '/dev/null' };
+    const child = spawn(process.execPath, [DAEMON], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    daemon = child;
+    exited = new Promise((resolve) => child.once('exit', resolve));
+    let out = '';
+    child.stdout!.on('data', (c) => (out += c));
+    await eventually(() => expect(out).toContain('ready:'), 20_000);
+    await run(process.execPath, [POOLCTL, 'start', 'ceo', '--socket', socket]);
+    await run(process.execPath, [POOLCTL, 'start', 'cto', '--socket', socket]);
+    const stop = () => run('sh', [STOP_SCRIPT], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, POOLCTL, POOL_SOCKET: socket } });
+    return { stop };
+  }
+  const running = async () => (await project.containers()).filter((c) => c.state === 'running').map((c) => c.service).sort();
+
+  it('on a stop job, stops every pooled agent and then the daemon, which exits 0', async () => {
+    const { stop } = await startDaemonWithJob('stop');
+    const { stdout } = await stop();
+    expect(stdout).toContain('stop job; stopping the pooled agents');
+    expect(await exited).toBe(0);
+    expect(await running()).toEqual([]);
+  });
+
+  it.each([
+    { job: 'restart', said: 'restart job' },
+    { job: undefined, said: 'no job' },
+  ])('on $said (a restart, or a crash), leaves the daemon to SIGTERM and the agents running', async ({ job, said }) => {
+    const { stop } = await startDaemonWithJob(job);
+    expect((await stop()).stdout).toContain(`${said}; leaving the agents running`);
+    daemon!.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(await running()).toEqual(['ceo', 'cto']);
+  });
+
+  it('on a stop job after the daemon died, exits 0 and touches nothing', async () => {
+    const { stop } = await startDaemonWithJob('stop');
+    daemon!.kill('SIGKILL');
+    await exited;
+    await stop();
+    expect(await running()).toEqual(['ceo', 'cto']);
+  });
+});
