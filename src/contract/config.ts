@@ -22,6 +22,10 @@ export interface PoolConfig {
   token: string | undefined;
   logFile: string | undefined;
   dockerBin: string;
+  /** `compose` (the product) or `process` (agents as local processes, for trying it without Docker). */
+  driver: 'compose' | 'process';
+  /** The process driver's roster: agent → command (default `$COMPOSE_DIR/agents.json`). */
+  processRoster: string;
 }
 
 export class ConfigError extends Error {
@@ -122,6 +126,8 @@ const VARIABLES = {
   POOL_TOKEN: [text, undefined],
   LOG_FILE: [text, undefined],
   DOCKER_BIN: [text, 'docker'],
+  POOL_DRIVER: [z.enum(['compose', 'process'], 'expected compose or process'), 'compose'],
+  PROCESS_ROSTER: [text, undefined],
 } as const satisfies Record<string, readonly [z.ZodType, string | undefined]>;
 
 export type PoolVariable = keyof typeof VARIABLES;
@@ -173,6 +179,8 @@ export function loadConfig({ file = {}, env = {}, cwd }: ConfigSources): PoolCon
     token: read('POOL_TOKEN'),
     logFile: read('LOG_FILE'),
     dockerBin: read('DOCKER_BIN') ?? 'docker',
+    driver: read('POOL_DRIVER') ?? 'compose',
+    processRoster: read('PROCESS_ROSTER') ?? `${composeDir.replace(/\/+$/, '')}/agents.json`,
   };
   const infra = new Set(config.infraServices);
   const pinnedInfra = config.pinnedAgents.filter((name) => infra.has(name));

@@ -39,6 +39,7 @@ export async function readConfig(options: { envFile?: string; env: NodeJS.Proces
       composeDir: resolve(options.cwd, config.composeDir),
       poolDir: resolve(options.cwd, config.poolDir),
       socketPath: resolve(options.cwd, config.socketPath),
+      processRoster: resolve(options.cwd, config.processRoster),
       ...(config.logFile !== undefined && { logFile: resolve(options.cwd, config.logFile) }),
     },
   };

@@ -8,7 +8,7 @@ import { createHTTPServer } from '@trpc/server/adapters/standalone';
 import { createBridgeServer } from '../bridge/server.js';
 import { type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS } from '../contract/index.js';
 import { parseAutostart, planAutostart, rulesFromConfig } from '../core/index.js';
-import { type ComposeDriver, createComposeDriver } from '../drivers/compose.js';
+import { type OpenedDriver, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter, createCaller } from '../rpc/routers/_app.js';
 import { listenOnSocket } from '../rpc/socket.js';
@@ -54,7 +54,7 @@ export function createDaemon(options: DaemonOptions) {
   const lifetime = new AbortController();
   const bridges = new Map<string, Server>();
   let socketServer: Server | undefined;
-  let driver: ComposeDriver | undefined;
+  let opened: OpenedDriver | undefined;
   let pool: Pool | undefined;
   let networks: string[] = [];
   let bridgePort = config.port;
@@ -139,8 +139,8 @@ export function createDaemon(options: DaemonOptions) {
 
   /** SPEC §6: loopback plus the gateway of each Docker network the agents use, as soon as those networks exist. */
   async function bindDefaultAddresses(): Promise<void> {
-    if (config.bind !== undefined || driver === undefined) return;
-    const gateways = await driver.networkGateways(networks).catch((error: unknown) => {
+    if (config.bind !== undefined || opened === undefined) return;
+    const gateways = await opened.networkGateways(networks).catch((error: unknown) => {
       onError('reading Docker network gateways', error);
       return [];
     });
@@ -177,11 +177,13 @@ export function createDaemon(options: DaemonOptions) {
   /** Follows `docker events` for the project while the stream is up; restarts it with backoff when it drops. */
   async function followDockerEvents(): Promise<void> {
     const signal = lifetime.signal;
+    const events = opened?.driver.events?.bind(opened.driver);
+    if (events === undefined) return;
     let backoff = EVENTS_BACKOFF_MIN_MS;
-    while (!signal.aborted && driver !== undefined) {
+    while (!signal.aborted) {
       const since = clock();
       try {
-        for await (const _event of driver.events(signal)) scheduleReconcile();
+        for await (const _event of events(signal)) scheduleReconcile();
       } catch (error) {
         if (signal.aborted) return;
         onError('following docker events', error);
@@ -245,15 +247,15 @@ export function createDaemon(options: DaemonOptions) {
       socketServer = rpcServer;
       log.info(`socket listening on ${config.socketPath}`);
 
-      driver = createComposeDriver({ dockerBin: config.dockerBin, composeDir: config.composeDir, project: config.composeProject });
-      let project;
       try {
-        project = await driver.init();
+        opened = await openDriver(config);
       } catch (error) {
-        throw new DaemonStartError(`cannot read the compose project in ${config.composeDir}: ${describeError(error)}`);
+        const what = config.driver === 'process' ? `the process roster ${config.processRoster}` : `the compose project in ${config.composeDir}`;
+        throw new DaemonStartError(`cannot read ${what}: ${describeError(error)}`);
       }
+      const { driver, project } = opened;
       networks = project.networks;
-      log.info(`compose project ${project.name}: agents ${project.services.filter((s) => !config.infraServices.includes(s)).join(', ') || '(none)'}; infrastructure ${config.infraServices.join(', ') || '(none)'}`);
+      log.info(`${config.driver === 'compose' ? 'compose project ' : ''}${project.name}: agents ${project.services.filter((s) => !config.infraServices.includes(s)).join(', ') || '(none)'}; infrastructure ${config.infraServices.join(', ') || '(none)'}`);
 
       const store = createStateStore(config.poolDir);
       const loaded = await store.load(clock());
@@ -296,11 +298,11 @@ export function createDaemon(options: DaemonOptions) {
 
     /** Re-reads the configuration (SIGHUP). What cannot change without a restart is named, not applied. */
     async reload(next: PoolConfig): Promise<void> {
-      const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize'] as const;
+      const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster'] as const;
       const changed = fixed.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (changed.length > 0) log.error(`reload: ${changed.join(', ')} changed; restart the daemon to apply them`);
       config = { ...next, ...Object.fromEntries(fixed.map((key) => [key, config[key]])) };
-      const services = await driver?.services().catch((error: unknown) => {
+      const services = await opened?.driver.services().catch((error: unknown) => {
         onError('reading the compose services on reload', error);
         return undefined;
       });

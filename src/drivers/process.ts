@@ -50,7 +50,8 @@ export function createProcessDriver(options: ProcessDriverOptions) {
   /** Starts in flight in this driver, so two concurrent starts of one agent spawn it once. */
   const starting = new Map<string, Promise<void>>();
 
-  const readRecord = async (agent: string): Promise<{ record: ProcessPidFile; writtenAt: number } | undefined> => {
+  /** The agent's pid file, if there is one; `record` is undefined when the file is torn or was edited by hand. */
+  const readRecord = async (agent: string): Promise<{ record: ProcessPidFile | undefined; writtenAt: number } | undefined> => {
     const path = pidPath(agent);
     let text: string;
     let writtenAt: number;
@@ -60,15 +61,14 @@ export function createProcessDriver(options: ProcessDriverOptions) {
       if (errorCode(error) === 'ENOENT') return undefined;
       throw new DriverError(`cannot read ${path}: ${(error as Error).message}`, [], undefined, '', { cause: error });
     }
-    // A torn or hand-edited file cannot name a process we started: the agent is not running.
     const parsed = ProcessPidFile.safeParse(parseJson(text));
-    return parsed.success ? { record: parsed.data, writtenAt: Math.round(writtenAt) } : { record: { pid: 0, startTime: -1 }, writtenAt };
+    return { record: parsed.success ? parsed.data : undefined, writtenAt: Math.round(writtenAt) };
   };
 
   /** Removes the pid file if it still names `record` (a start racing this stop may have replaced it). */
-  const removeRecord = async (agent: string, record: ProcessPidFile) => {
-    const current = await readRecord(agent);
-    if (current === undefined || current.record.pid !== record.pid || current.record.startTime !== record.startTime) return;
+  const removeRecord = async (agent: string, record: ProcessPidFile | undefined) => {
+    const current = (await readRecord(agent))?.record;
+    if (current?.pid !== record?.pid || current?.startTime !== record?.startTime) return;
     await unlink(pidPath(agent)).catch((error: unknown) => {
       if (errorCode(error) !== 'ENOENT') throw error;
     });
@@ -82,7 +82,7 @@ export function createProcessDriver(options: ProcessDriverOptions) {
       throw new DriverError(`unknown agent ${JSON.stringify(agent)}: not in ${rosterPath} (known: ${known})`, [], undefined, '');
     }
     const current = await readRecord(agent);
-    if (current !== undefined && (await isAlive(current.record))) return;
+    if (current?.record !== undefined && (await isAlive(current.record))) return;
 
     const argv = spec.command;
     const [file, ...args] = argv as [string, ...string[]];
@@ -97,38 +97,20 @@ export function createProcessDriver(options: ProcessDriverOptions) {
     const logPath = join(logDir, `${agent}.log`);
     const log = await open(logPath, 'a', 0o644);
     let logFrom: number;
-    let child: ChildProcess;
-    let startTime: number | undefined;
+    let launched: Launched;
     try {
       logFrom = (await log.stat()).size;
-      // detached: its own process group, which a stop signals as a whole, and no tie to the daemon's
-      // lifetime. spawn() forks synchronously, so the log's descriptor can be closed right after.
-      child = spawn(file, args, {
-        cwd,
-        env: { ...process.env, ...spec.env, AGENT_ID: agent },
-        detached: true,
-        stdio: ['ignore', log.fd, log.fd],
-      });
-      // Read before any await: until the event loop runs, Node cannot have reaped the child, so its
-      // /proc entry is there even if it has already exited.
-      if (child.pid !== undefined) startTime = readStatSync(child.pid)?.startTime;
+      launched = launch(file, args, { cwd, env: { ...process.env, ...spec.env, AGENT_ID: agent }, logFd: log.fd });
+    } catch (error) {
+      // spawn() throws, rather than emits, the failures it does not expect (E2BIG, a NUL in an argument, ...).
+      throw spawnError(agent, argv, error as Error, rosterPath);
     } finally {
       await log.close();
     }
-    // Registered now so that its exit is reaped (no zombie left for a stop to wait on) and an
-    // 'error' after start cannot crash the daemon.
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
-      child.once('exit', (code, signal) => done({ code, signal }));
-    });
-    const spawned = new Promise<Error | undefined>((done) => {
-      child.once('spawn', () => done(undefined));
-      child.once('error', done);
-    });
-    child.on('error', () => {});
+    const { child, exited, spawned } = launched;
     const failure = await spawned;
     if (failure !== undefined || child.pid === undefined) throw spawnError(agent, argv, failure, rosterPath);
-    child.unref();
-
+    const startTime = launched.startTime;
     const pid = child.pid;
     if (startTime === undefined) throw new DriverError(`cannot read /proc/${pid}/stat for ${agent}`, argv, undefined, '');
     const record: ProcessPidFile = { pid, startTime };
@@ -137,7 +119,11 @@ export function createProcessDriver(options: ProcessDriverOptions) {
       await writeFileAtomic(pidPath(agent), `${JSON.stringify(record)}\n`, { durable: false });
     } catch (error) {
       // Unrecorded, no later stop could find it: do not leave it running.
-      signalGroup(pid, 'SIGKILL');
+      try {
+        signalGroup(pid, 'SIGKILL');
+      } catch {
+        // The write's failure is the one to report.
+      }
       throw new DriverError(`cannot record ${agent}'s pid: ${(error as Error).message}`, argv, undefined, '', { cause: error });
     }
 
@@ -192,8 +178,9 @@ export function createProcessDriver(options: ProcessDriverOptions) {
       const current = await readRecord(agent);
       if (current === undefined) return;
       const { record } = current;
-      // Checked before any signal: a stale pid file's pid may belong to someone else by now.
-      if (!(await isAlive(record))) {
+      // Checked before any signal: a stale pid file's pid may belong to someone else by now, and a
+      // torn one names no process we could have started.
+      if (record === undefined || !(await isAlive(record))) {
         await removeRecord(agent, record);
         return;
       }
@@ -230,7 +217,7 @@ export function createProcessDriver(options: ProcessDriverOptions) {
         agents.map(async (agent): Promise<ObservedAgent | undefined> => {
           const current = await readRecord(agent);
           if (current === undefined) return undefined; // removed by a stop since the readdir
-          return (await isAlive(current.record))
+          return current.record !== undefined && (await isAlive(current.record))
             ? { agent, running: true, startedAt: current.writtenAt }
             : { agent, running: false };
         }),
@@ -279,6 +266,40 @@ function formatPath(path: readonly PropertyKey[]): string {
     else text += `[${JSON.stringify(String(key))}]`;
   }
   return `${text}: `;
+}
+
+interface Launched {
+  readonly child: ChildProcess;
+  /** Its kernel start time, read while it cannot have been reaped yet; undefined if spawning failed. */
+  readonly startTime: number | undefined;
+  /** Settles with the spawn's failure, or undefined once it runs. */
+  readonly spawned: Promise<Error | undefined>;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Spawns the agent and listens to it, all before returning to the event loop: Node emits 'spawn',
+ * 'error' and 'exit' from later ticks, so a listener attached after an await could miss them.
+ */
+function launch(file: string, args: readonly string[], options: { cwd: string; env: NodeJS.ProcessEnv; logFd: number }): Launched {
+  // detached: its own process group, which a stop signals as a whole, and no tie to the daemon's
+  // lifetime. spawn() forks synchronously, so the caller may close the log's descriptor at once.
+  const child = spawn(file, args, { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', options.logFd, options.logFd] });
+  // Until the event loop runs, Node cannot have reaped the child, so its /proc entry is there even
+  // if it has already exited.
+  const startTime = child.pid === undefined ? undefined : readStatSync(child.pid)?.startTime;
+  // Listening for 'exit' keeps Node reaping it (no zombie for a stop to wait on), and a lasting
+  // 'error' listener keeps a late error from crashing the daemon.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
+    child.once('exit', (code, signal) => done({ code, signal }));
+  });
+  const spawned = new Promise<Error | undefined>((done) => {
+    child.once('spawn', () => done(undefined));
+    child.once('error', done);
+  });
+  child.on('error', () => {});
+  child.unref();
+  return { child, startTime, spawned, exited };
 }
 
 function spawnError(agent: string, argv: readonly string[], error: Error | undefined, rosterPath: string): DriverError {

@@ -46,6 +46,8 @@ describe('loadConfig', () => {
       token: undefined,
       logFile: undefined,
       dockerBin: 'docker',
+      driver: 'compose',
+      processRoster: '/srv/agents/agents.json',
     });
   });
 
