@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! docker info >/dev/null 2>&1 || ! docker compose version >/dev/null 2>&1; then
+# SETUP_SKIP_DOCKER=1: the caller does not need Docker (the demo with local processes).
+if [ -z "${SETUP_SKIP_DOCKER:-}" ] && { ! docker info >/dev/null 2>&1 || ! docker compose version >/dev/null 2>&1; }; then
   if [ "$(id -u)" = 0 ]; then
     bash scripts/provision-docker.sh
   else
