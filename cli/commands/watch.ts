@@ -1,13 +1,14 @@
 import { Command } from 'clipanion';
 import type { PoolEvent } from '../../src/contract/api.js';
+import { formatEvent } from '../../src/core/event-text.js';
 import { EXIT, PoolCommand } from '../base.js';
 import { renderStatus } from './status.js';
 
 const RECENT_EVENTS = 10;
 
-export function describeEvent(e: PoolEvent): string {
-  const detail = [`by ${e.by}`, e.reason].filter(Boolean).join('; ');
-  return `${e.time} ${e.type} ${e.agent}${e.for ? ` for ${e.for}` : ''} (${detail})`;
+/** An event with its time, for the watch log. */
+function describeEvent(e: PoolEvent): string {
+  return `${e.time} ${formatEvent(e)}`;
 }
 
 export class WatchCommand extends PoolCommand {

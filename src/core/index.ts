@@ -6,3 +6,4 @@ export * from './autostart.js';
 export * from './views.js';
 export * from './errors.js';
 export type * from './driver.js';
+export * from './event-text.js';

@@ -13,7 +13,8 @@ import { createContext } from '../rpc/context.js';
 import { appRouter, createCaller } from '../rpc/routers/_app.js';
 import { listenOnSocket } from '../rpc/socket.js';
 import { createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
-import { type Logger, describeError, formatEvent } from './log.js';
+import { formatEvent } from '../core/event-text.js';
+import { type Logger, describeError } from './log.js';
 import { type Pool, type PoolSettings, createPool } from './pool.js';
 
 export const VERSION = '0.1.0';

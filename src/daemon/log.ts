@@ -1,5 +1,4 @@
 import { appendFile } from 'node:fs/promises';
-import type { PoolEvent } from '../contract/index.js';
 
 export interface Logger {
   info(message: string): void;
@@ -26,12 +25,6 @@ export function createLogger(options: { logFile?: string | undefined; clock: () 
     info: (message) => write(process.stdout, message),
     error: (message) => write(process.stderr, message),
   };
-}
-
-/** `evicted software-engineer for cfo (by ceo; least recently active)` */
-export function formatEvent(event: PoolEvent): string {
-  const detail = [`by ${event.by}`, event.reason].filter(Boolean).join('; ');
-  return `${event.type} ${event.agent}${event.for === undefined ? '' : ` for ${event.for}`} (${detail})`;
 }
 
 export function describeError(error: unknown): string {
