@@ -25,10 +25,17 @@ export async function listenOnSocket(server: Server, path: string, group?: strin
   await removeIfStale(path);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
+    // The socket file is created by bind(), synchronously inside listen(): with this umask it is
+    // born 0660, so there is no moment in which anyone else could connect before the chmod below.
+    const previous = process.umask(0o117);
+    try {
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(previous);
+    }
   });
   await chmod(path, 0o660);
   if (group !== undefined) await chown(path, -1, await resolveGroup(group));
