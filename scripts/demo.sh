@@ -24,11 +24,11 @@ cd "$root/demo"
 export POOL_DRIVER=$driver
 [ "$driver" = compose ] && docker compose up -d gateway >/dev/null 2>&1
 daemon=(node "$root/dist/src/daemon/main.js" --config pool.env)
-poolctl() { node "$root/dist/cli/main.js" --socket "$root/demo/pool/pool.sock" "$@"; }
+poolctl() { node "$root/dist/poolctl.mjs" --socket "$root/demo/pool/pool.sock" "$@"; }
 
 if [ "$tour" = 0 ]; then
   echo "demo ($driver driver): bridge http://127.0.0.1:19000, socket $root/demo/pool/pool.sock"
-  echo "try: curl -s 127.0.0.1:19000/status   or   node dist/cli/main.js --socket demo/pool/pool.sock status"
+  echo "try: curl -s 127.0.0.1:19000/status   or   node dist/poolctl.mjs --socket demo/pool/pool.sock status"
   echo "Ctrl-C stops the daemon (agents keep running; '--tour' cleans up after itself)"
   exec "${daemon[@]}"
 fi

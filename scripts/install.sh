@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
 done
 log() { printf 'install: %s\n' "$*"; }
 
-if [ ! -f "$src/dist/src/daemon/main.js" ] || [ ! -f "$src/dist/cli/main.js" ]; then
+if [ ! -f "$src/dist/src/daemon/main.js" ] || [ ! -f "$src/dist/poolctl.mjs" ]; then
   log "building"
   (cd "$src" && npm ci --no-audit --no-fund && npm run build)
 fi
@@ -35,11 +35,11 @@ rm -rf "$opt/dist" "$opt/shims"
 cp -r "$src/dist" "$src/shims" "$opt/"
 cp "$src/package.json" "$src/package-lock.json" "$src/README.md" "$src/pool.env.example" "$opt/"
 (cd "$opt" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
-chmod 0755 "$opt/dist/src/daemon/main.js" "$opt/dist/cli/main.js"
+chmod 0755 "$opt/dist/src/daemon/main.js" "$opt/dist/poolctl.mjs"
 
 install -d "$dest/usr/local/bin" "$dest/usr/local/lib/openclaw-pool" "$dest/etc/openclaw-pool" "$dest/etc/systemd/system" "$dest/etc/logrotate.d"
 ln -sfn ../../../opt/openclaw-pool/dist/src/daemon/main.js "$dest/usr/local/bin/openclaw-pool"
-ln -sfn ../../../opt/openclaw-pool/dist/cli/main.js "$dest/usr/local/bin/poolctl"
+ln -sfn ../../../opt/openclaw-pool/dist/poolctl.mjs "$dest/usr/local/bin/poolctl"
 install -m 0755 "$src/systemd/systemd-stop" "$dest/usr/local/lib/openclaw-pool/systemd-stop"
 install -m 0644 "$src/systemd/openclaw-pool.service" "$dest/etc/systemd/system/openclaw-pool.service"
 install -m 0644 "$src/systemd/openclaw-pool.logrotate" "$dest/etc/logrotate.d/openclaw-pool"

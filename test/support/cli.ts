@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 
-export const POOLCTL = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+export const POOLCTL = new URL('../../dist/poolctl.mjs', import.meta.url).pathname;
 
 export interface CliRun {
   code: number | null;
