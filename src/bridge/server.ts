@@ -33,9 +33,17 @@ export interface BridgeOptions {
 /** Slow or idle clients must not hold connections: whole headers within 10 s, a whole request within 30 s. */
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * How often Node checks those two timeouts. Its default (30 s) would let a slowloris client hold a
+ * connection for up to 40 s and a stalled body for up to 60 s; checked every second they hold.
+ */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const MAX_HEADERS = 64;
 const MAX_CONNECTIONS = 1024;
+
+/** The client went away (or was cut off by a timeout) before its body was read: nobody to answer, nothing to log. */
+class ClientGone extends Error {}
 
 class HttpError extends Error {
   constructor(
@@ -48,8 +56,12 @@ class HttpError extends Error {
 }
 
 export function createBridgeServer(options: BridgeOptions): Server {
-  const server = createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
+  const server = createServer({ maxHeaderSize: 16 * 1024, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS }, (req, res) => {
     handle(req, res).catch((error: unknown) => {
+      if (error instanceof ClientGone) {
+        res.destroy();
+        return;
+      }
       options.onError('bridge request', error);
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
       else res.destroy();
@@ -133,7 +145,11 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
     };
     req.on('data', onData);
     req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.once('error', reject);
+    // A client that hangs up mid-body (or is cut off by requestTimeout) is not a daemon error.
+    req.once('error', (error) => reject(req.complete ? error : new ClientGone('client went away')));
+    req.once('close', () => {
+      if (!req.complete) reject(new ClientGone('client went away'));
+    });
   });
 }
 
