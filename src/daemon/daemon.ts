@@ -1,5 +1,6 @@
 import { EventEmitter, on } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -183,6 +184,9 @@ export function createDaemon(options: DaemonOptions) {
     let backoff = EVENTS_BACKOFF_MIN_MS;
     while (!signal.aborted) {
       const since = clock();
+      // Whatever changed before this stream attached (a compose command left by a killed daemon,
+      // say) sends no event to it: look once more, just after it attaches.
+      scheduleReconcile();
       try {
         for await (const _event of events(signal)) scheduleReconcile();
       } catch (error) {
@@ -194,7 +198,6 @@ export function createDaemon(options: DaemonOptions) {
       log.info(`docker events stream ended; reconnecting in ${backoff / 1000} s`);
       await sleep(backoff, undefined, { signal }).catch(() => {});
       backoff = Math.min(backoff * 2, EVENTS_BACKOFF_MAX_MS);
-      scheduleReconcile();
     }
   }
 
@@ -259,10 +262,17 @@ export function createDaemon(options: DaemonOptions) {
       log.info(`${config.driver === 'compose' ? 'compose project ' : ''}${project.name}: agents ${project.services.filter((s) => !config.infraServices.includes(s)).join(', ') || '(none)'}; infrastructure ${config.infraServices.join(', ') || '(none)'}`);
 
       const store = createStateStore(config.poolDir);
-      const loaded = await store.load(clock());
+      let loaded;
+      try {
+        // Without a writable POOL_DIR the pool cannot keep its state across a crash: refuse to start, saying why.
+        loaded = await store.load(clock());
+        await ensureActivityDir(config.poolDir);
+        await access(config.poolDir, constants.W_OK);
+      } catch (error) {
+        throw new DaemonStartError(`cannot use POOL_DIR ${config.poolDir}: ${describeError(error)} (it must be a writable directory; check POOL_DIR, its parents and its mount)`);
+      }
       if (loaded.corrupt) log.error(`state.json was unreadable (${loaded.corrupt.reason}); moved to ${loaded.corrupt.movedTo}; rebuilding the state from Docker`);
       if (loaded.ignored.length > 0) log.info(`state.json: ignored agents not in the pool: ${loaded.ignored.join(', ')}`);
-      await ensureActivityDir(config.poolDir);
       const roster = createRosterWriter(config.poolDir, config.heartbeatIntervalSeconds);
       const events = createEventLog(config.poolDir, (error) => onError('appending to events.jsonl', error));
 

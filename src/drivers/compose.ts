@@ -22,6 +22,14 @@ export interface ComposeProjectInfo {
 }
 
 const COMMAND_TIMEOUT_MS = 120_000;
+/**
+ * Read-only queries (`docker ps`, network lookups) answer in well under a second on a healthy
+ * engine; a hung dockerd (socket accepting, nothing answering) must turn into a reconcile error,
+ * hence degraded health, within seconds rather than after the 120 s meant for `compose up` pulls.
+ */
+const QUERY_TIMEOUT_MS = 15_000;
+/** Beside a start: is the engine answering at all? Keeps a hung dockerd from holding a request for 120 s. */
+const PROBE_TIMEOUT_MS = 10_000;
 /** Beyond the graceful stop timeout, how long a stop may take before it is abandoned for a kill. */
 const STOP_SLACK_MS = 15_000;
 
@@ -33,10 +41,10 @@ export function createComposeDriver(options: ComposeDriverOptions) {
   const commandTimeoutMs = options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
   let projectName = options.project;
 
-  const compose = (args: string[], timeoutMs = commandTimeoutMs) => {
+  const compose = (args: string[], timeoutMs = commandTimeoutMs, signal?: AbortSignal) => {
     const argv: [string, ...string[]] = [options.dockerBin, 'compose', '--project-directory', options.composeDir];
     if (projectName !== undefined) argv.push('-p', projectName);
-    return run([...argv, ...args], { cwd: options.composeDir, timeoutMs });
+    return run([...argv, ...args], { cwd: options.composeDir, timeoutMs, ...(signal !== undefined && { signal }) });
   };
   const docker = (args: string[], timeoutMs = commandTimeoutMs) => run([options.dockerBin, ...args], { timeoutMs });
   const requireProject = () => {
@@ -44,12 +52,28 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     return projectName;
   };
 
+  const queryTimeoutMs = Math.min(commandTimeoutMs, QUERY_TIMEOUT_MS);
+  /** Fails fast, with what Docker said or a clear timeout, when the engine is down or not answering. */
+  const probe = async () => {
+    try {
+      await docker(['version', '--format', '{{.Server.Version}}'], PROBE_TIMEOUT_MS);
+    } catch (error) {
+      if (error instanceof DriverError && /timed out/.test(error.message)) {
+        throw new DriverError(
+          `Docker is not answering (docker version timed out after ${PROBE_TIMEOUT_MS / 1000} s); is dockerd hung? check 'systemctl status docker'`,
+          error.argv, undefined, error.stderr, { cause: error },
+        );
+      }
+      throw error;
+    }
+  };
+
   const list = async (): Promise<ObservedAgent[]> => {
     const stdout = await docker([
       'ps', '--all', '--no-trunc',
       '--filter', `label=com.docker.compose.project=${requireProject()}`,
       '--format', `{{.Label "${SERVICE_LABEL}"}}\t{{.Label "${ONEOFF_LABEL}"}}\t{{.State}}\t{{.CreatedAt}}`,
-    ]);
+    ], queryTimeoutMs);
     const observed: ObservedAgent[] = [];
     for (const line of stdout.split('\n')) {
       const [agent, oneoff, state, created] = line.split('\t');
@@ -89,8 +113,20 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     },
 
     async start(agent: string) {
-      // --no-deps: the daemon never starts anything but the agent (infrastructure is always on).
-      await compose(['up', '--detach', '--no-deps', agent]);
+      // The probe runs beside `compose up`, not before it: on a healthy engine it adds nothing to
+      // the start, and on a down or hung one it cuts the start short with the cause.
+      const engineDown = new AbortController();
+      let probeError: unknown;
+      probe().catch((error: unknown) => {
+        probeError = error;
+        engineDown.abort();
+      });
+      try {
+        // --no-deps: the daemon never starts anything but the agent (infrastructure is always on).
+        await compose(['up', '--detach', '--no-deps', agent], commandTimeoutMs, engineDown.signal);
+      } catch (error) {
+        throw probeError ?? error;
+      }
     },
 
     async stop(agent: string, timeoutMs: number) {
@@ -100,7 +136,8 @@ export function createComposeDriver(options: ComposeDriverOptions) {
         await compose(['stop', '--timeout', String(seconds), agent], timeoutMs + STOP_SLACK_MS);
       } catch (error) {
         stopError = error;
-        await compose(['kill', agent]).catch((killError: unknown) => {
+        // A kill is immediate on a healthy engine; do not wait the 120 s meant for starts.
+        await compose(['kill', agent], STOP_SLACK_MS).catch((killError: unknown) => {
           stopError = killError;
         });
       }
@@ -135,9 +172,9 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     /** Gateway addresses of the given Docker networks that exist now (one `docker network inspect`). */
     async networkGateways(networks: readonly string[]): Promise<string[]> {
       if (networks.length === 0) return [];
-      const existing = (await docker(['network', 'ls', '--format', '{{.Name}}'])).split('\n').filter((n) => networks.includes(n));
+      const existing = (await docker(['network', 'ls', '--format', '{{.Name}}'], queryTimeoutMs)).split('\n').filter((n) => networks.includes(n));
       if (existing.length === 0) return [];
-      const out = await docker(['network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Gateway}} {{end}}', ...existing]);
+      const out = await docker(['network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Gateway}} {{end}}', ...existing], queryTimeoutMs);
       return [...new Set(out.split(/\s+/).filter(Boolean))];
     },
   } satisfies AgentDriver & Record<string, unknown>;

@@ -1,11 +1,31 @@
-import { open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { open, readdir, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 
 let sequence = 0;
 
 /** The prefix of the temporary files `writeFileAtomic` leaves behind if the process dies mid-write. */
 export function tempPrefix(path: string): string {
   return `${basename(path)}.tmp-`;
+}
+
+/**
+ * Removes the temp files of `path` that a process killed mid-write left beside it (readers never
+ * look at them, but each crash would leave one more). Only for the writer that owns `path`, before
+ * its first write: it must not race a live writer's temp file.
+ */
+export async function removeLeftoverTemps(path: string): Promise<void> {
+  const dir = dirname(path);
+  const prefix = tempPrefix(path);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  for (const name of names) {
+    if (name.startsWith(prefix)) await unlink(join(dir, name)).catch(() => {});
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { type RosterFile, type StatusReply, formatWireTime } from '../contract/index.js';
-import { coalescingWriter, writeFileAtomic } from './atomic.js';
+import { coalescingWriter, removeLeftoverTemps, writeFileAtomic } from './atomic.js';
 
 export const ROSTER_FILE = 'roster.json';
 
@@ -10,7 +10,12 @@ export const ROSTER_FILE = 'roster.json';
  */
 export function createRosterWriter(poolDir: string, heartbeatIntervalSeconds: number) {
   const path = join(poolDir, ROSTER_FILE);
-  const write = coalescingWriter((data) => writeFileAtomic(path, data, { durable: false }));
+  // Temp files a killed daemon left are cleared now, before this writer's first write (which waits for it).
+  const cleared = removeLeftoverTemps(path).catch(() => {});
+  const write = coalescingWriter(async (data) => {
+    await cleared;
+    await writeFileAtomic(path, data, { durable: false });
+  });
   return {
     path,
     write(status: StatusReply, now: number): Promise<void> {

@@ -1,8 +1,8 @@
-import { mkdir, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateFile, type StateFile as StateFileShape, AgentStatus, parseWireTime } from '../contract/index.js';
 import type { AgentRecord, PoolState } from '../core/index.js';
-import { coalescingWriter, tempPrefix, writeFileAtomic } from './atomic.js';
+import { coalescingWriter, removeLeftoverTemps, writeFileAtomic } from './atomic.js';
 
 export const STATE_FILE = 'state.json';
 
@@ -82,7 +82,8 @@ export function parseState(text: string): { state: PoolState; ignored: string[] 
 
 async function loadState(poolDir: string, path: string, now: number): Promise<LoadedState> {
   await mkdir(poolDir, { recursive: true });
-  await removeLeftoverTemps(poolDir);
+  // A temp file left by a write that died before its rename holds nothing the real file lacks.
+  await removeLeftoverTemps(path);
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -96,14 +97,6 @@ async function loadState(poolDir: string, path: string, now: number): Promise<Lo
     const movedTo = `${path}.corrupt-${compactTime(now)}`;
     await rename(path, movedTo);
     return { state: { agents: new Map() }, corrupt: { movedTo, reason: (error as Error).message }, ignored: [] };
-  }
-}
-
-/** A temp file left by a write that died before its rename holds nothing the real file lacks. */
-async function removeLeftoverTemps(poolDir: string): Promise<void> {
-  const prefix = tempPrefix(STATE_FILE);
-  for (const name of await readdir(poolDir)) {
-    if (name.startsWith(prefix)) await unlink(join(poolDir, name)).catch(() => {});
   }
 }
 

@@ -102,3 +102,20 @@ describe.skipIf(!docker)('socket start-up rules', () => {
     await daemon.stop('test');
   });
 });
+
+describe.skipIf(!docker)('port start-up rules', () => {
+  it('refuses to start on a bridge port another daemon holds, naming the port', async () => {
+    const first = await startTestDaemon();
+    try {
+      const port = Number(new URL(first.url).port);
+      const config = { ...first.config, port, socketPath: join(tmpdir(), `pool-second-${process.pid}.sock`), poolDir: join(tmpdir(), `pool-second-${process.pid}`) };
+      const second = createDaemon({ config, log: { info() {}, error() {} } });
+      await expect(second.start()).rejects.toThrow(`port ${port} on 127.0.0.1 is already in use (another openclaw-pool daemon?)`);
+      await second.stop('test');
+      expect((await first.client.health()).status).toBe('ok');
+    } finally {
+      await first.stop();
+      await rm(join(tmpdir(), `pool-second-${process.pid}`), { recursive: true, force: true });
+    }
+  });
+});

@@ -26,6 +26,7 @@ import {
 import { createDaemon } from '../../src/daemon/daemon.js';
 import { agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
+import { prng } from '../support/prng.js';
 
 const docker = await requireDocker();
 
@@ -152,17 +153,6 @@ async function quiesce(lines: () => Promise<string[]>, quietMs = 1000): Promise<
   return count;
 }
 
-/** mulberry32: a tiny seeded PRNG so a failing generator run reproduces from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const openFds = async () => (await readdir('/proc/self/fd')).length;
 

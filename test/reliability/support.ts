@@ -1,0 +1,202 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import { TEST_IMAGE } from '../support/docker.js';
+import { eventually } from '../support/daemon.js';
+
+export const BIN = new URL('../../dist/src/daemon/main.js', import.meta.url).pathname;
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+/** Builds dist/ once per file (the spawned daemon runs the built binary). */
+export async function buildOnce(): Promise<void> {
+  await execa('npm', ['run', 'build', '--silent'], { cwd: ROOT });
+}
+
+export const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * A private dockerd of our own (own socket, data-root, exec-root and containerd), so the tests can
+ * stop and restart it without touching the machine's engine that others use.
+ */
+export async function startPrivateDockerd(root?: string) {
+  const dir = root ?? (await mkdtemp('/tmp/d-'));
+  const sock = join(dir, 'docker.sock');
+  const pidfile = join(dir, 'docker.pid');
+  const host = `unix://${sock}`;
+  let child: ChildProcess | undefined;
+  let log = '';
+
+  const docker = (args: string[], options: { timeout?: number; input?: string } = {}) =>
+    execa('docker', ['-H', host, ...args], { reject: false, timeout: options.timeout ?? 30_000, env: { DOCKER_HOST: host } });
+
+  async function up(): Promise<void> {
+    child = spawn(
+      'dockerd',
+      ['--host', host, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', pidfile,
+        '--bridge=none', '--iptables=false', '--ip-masq=false'],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: false },
+    );
+    child.stdout!.on('data', (c) => (log += c));
+    child.stderr!.on('data', (c) => (log += c));
+    await eventually(async () => {
+      const info = await docker(['info', '--format', '{{.ServerVersion}}'], { timeout: 5000 });
+      if (info.failed) throw new Error(`private dockerd not answering: ${info.stderr}\n${log.slice(-2000)}`);
+    }, 60_000, 200);
+  }
+
+  async function currentPid(): Promise<number | undefined> {
+    try {
+      const n = Number((await readFile(pidfile, 'utf8')).trim());
+      return Number.isInteger(n) && n > 0 && isAlive(n) ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** SIGSTOP / SIGCONT the engine: its socket still accepts connections, nothing answers (a hung dockerd). */
+  async function signal(sig: 'SIGSTOP' | 'SIGCONT'): Promise<void> {
+    const p = await currentPid();
+    if (p !== undefined) process.kill(p, sig);
+  }
+
+  /** SIGTERM via the pidfile, then waits until the process is gone. */
+  async function down(): Promise<void> {
+    const pid = await currentPid();
+    if (pid === undefined) return;
+    process.kill(pid, 'SIGCONT');
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 60_000;
+    while (isAlive(pid) && Date.now() < deadline) await sleep(100);
+    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    while (isAlive(pid)) await sleep(100);
+  }
+
+  await up();
+  const image = await execa('sh', ['-c', `docker save ${TEST_IMAGE} | docker -H ${host} load`], { reject: false });
+  if (image.failed) throw new Error(`cannot load ${TEST_IMAGE} into the private dockerd: ${image.stderr}`);
+
+  return {
+    dir,
+    host,
+    docker,
+    up,
+    down,
+    signal,
+    log: () => log,
+    async remove() {
+      await down();
+      // A stopped engine leaves mounts behind (exec/netns/default is an nsfs mount): unmount what is under dir, deepest first.
+      const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+      const points = mountinfo.split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
+      for (const point of points) await execa('umount', ['-l', point], { reject: false });
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+    },
+  };
+}
+
+export type PrivateDockerd = Awaited<ReturnType<typeof startPrivateDockerd>>;
+
+/** A compose project (JSON is YAML) in a temp dir, driven against the given engine. */
+export async function createProjectOn(host: string | undefined, services: Record<string, Record<string, unknown>>) {
+  const dir = await mkdtemp(join(tmpdir(), 'rel-compose-'));
+  const name = `poolrel-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  await writeFile(join(dir, 'compose.yaml'), JSON.stringify({ name, services }, null, 2));
+  const env = host === undefined ? {} : { DOCKER_HOST: host };
+  const compose = (...args: string[]) =>
+    execa('docker', ['compose', '--project-directory', dir, '-p', name, ...args], { env, reject: false, timeout: 60_000 });
+  return {
+    dir,
+    name,
+    env,
+    compose,
+    /** Services whose containers are running (one `docker ps`). */
+    async running(): Promise<string[]> {
+      const r = await execa('docker', ['ps', '--filter', `label=com.docker.compose.project=${name}`, '--filter', 'status=running',
+        '--format', '{{.Label "com.docker.compose.service"}}'], { env, reject: false, timeout: 30_000 });
+      if (r.failed) throw new Error(`docker ps failed: ${r.stderr}`);
+      return r.stdout.split('\n').filter(Boolean).sort();
+    },
+    async remove() {
+      await compose('down', '--timeout', '0', '--remove-orphans');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface SpawnedDaemon {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+  url: () => string;
+  kill(): Promise<void>;
+}
+
+/** Spawns the built daemon binary with the given environment (POOL_ENV=/dev/null: nothing from files). */
+export function spawnDaemon(cwd: string, env: Record<string, string>): SpawnedDaemon {
+  const child = spawn(process.execPath, [BIN], { cwd, env: { ...process.env, POOL_ENV: '/dev/null', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (c) => (output += c));
+  child.stderr!.on('data', (c) => (output += c));
+  let code: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (c) => {
+      code = c;
+      resolve(c);
+    }),
+  );
+  return {
+    child,
+    output: () => output,
+    exited,
+    url() {
+      const match = /bridge listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (!match?.[1]) throw new Error('bridge not listening yet');
+      return match[1];
+    },
+    async kill() {
+      if (code !== undefined) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+export async function waitReady(d: SpawnedDaemon, timeoutMs = 30_000): Promise<string> {
+  await eventually(() => {
+    if (!d.output().includes('ready:')) throw new Error(`daemon not ready:\n${d.output()}`);
+    return d.url();
+  }, timeoutMs, 50);
+  return d.url();
+}
+
+export async function http(url: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    parsed = { raw: text };
+  }
+  return { status: res.status, body: parsed };
+}
+
+export async function scratchDir(prefix = '/tmp/r-'): Promise<string> {
+  const dir = await mkdtemp(prefix);
+  await mkdir(join(dir, 'pool'), { recursive: true });
+  return dir;
+}
