@@ -19,9 +19,22 @@ export function socketFetch(socketPath: string): { fetch: typeof fetch; close: (
             for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) responseHeaders.append(name, v);
           }
           const status = res.statusCode ?? 502;
+          const init = { status, statusText: res.statusMessage ?? '', headers: responseHeaders };
+          if (status === 204 || status === 304) {
+            res.resume();
+            resolve(new Response(null, init));
+            return;
+          }
           // Streamed replies (subscriptions) are handed over as they arrive, not buffered.
-          const body = status === 204 || status === 304 ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
-          resolve(new Response(body, { status, statusText: res.statusMessage ?? '', headers: responseHeaders }));
+          if (String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+            resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, init));
+            return;
+          }
+          // Any other reply is read whole first: a web stream per call costs more than the round trip it carries.
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.once('end', () => resolve(new Response(Buffer.concat(chunks), init)));
+          res.once('error', reject);
         },
       );
       req.once('error', reject);

@@ -1,29 +1,34 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import { TRPCError } from '@trpc/server';
 import { replyForError } from '../core/errors.js';
 import { inputIssues } from '../rpc/errors.js';
-import type { createCaller } from '../rpc/routers/_app.js';
+import type { Context } from '../rpc/context.js';
+import { inputs, operations } from '../rpc/operations.js';
 
-type Caller = ReturnType<typeof createCaller>;
 type Method = 'GET' | 'POST';
-type Handler = (caller: Caller, body: unknown) => Promise<unknown>;
+interface Route {
+  /** The procedure's input schema and operation, called directly (see src/rpc/operations.ts for why). */
+  readonly input?: { safeParse(body: unknown): { success: true; data: unknown } | { success: false; error: unknown } };
+  readonly run: (ctx: Context, input: never) => unknown;
+}
 
 /**
- * The bridge is a route table onto the router's procedures: it parses HTTP, calls the same
- * procedure the socket would, and renders the outcome as SPEC §2 says. It implements no operation.
+ * The bridge is a route table onto the router's procedures: it parses HTTP, runs the operation the
+ * socket's procedure runs, with the same input schema, and renders the outcome as SPEC §2 says.
+ * It implements no operation.
  */
-const ROUTES: Readonly<Record<string, Partial<Record<Method, Handler>>>> = {
-  '/request': { POST: (caller, body) => caller.pool.request(body as never) },
-  '/release': { POST: (caller, body) => caller.pool.release(body as never) },
-  '/heartbeat': { POST: (caller, body) => caller.pool.heartbeat(body as never) },
-  '/status': { GET: (caller) => caller.info.status() },
-  '/available': { GET: (caller) => caller.info.available() },
-  '/health': { GET: (caller) => caller.info.health() },
+const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
+  '/request': { POST: { input: inputs.request, run: operations.request } },
+  '/release': { POST: { input: inputs.release, run: operations.release } },
+  '/heartbeat': { POST: { input: inputs.heartbeat, run: operations.heartbeat } },
+  '/status': { GET: { run: operations.status } },
+  '/available': { GET: { run: operations.available } },
+  '/health': { GET: { run: operations.health } },
 };
 
 export interface BridgeOptions {
-  readonly caller: Caller;
+  /** The same context the socket's procedures get. */
+  readonly context: Context;
   readonly maxBodySize: number;
   /** When it returns a token, POST endpoints require `Authorization: Bearer <token>` (read per request: SIGHUP may change it). */
   readonly token: () => string | undefined;
@@ -56,6 +61,7 @@ class HttpError extends Error {
 }
 
 export function createBridgeServer(options: BridgeOptions): Server {
+  const ctx = options.context;
   const server = createServer({ maxHeaderSize: 16 * 1024, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS }, (req, res) => {
     handle(req, res).catch((error: unknown) => {
       if (error instanceof ClientGone) {
@@ -102,16 +108,19 @@ export function createBridgeServer(options: BridgeOptions): Server {
     }
   }
 
-  async function call(handler: Handler, body: unknown): Promise<unknown> {
+  async function call(route: Route, body: unknown): Promise<unknown> {
+    let input: unknown;
+    if (route.input !== undefined) {
+      const parsed = route.input.safeParse(body);
+      if (!parsed.success) throw new HttpError(400, inputIssues(parsed.error)?.[0] ?? 'invalid request');
+      input = parsed.data;
+    }
     try {
-      return await handler(options.caller, body);
+      return await route.run(ctx, input as never);
     } catch (error) {
-      const cause = error instanceof TRPCError ? error.cause : error;
-      const issues = error instanceof TRPCError && error.code === 'BAD_REQUEST' ? inputIssues(cause) : null;
-      if (issues !== null) throw new HttpError(400, issues[0] ?? 'invalid request');
       const agent = (body as { agent?: unknown } | undefined)?.agent;
-      const reply = replyForError(cause, typeof agent === 'string' ? agent : '');
-      if (reply === undefined) throw cause;
+      const reply = replyForError(error, typeof agent === 'string' ? agent : '');
+      if (reply === undefined) throw error;
       return reply;
     }
   }
@@ -174,8 +183,18 @@ function authorized(header: string | undefined, expected: Buffer): boolean {
   return match?.[1] !== undefined && timingSafeEqual(digest(match[1].trim()), expected);
 }
 
+/** JSON of frozen replies (the pool shares one `/status` reply until the pool changes): serialized once. */
+const frozenJson = new WeakMap<object, string>();
+
+function toJson(body: unknown): string {
+  if (typeof body !== 'object' || body === null || !Object.isFrozen(body)) return JSON.stringify(body);
+  let text = frozenJson.get(body);
+  if (text === undefined) frozenJson.set(body, (text = JSON.stringify(body)));
+  return text;
+}
+
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+  const text = toJson(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

@@ -2,25 +2,59 @@ import { type AgentView, type StatusReply, formatWireTime } from '../contract/in
 import { byLeastRecentlyActive, protection } from './evict.js';
 import { type AgentRecord, type PoolRules, type PoolState, slotsUsed } from './state.js';
 
+/**
+ * Wire times of a record, formatted once: records are replaced, not changed, on every update, and
+ * formatting dates was the largest cost of `/status` after the HTTP itself. The times are kept
+ * beside the strings, so a changed number is never shown with a stale string.
+ */
+const wireTimes = new WeakMap<AgentRecord, { started: number; lastActive: number; text: readonly [string, string] }>();
+
+function wireTimesOf(record: AgentRecord): readonly [string, string] {
+  const cached = wireTimes.get(record);
+  if (cached !== undefined && cached.started === record.started && cached.lastActive === record.lastActive) return cached.text;
+  const text = [formatWireTime(record.started), formatWireTime(record.lastActive)] as const;
+  wireTimes.set(record, { started: record.started, lastActive: record.lastActive, text });
+  return text;
+}
+
 export function agentView(id: string, record: AgentRecord, now: number, rules: PoolRules): AgentView {
+  const [started, lastActive] = wireTimesOf(record);
   return {
     id,
-    started: formatWireTime(record.started),
-    last_active: formatWireTime(record.lastActive),
+    started,
+    last_active: lastActive,
     requested_by: record.requestedBy,
     state: record.status,
     protection: protection(id, record, now, rules) ?? null,
   };
 }
 
+/**
+ * The last reply computed for each state, kept while it is still what `statusView` would compute:
+ * the same state and rules, and `now` before the first moment an agent's grace protection ends.
+ * A reply is shared by every caller in that window, so it is frozen.
+ */
+const statusCache = new WeakMap<PoolState, { rules: PoolRules; from: number; until: number; reply: StatusReply }>();
+
 /** The pool as `/status`, `roster.json` and the socket show it: agents in start order. */
 export function statusView(state: PoolState, now: number, rules: PoolRules): StatusReply {
+  const cached = statusCache.get(state);
+  if (cached !== undefined && cached.rules === rules && now >= cached.from && now < cached.until) return cached.reply;
   const entries = [...state.agents].sort(([a, ra], [b, rb]) => ra.started - rb.started || byLeastRecentlyActive([a, ra], [b, rb]));
-  return {
-    running: entries.map(([id, record]) => agentView(id, record, now, rules)),
+  let until = Infinity;
+  const running = entries.map(([id, record]) => {
+    const view = agentView(id, record, now, rules);
+    // Protected by grace up to lastActive + grace inclusive (see `protection`); the view changes just after.
+    if (view.protection === 'grace') until = Math.min(until, record.lastActive + rules.evictGraceMs + 1);
+    return Object.freeze(view);
+  });
+  const reply: StatusReply = Object.freeze({
+    running: Object.freeze(running) as StatusReply['running'],
     slots_total: rules.maxAgents,
     slots_free: Math.max(0, rules.maxAgents - slotsUsed(state)),
-  };
+  });
+  statusCache.set(state, { rules, from: now, until, reply });
+  return reply;
 }
 
 /** `/available`: the agents that are up and can be talked to. */

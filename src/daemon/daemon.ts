@@ -11,7 +11,7 @@ import { type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS 
 import { parseAutostart, planAutostart, rulesFromConfig } from '../core/index.js';
 import { type OpenedDriver, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
-import { appRouter, createCaller } from '../rpc/routers/_app.js';
+import { appRouter } from '../rpc/routers/_app.js';
 import { listenOnSocket } from '../rpc/socket.js';
 import { createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
 import { formatEvent } from '../core/event-text.js';
@@ -118,7 +118,7 @@ export function createDaemon(options: DaemonOptions) {
   async function listenBridge(address: string): Promise<void> {
     if (bridges.has(address)) return;
     const server = createBridgeServer({
-      caller: createCaller(createContext(rpcDeps)),
+      context: createContext(rpcDeps),
       maxBodySize: config.maxBodySize,
       token: () => config.token,
       onError,

@@ -1,7 +1,7 @@
 import type { HealthReply, PoolEvent } from '../contract/index.js';
 import type { Pool } from '../daemon/pool.js';
 
-/** What the procedures need, injected: tests build it around any driver and call the router with createCaller. */
+/** What the procedures need, injected: the socket's router and the HTTP bridge both run on it. */
 export interface RpcDeps {
   readonly pool: Pool;
   readonly health: () => HealthReply;

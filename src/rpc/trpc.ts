@@ -20,4 +20,3 @@ const poolErrors = t.middleware(async ({ next }) => {
 
 export const router = t.router;
 export const procedure = t.procedure.use(poolErrors);
-export const createCallerFactory = t.createCallerFactory;

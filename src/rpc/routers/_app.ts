@@ -1,4 +1,4 @@
-import { createCallerFactory, router } from '../trpc.js';
+import { router } from '../trpc.js';
 import { adminRouter } from './admin.js';
 import { infoRouter } from './info.js';
 import { poolRouter } from './pool.js';
@@ -10,5 +10,3 @@ export const appRouter = router({
 });
 
 export type AppRouter = typeof appRouter;
-
-export const createCaller = createCallerFactory(appRouter);

@@ -1,12 +1,13 @@
+import { operations } from '../operations.js';
 import { procedure, router } from '../trpc.js';
 
 /** Read-only views of the pool. */
 export const infoRouter = router({
-  status: procedure.query(({ ctx }) => ctx.pool.status()),
-  available: procedure.query(({ ctx }) => ({ agents: ctx.pool.available() })),
-  health: procedure.query(({ ctx }) => ctx.health()),
-  known: procedure.query(({ ctx }) => ({ agents: ctx.pool.known() })),
-  config: procedure.query(({ ctx }) => ctx.configView()),
+  status: procedure.query(({ ctx }) => operations.status(ctx)),
+  available: procedure.query(({ ctx }) => operations.available(ctx)),
+  health: procedure.query(({ ctx }) => operations.health(ctx)),
+  known: procedure.query(({ ctx }) => operations.known(ctx)),
+  config: procedure.query(({ ctx }) => operations.config(ctx)),
   /** Live pool events (started, evicted, released, lost, adopted, failed) as they happen. */
   events: procedure.subscription(async function* ({ ctx, signal }) {
     yield* ctx.subscribe(signal ?? new AbortController().signal);

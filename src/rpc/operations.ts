@@ -1,0 +1,25 @@
+import type { z } from 'zod';
+import { HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import type { Context } from './context.js';
+
+/**
+ * Each operation the two faces share, written once. The routers wrap them in procedures (the
+ * socket's face); the HTTP bridge calls the same functions with the same input schemas directly,
+ * because tRPC's per-call machinery (proxy, middleware chain, object spreads: ≈ 7-12 µs a call)
+ * costs more than the whole of a `/status` or `/heartbeat` answer (see bench/README.md).
+ */
+export const operations = {
+  request: (ctx: Context, input: z.output<typeof RequestInput>) => ctx.pool.request(input.agent, input.requested_by),
+  release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.pool.release(input.agent, input.requested_by),
+  heartbeat: (ctx: Context, input: z.output<typeof HeartbeatInput>) => {
+    ctx.pool.heartbeat(input.agent);
+    return { status: 'ok' as const };
+  },
+  status: (ctx: Context) => ctx.pool.status(),
+  available: (ctx: Context) => ({ agents: ctx.pool.available() }),
+  health: (ctx: Context) => ctx.health(),
+  known: (ctx: Context) => ({ agents: ctx.pool.known() }),
+  config: (ctx: Context) => ctx.configView(),
+};
+
+export const inputs = { request: RequestInput, release: ReleaseInput, heartbeat: HeartbeatInput };
