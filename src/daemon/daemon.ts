@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createHTTPServer } from '@trpc/server/adapters/standalone';
 import { createBridgeServer } from '../bridge/server.js';
 import { type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS } from '../contract/index.js';
-import { parseAutostart, planAutostart, rulesFromConfig } from '../core/index.js';
+import { parseAutostart, rulesFromConfig } from '../core/index.js';
 import { type OpenedDriver, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
@@ -212,7 +212,7 @@ export function createDaemon(options: DaemonOptions) {
     const list = parseAutostart(text);
     for (const { line, text: bad } of list.invalid) log.error(`${AUTOSTART_FILE}:${line}: ${JSON.stringify(bad)} is not a valid agent name; skipped`);
     const p = requirePool();
-    const plan = planAutostart(list.agents, p.state(), settingsOf(config).rules, { known: new Set(p.known()) });
+    const plan = p.planAutostart(list.agents);
     for (const { agent, reason } of plan.skipped) log.info(`autostart: skipping ${agent} (${reason})`);
     for (const agent of plan.start) {
       if (lifetime.signal.aborted) return;

@@ -18,6 +18,7 @@ import {
   UnknownAgentError,
   applyActivityMarks,
   availableAgents,
+  planAutostart,
   decideRelease,
   decideRequest,
   evictionFailed,
@@ -310,7 +311,8 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
       const problems = [docker.ok ? undefined : `docker unreachable: ${docker.reason}`, storeProblem].filter((p) => p !== undefined);
       return { ok: problems.length === 0, docker: docker.ok, reason: problems.join('; ') || undefined };
     },
-    state: () => state,
+    /** Which agents of an autostart list to start now, judged on the pool's own state, rules and services. */
+    planAutostart: (list: readonly string[]) => planAutostart(list, state, settings.rules, catalogue),
     /** Applies re-read configuration; the next reconcile enforces a lowered cap. */
     configure(next: PoolSettings, names?: readonly string[]) {
       settings = next;
