@@ -3,7 +3,8 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { replyForError } from '../core/errors.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
-import { inputs, operations } from '../rpc/operations.js';
+import { HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import { operations } from '../rpc/operations.js';
 
 type Method = 'GET' | 'POST';
 interface Route {
@@ -18,9 +19,9 @@ interface Route {
  * It implements no operation.
  */
 const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
-  '/request': { POST: { input: inputs.request, run: operations.request } },
-  '/release': { POST: { input: inputs.release, run: operations.release } },
-  '/heartbeat': { POST: { input: inputs.heartbeat, run: operations.heartbeat } },
+  '/request': { POST: { input: RequestInput, run: operations.request } },
+  '/release': { POST: { input: ReleaseInput, run: operations.release } },
+  '/heartbeat': { POST: { input: HeartbeatInput, run: operations.heartbeat } },
   '/status': { GET: { run: operations.status } },
   '/available': { GET: { run: operations.available } },
   '/health': { GET: { run: operations.health } },

@@ -3,17 +3,14 @@ import { byLeastRecentlyActive, protection } from './evict.js';
 import { type AgentRecord, type PoolRules, type PoolState, slotsUsed } from './state.js';
 
 /**
- * Wire times of a record, formatted once: records are replaced, not changed, on every update, and
- * formatting dates was the largest cost of `/status` after the HTTP itself. The times are kept
- * beside the strings, so a changed number is never shown with a stale string.
+ * Wire times of a record, formatted once: records are immutable (an update makes a new one), and
+ * formatting dates was the largest cost of `/status` after the HTTP itself.
  */
-const wireTimes = new WeakMap<AgentRecord, { started: number; lastActive: number; text: readonly [string, string] }>();
+const wireTimes = new WeakMap<AgentRecord, readonly [string, string]>();
 
 function wireTimesOf(record: AgentRecord): readonly [string, string] {
-  const cached = wireTimes.get(record);
-  if (cached !== undefined && cached.started === record.started && cached.lastActive === record.lastActive) return cached.text;
-  const text = [formatWireTime(record.started), formatWireTime(record.lastActive)] as const;
-  wireTimes.set(record, { started: record.started, lastActive: record.lastActive, text });
+  let text = wireTimes.get(record);
+  if (text === undefined) wireTimes.set(record, (text = [formatWireTime(record.started), formatWireTime(record.lastActive)]));
   return text;
 }
 

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import type { HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import type { Context } from './context.js';
 
 /**
@@ -21,5 +21,3 @@ export const operations = {
   known: (ctx: Context) => ({ agents: ctx.pool.known() }),
   config: (ctx: Context) => ctx.configView(),
 };
-
-export const inputs = { request: RequestInput, release: ReleaseInput, heartbeat: HeartbeatInput };
