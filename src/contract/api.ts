@@ -22,16 +22,41 @@ export type RequestCommand = z.output<typeof RequestInput>;
 export const ReleaseInput = z.object({ agent: AgentName, requested_by: RequesterName.default('api') });
 export type ReleaseInput = z.input<typeof ReleaseInput>;
 
-export const HeartbeatInput = z.object({ agent: AgentName });
-export type HeartbeatInput = z.infer<typeof HeartbeatInput>;
+/** Upper bound on `busy_seconds` whatever the config says: a hold is for a task, not forever. */
+export const MAX_BUSY_SECONDS = 86_400;
+
+export const HeartbeatInput = z.object({
+  agent: AgentName,
+  /** The agent is mid-task: protect it from eviction this long from now (capped by BUSY_MAX_SECONDS). */
+  busy_seconds: z
+    .number({ error: 'busy_seconds must be a number' })
+    .min(0, { error: 'busy_seconds must be at least 0' })
+    .max(MAX_BUSY_SECONDS, { error: `busy_seconds must be at most ${MAX_BUSY_SECONDS}` })
+    .optional(),
+});
+export type HeartbeatInput = z.input<typeof HeartbeatInput>;
+export type HeartbeatCommand = z.output<typeof HeartbeatInput>;
 
 // ---- replies (SPEC §2; all answered with HTTP 200) ----
 
 const agentField = { agent: z.string() };
+/** Present when the request queued for a slot (`wait_seconds`): how long it waited, in seconds. */
+const waitedField = { waited_seconds: z.number().optional() };
 
-export const StartedReply = z.object({ status: z.literal('started'), ...agentField, evicted: z.string().optional() });
-export const AlreadyRunningReply = z.object({ status: z.literal('already_running'), ...agentField });
-export const PoolFullReply = z.object({ status: z.literal('pool_full'), error: z.string() });
+export const StartedReply = z.object({
+  status: z.literal('started'),
+  ...agentField,
+  evicted: z.string().optional(),
+  ...waitedField,
+});
+export const AlreadyRunningReply = z.object({ status: z.literal('already_running'), ...agentField, ...waitedField });
+export const PoolFullReply = z.object({
+  status: z.literal('pool_full'),
+  error: z.string(),
+  ...waitedField,
+  /** The wait queue was at QUEUE_MAX: the request was answered at once instead of queued. */
+  queue_full: z.boolean().optional(),
+});
 export const UnknownAgentReply = z.object({
   status: z.literal('unknown_agent'),
   ...agentField,
@@ -69,11 +94,11 @@ export type ReleaseReply = z.infer<typeof ReleaseReply>;
 export const HeartbeatReply = z.object({ status: z.literal('ok') });
 export type HeartbeatReply = z.infer<typeof HeartbeatReply>;
 
-/** One pooled agent as the wire shows it; times per `formatWireTime`. */
 /** Why an agent may not be evicted right now (null: it may). */
-export const Protection = z.enum(['requested', 'pinned', 'grace', 'starting', 'stopping']);
+export const Protection = z.enum(['requested', 'pinned', 'busy', 'grace', 'starting', 'stopping']);
 export type Protection = z.infer<typeof Protection>;
 
+/** One pooled agent as the wire shows it; times per `formatWireTime`. */
 export const AgentView = z.object({
   id: z.string(),
   started: z.string(),
@@ -81,13 +106,31 @@ export const AgentView = z.object({
   requested_by: z.string(),
   state: AgentStatus,
   protection: Protection.nullable(),
+  /** When a time-bound protection (grace, busy) ends; absent when none applies or it never ends. */
+  protected_until: z.string().optional(),
+  /** The end of a busy hold a heartbeat asked for, while it lasts. */
+  busy_until: z.string().optional(),
+  /** The host the agent runs on, for drivers that span several (swarm). */
+  node: z.string().optional(),
 });
 export type AgentView = z.infer<typeof AgentView>;
+
+/** A request queued for a slot, in FIFO order. */
+export const QueueEntryView = z.object({
+  agent: z.string(),
+  requested_by: z.string(),
+  since: z.string(),
+  deadline: z.string(),
+  /** Requests for the same agent share one entry (and one start). */
+  waiters: z.number().int(),
+});
+export type QueueEntryView = z.infer<typeof QueueEntryView>;
 
 export const StatusReply = z.object({
   running: z.array(AgentView),
   slots_total: z.number().int(),
   slots_free: z.number().int(),
+  queue: z.array(QueueEntryView),
 });
 export type StatusReply = z.infer<typeof StatusReply>;
 
@@ -109,11 +152,24 @@ export type ErrorReply = z.infer<typeof ErrorReply>;
 
 // ---- the event log and live stream (SPEC §7 events.jsonl) ----
 
-export const PoolEventType = z.enum(['started', 'evicted', 'released', 'stopped', 'lost', 'adopted', 'failed', 'starting', 'stopping']);
+export const PoolEventType = z.enum([
+  'started',
+  'evicted',
+  'released',
+  'stopped',
+  'lost',
+  'adopted',
+  'failed',
+  'pool_full',
+  'waiting',
+  'waited',
+  'starting',
+  'stopping',
+]);
 export type PoolEventType = z.infer<typeof PoolEventType>;
 
 /** Progress of an operation under way: shown live (poolctl start, watch), not kept in events.jsonl. */
-export const TRANSITIONAL_EVENTS: ReadonlySet<PoolEventType> = new Set(['starting', 'stopping']);
+export const TRANSITIONAL_EVENTS: ReadonlySet<PoolEventType> = new Set(['starting', 'stopping', 'waiting']);
 
 export const PoolEvent = z.object({
   time: z.string(),

@@ -49,6 +49,7 @@ export function statusView(state: PoolState, now: number, rules: PoolRules): Sta
     running: Object.freeze(running) as StatusReply['running'],
     slots_total: rules.maxAgents,
     slots_free: Math.max(0, rules.maxAgents - slotsUsed(state)),
+    queue: [],
   });
   statusCache.set(state, { rules, from: now, until, reply });
   return reply;
