@@ -1,8 +1,7 @@
-import { createInterface } from 'node:readline';
-import { execa } from 'execa';
 import type { AgentDriver } from '../core/driver.js';
 import { DriverError } from '../core/errors.js';
 import type { ObservedAgent } from '../core/reconcile.js';
+import { COMMAND_TIMEOUT_MS, QUERY_TIMEOUT_MS, STOP_SLACK_MS, besideProbe, dockerCommand, dockerEvents } from './docker.js';
 import { run } from './exec.js';
 
 export interface ComposeDriverOptions {
@@ -21,18 +20,6 @@ export interface ComposeProjectInfo {
   readonly networks: string[];
 }
 
-const COMMAND_TIMEOUT_MS = 120_000;
-/**
- * Read-only queries (`docker ps`, network lookups) answer in well under a second on a healthy
- * engine; a hung dockerd (socket accepting, nothing answering) must turn into a reconcile error,
- * hence degraded health, within seconds rather than after the 120 s meant for `compose up` pulls.
- */
-const QUERY_TIMEOUT_MS = 15_000;
-/** Beside a start: is the engine answering at all? Keeps a hung dockerd from holding a request for 120 s. */
-const PROBE_TIMEOUT_MS = 10_000;
-/** Beyond the graceful stop timeout, how long a stop may take before it is abandoned for a kill. */
-const STOP_SLACK_MS = 15_000;
-
 const SERVICE_LABEL = 'com.docker.compose.service';
 const ONEOFF_LABEL = 'com.docker.compose.oneoff';
 
@@ -46,27 +33,13 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     if (projectName !== undefined) argv.push('-p', projectName);
     return run([...argv, ...args], { cwd: options.composeDir, timeoutMs, ...(signal !== undefined && { signal }) });
   };
-  const docker = (args: string[], timeoutMs = commandTimeoutMs) => run([options.dockerBin, ...args], { timeoutMs });
+  const docker = dockerCommand(options.dockerBin);
   const requireProject = () => {
     if (projectName === undefined) throw new Error('compose driver used before init()');
     return projectName;
   };
 
   const queryTimeoutMs = Math.min(commandTimeoutMs, QUERY_TIMEOUT_MS);
-  /** Fails fast, with what Docker said or a clear timeout, when the engine is down or not answering. */
-  const probe = async () => {
-    try {
-      await docker(['version', '--format', '{{.Server.Version}}'], PROBE_TIMEOUT_MS);
-    } catch (error) {
-      if (error instanceof DriverError && /timed out/.test(error.message)) {
-        throw new DriverError(
-          `Docker is not answering (docker version timed out after ${PROBE_TIMEOUT_MS / 1000} s); is dockerd hung? check 'systemctl status docker'`,
-          error.argv, undefined, error.stderr, { cause: error },
-        );
-      }
-      throw error;
-    }
-  };
 
   const list = async (): Promise<ObservedAgent[]> => {
     const stdout = await docker([
@@ -113,20 +86,8 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     },
 
     async start(agent: string) {
-      // The probe runs beside `compose up`, not before it: on a healthy engine it adds nothing to
-      // the start, and on a down or hung one it cuts the start short with the cause.
-      const engineDown = new AbortController();
-      let probeError: unknown;
-      probe().catch((error: unknown) => {
-        probeError = error;
-        engineDown.abort();
-      });
-      try {
-        // --no-deps: the daemon never starts anything but the agent (infrastructure is always on).
-        await compose(['up', '--detach', '--no-deps', agent], commandTimeoutMs, engineDown.signal);
-      } catch (error) {
-        throw probeError ?? error;
-      }
+      // --no-deps: the daemon never starts anything but the agent (infrastructure is always on).
+      await besideProbe(options.dockerBin, (signal) => compose(['up', '--detach', '--no-deps', agent], commandTimeoutMs, signal));
     },
 
     async stop(agent: string, timeoutMs: number) {
@@ -151,21 +112,9 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     list,
 
     async *events(signal: AbortSignal) {
-      const child = execa(
-        options.dockerBin,
-        ['events', '--filter', 'type=container', '--filter', `label=com.docker.compose.project=${requireProject()}`,
-          '--format', `{{index .Actor.Attributes "${SERVICE_LABEL}"}}\t{{.Action}}`],
-        { cancelSignal: signal, reject: false, stdin: 'ignore', buffer: false },
-      );
-      const lines = createInterface({ input: child.stdout });
-      try {
-        for await (const line of lines) {
-          const [agent, action] = line.split('\t');
-          if (agent && action) yield { agent, action };
-        }
-      } finally {
-        lines.close();
-        child.kill();
+      const filters = ['type=container', `label=com.docker.compose.project=${requireProject()}`];
+      for await (const [agent, action] of dockerEvents(options.dockerBin, filters, `{{index .Actor.Attributes "${SERVICE_LABEL}"}}\t{{.Action}}`, signal)) {
+        if (agent && action) yield { agent, action };
       }
     },
 

@@ -1,0 +1,76 @@
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import { DriverError } from '../core/errors.js';
+import { run } from './exec.js';
+
+/** Upper bound for a Docker command that may pull an image or wait for a container (ms). */
+export const COMMAND_TIMEOUT_MS = 120_000;
+/**
+ * Read-only queries (`docker ps`, `docker service ps`, network lookups) answer in well under a
+ * second on a healthy engine; a hung dockerd (socket accepting, nothing answering) must turn into
+ * a reconcile error, hence degraded health, within seconds rather than after the 120 s meant for pulls.
+ */
+export const QUERY_TIMEOUT_MS = 15_000;
+/** Beside a start: is the engine answering at all? Keeps a hung dockerd from holding a request for 120 s. */
+const PROBE_TIMEOUT_MS = 10_000;
+/** Beyond the graceful stop timeout, how long a stop may take before it is abandoned (ms). */
+export const STOP_SLACK_MS = 15_000;
+
+/** Runs the docker CLI (argv only) with a process-group timeout; throws `DriverError`. */
+export function dockerCommand(dockerBin: string) {
+  return (args: string[], timeoutMs: number, signal?: AbortSignal) =>
+    run([dockerBin, ...args], { timeoutMs, ...(signal !== undefined && { signal }) });
+}
+
+/** Fails fast, with what Docker said or a clear timeout, when the engine is down or not answering. */
+async function probe(dockerBin: string): Promise<void> {
+  try {
+    await run([dockerBin, 'version', '--format', '{{.Server.Version}}'], { timeoutMs: PROBE_TIMEOUT_MS });
+  } catch (error) {
+    if (error instanceof DriverError && /timed out/.test(error.message)) {
+      throw new DriverError(
+        `Docker is not answering (docker version timed out after ${PROBE_TIMEOUT_MS / 1000} s); is dockerd hung? check 'systemctl status docker'`,
+        error.argv, undefined, error.stderr, { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * Runs `work` with the engine probed beside it, not before it: on a healthy engine the probe adds
+ * nothing to the work's time, and on a down or hung one it aborts the work (through `signal`) and
+ * its error, naming the cause, is the one thrown.
+ */
+export async function besideProbe<T>(dockerBin: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const engineDown = new AbortController();
+  let probeError: unknown;
+  probe(dockerBin).catch((error: unknown) => {
+    probeError = error;
+    engineDown.abort();
+  });
+  try {
+    return await work(engineDown.signal);
+  } catch (error) {
+    throw probeError ?? error;
+  }
+}
+
+/**
+ * `docker events` with the given filters, one tab-separated line of `format` fields per event,
+ * while the stream is up; ends when it drops or `signal` aborts.
+ */
+export async function* dockerEvents(dockerBin: string, filters: readonly string[], format: string, signal: AbortSignal): AsyncGenerator<string[]> {
+  const child = execa(
+    dockerBin,
+    ['events', ...filters.flatMap((filter) => ['--filter', filter]), '--format', format],
+    { cancelSignal: signal, reject: false, stdin: 'ignore', buffer: false },
+  );
+  const lines = createInterface({ input: child.stdout });
+  try {
+    for await (const line of lines) yield line.split('\t');
+  } finally {
+    lines.close();
+    child.kill();
+  }
+}
