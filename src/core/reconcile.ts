@@ -7,6 +7,8 @@ export interface ObservedAgent {
   readonly running: boolean;
   /** When its container started, if Docker said (epoch ms). */
   readonly startedAt?: number;
+  /** The host its container runs on, for backends that span several (swarm). */
+  readonly node?: string;
 }
 
 export type LostReason = 'not_running' | 'start_interrupted' | 'infrastructure';
@@ -78,6 +80,13 @@ export function reconcile(
     const since = o.startedAt !== undefined && o.startedAt <= now ? o.startedAt : now;
     agents.set(name, { status: 'running', started: since, lastActive: since, requestedBy: 'adopted' });
     adopted.push(name);
+  }
+
+  // Where a container runs is an observation, so the listing's word is final, except for agents
+  // with an operation in flight: their container may have been replaced since the listing.
+  for (const [name, o] of running) {
+    const record = agents.get(name);
+    if (record !== undefined && o.node !== undefined && o.node !== record.node && !busy.has(name)) agents.set(name, { ...record, node: o.node });
   }
 
   // A promise of a slot to an agent that is no longer starting is void: the slot is the evicted agent's again.

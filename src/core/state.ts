@@ -13,6 +13,11 @@ export interface AgentRecord {
    * nor the containers ever exceed the cap.
    */
   readonly slotFor?: string;
+  /**
+   * The host its container was seen on at the last listing, for backends that span several (swarm).
+   * An observation, not part of the pool's decisions: not saved, found again by the first listing.
+   */
+  readonly node?: string;
 }
 
 export interface PoolState {

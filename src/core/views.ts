@@ -23,6 +23,7 @@ export function agentView(id: string, record: AgentRecord, now: number, rules: P
     requested_by: record.requestedBy,
     state: record.status,
     protection: protection(id, record, now, rules) ?? null,
+    ...(record.node !== undefined && { node: record.node }),
   };
 }
 

@@ -13,7 +13,7 @@ export function rules(overrides: Partial<Omit<PoolRules, 'infra' | 'pinned'>> & 
   };
 }
 
-type AgentSpec = { status?: AgentRecord['status']; idle?: number; startedAgo?: number; by?: string; slotFor?: string };
+type AgentSpec = { status?: AgentRecord['status']; idle?: number; startedAgo?: number; by?: string; slotFor?: string; node?: string };
 
 /** `pool({ ceo: { idle: 120 }, cfo: { status: 'starting' } })`: records relative to NOW. */
 export function pool(spec: Record<string, AgentSpec>): PoolState {
@@ -26,6 +26,7 @@ export function pool(spec: Record<string, AgentSpec>): PoolState {
       lastActive: secondsAgo(idle),
       requestedBy: s.by ?? 'test',
       ...(s.slotFor !== undefined && { slotFor: s.slotFor }),
+      ...(s.node !== undefined && { node: s.node }),
     });
   }
   return { agents };

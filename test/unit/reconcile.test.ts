@@ -123,4 +123,19 @@ describe('reconcile against what Docker observes', () => {
     expect(result.state).toEqual(state);
     expect([result.lost, result.adopted, result.stop, result.stopped].flat()).toEqual([]);
   });
+
+  describe('the node each agent runs on (backends that span several hosts)', () => {
+    const on = (agent: string, node?: string): ObservedAgent => ({ agent, running: true, ...(node !== undefined && { node }) });
+    it.each([
+      { rule: 'records the node an adopted agent was found on', state: pool({}), observed: [on('cfo', 'n1')], expected: { cfo: 'n1' } },
+      { rule: 'records the node of a known agent once a listing says it', state: pool({ ceo: {} }), observed: [on('ceo', 'n1')], expected: { ceo: 'n1' } },
+      { rule: 'follows an agent that the scheduler moved to another node', state: pool({ ceo: { node: 'n1' } }), observed: [on('ceo', 'n2')], expected: { ceo: 'n2' } },
+      { rule: 'keeps the node when the listing does not say one', state: pool({ ceo: { node: 'n1' } }), observed: [on('ceo')], expected: { ceo: 'n1' } },
+      { rule: 'leaves the node of an agent with an operation in flight to a later listing', state: pool({ ceo: { status: 'starting', node: 'n1' } }), observed: [on('ceo', 'n2')], busy: ['ceo'], expected: { ceo: 'n1' } },
+      { rule: 'says nothing of nodes for a backend on one host', state: pool({ ceo: {} }), observed: [on('ceo')], expected: { ceo: undefined } },
+    ])('$rule', ({ state, observed, busy, expected }) => {
+      const result = reconcile(state, observed, NOW, rules(), new Set(busy));
+      expect(Object.fromEntries([...result.state.agents].map(([name, r]) => [name, r.node]))).toEqual(expected);
+    });
+  });
 });
