@@ -22,10 +22,15 @@ export interface PoolConfig {
   token: string | undefined;
   logFile: string | undefined;
   dockerBin: string;
-  /** `compose` (the product) or `process` (agents as local processes, for trying it without Docker). */
-  driver: 'compose' | 'process';
+  /**
+   * `compose` (the product on one host), `swarm` (agents as services of a Docker Swarm stack, on
+   * several hosts) or `process` (agents as local processes, for trying it without Docker).
+   */
+  driver: 'compose' | 'swarm' | 'process';
   /** The process driver's roster: agent → command (default `$COMPOSE_DIR/agents.json`). */
   processRoster: string;
+  /** The swarm driver's stack (`docker stack deploy ... <stack>`); required with `POOL_DRIVER=swarm`. */
+  swarmStack: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -126,8 +131,10 @@ const VARIABLES = {
   POOL_TOKEN: [text, undefined],
   LOG_FILE: [text, undefined],
   DOCKER_BIN: [text, 'docker'],
-  POOL_DRIVER: [z.enum(['compose', 'process'], 'expected compose or process'), 'compose'],
+  POOL_DRIVER: [z.enum(['compose', 'swarm', 'process'], 'expected compose, swarm or process'), 'compose'],
   PROCESS_ROSTER: [text, undefined],
+  // Swarm names its services `<stack>_<service>`: the stack name must be a valid start of one.
+  SWARM_STACK: [z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/, 'expected a stack name (letters, digits, - and _, starting with a letter or digit, at most 63 characters)'), undefined],
 } as const satisfies Record<string, readonly [z.ZodType, string | undefined]>;
 
 export type PoolVariable = keyof typeof VARIABLES;
@@ -181,7 +188,11 @@ export function loadConfig({ file = {}, env = {}, cwd }: ConfigSources): PoolCon
     dockerBin: read('DOCKER_BIN') ?? 'docker',
     driver: read('POOL_DRIVER') ?? 'compose',
     processRoster: read('PROCESS_ROSTER') ?? `${composeDir.replace(/\/+$/, '')}/agents.json`,
+    swarmStack: read('SWARM_STACK'),
   };
+  if (config.driver === 'swarm' && config.swarmStack === undefined && !problems.some((p) => p.startsWith('SWARM_STACK='))) {
+    problems.push('SWARM_STACK is required with POOL_DRIVER=swarm: the name of the stack the agents are deployed in (docker stack deploy -c compose.yaml <name>)');
+  }
   const infra = new Set(config.infraServices);
   const pinnedInfra = config.pinnedAgents.filter((name) => infra.has(name));
   if (pinnedInfra.length > 0) {

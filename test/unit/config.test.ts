@@ -48,6 +48,7 @@ describe('loadConfig', () => {
       dockerBin: 'docker',
       driver: 'compose',
       processRoster: '/srv/agents/agents.json',
+      swarmStack: undefined,
     });
   });
 
@@ -66,6 +67,10 @@ describe('loadConfig', () => {
     expect([config.infraServices, config.pinnedAgents, config.bind]).toEqual([[], ['ceo', 'cto'], ['127.0.0.1', '::1']]);
   });
 
+  it('takes the swarm driver with its stack', () => {
+    expect(loadConfig({ cwd: '/', env: { POOL_DRIVER: 'swarm', SWARM_STACK: 'openclaw' } })).toMatchObject({ driver: 'swarm', swarmStack: 'openclaw' });
+  });
+
   it('treats an empty scalar as unset', () => {
     expect(loadConfig({ cwd: '/', env: { MAX_AGENTS: '', POOL_TOKEN: '' } })).toMatchObject({ maxAgents: 3, token: undefined });
   });
@@ -80,6 +85,9 @@ describe('loadConfig', () => {
     { env: { PINNED_AGENTS: 'ceo,bad name' }, names: 'PINNED_AGENTS="ceo,bad name"' },
     { env: { PINNED_AGENTS: 'gateway' }, names: 'PINNED_AGENTS="gateway": gateway also in INFRA_SERVICES' },
     { env: { COMPOSE_PROJECT: 'My Project' }, names: 'COMPOSE_PROJECT="My Project"' },
+    { env: { POOL_DRIVER: 'kubernetes' }, names: 'POOL_DRIVER="kubernetes": expected compose, swarm or process' },
+    { env: { POOL_DRIVER: 'swarm' }, names: 'SWARM_STACK is required with POOL_DRIVER=swarm' },
+    { env: { POOL_DRIVER: 'swarm', SWARM_STACK: 'my stack' }, names: 'SWARM_STACK="my stack": expected a stack name' },
   ])('stops with a message naming the variable and the value: $names', ({ env, names }) => {
     expect(() => loadConfig({ cwd: '/', env })).toThrow(ConfigError);
     expect(() => loadConfig({ cwd: '/', env })).toThrow(names);
