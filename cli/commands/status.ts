@@ -8,22 +8,26 @@ export function renderStatus(status: StatusReply, now: number): string {
   const used = status.slots_total - status.slots_free;
   const summary = `${status.slots_total} slots: ${used} used, ${status.slots_free} free`;
   if (status.running.length === 0) return `no agents running\n${summary}`;
+  // Only a pool that spans several hosts (swarm) says where its agents run.
+  const nodes = status.running.some((a) => a.node !== undefined);
   const rows = status.running.map((a) => [
     a.id,
     a.state,
+    ...(nodes ? [a.node ?? '-'] : []),
     ago(a.started, now),
     ago(a.last_active, now),
     a.requested_by,
     a.protection === null ? 'yes' : `no (${a.protection})`,
   ]);
-  return `${table(['AGENT', 'STATE', 'STARTED', 'LAST ACTIVE', 'REQUESTED BY', 'EVICTABLE'], rows)}\n${summary}`;
+  const header = ['AGENT', 'STATE', ...(nodes ? ['NODE'] : []), 'STARTED', 'LAST ACTIVE', 'REQUESTED BY', 'EVICTABLE'];
+  return `${table(header, rows)}\n${summary}`;
 }
 
 export class StatusCommand extends PoolCommand {
   static override paths = [['status']];
   static override usage = Command.Usage({
     description: 'Show the pooled agents and the free slots',
-    details: 'EVICTABLE says whether the agent could be stopped to make room right now, or why not (grace period, pinned, starting, stopping).',
+    details: 'EVICTABLE says whether the agent could be stopped to make room right now, or why not (grace period, pinned, starting, stopping). With POOL_DRIVER=swarm, NODE says which host of the swarm each agent runs on.',
     examples: [
       ['Show the pool', '$0 status'],
       ['The same as JSON (the bridge’s /status shape)', '$0 status --json'],

@@ -9,7 +9,7 @@ import { createHTTPServer } from '@trpc/server/adapters/standalone';
 import { createBridgeServer } from '../bridge/server.js';
 import { type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS } from '../contract/index.js';
 import { parseAutostart, rulesFromConfig } from '../core/index.js';
-import { type OpenedDriver, openDriver } from '../drivers/index.js';
+import { type OpenedDriver, describeBackend, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
 import { listenOnSocket } from '../rpc/socket.js';
@@ -254,12 +254,11 @@ export function createDaemon(options: DaemonOptions) {
       try {
         opened = await openDriver(config);
       } catch (error) {
-        const what = config.driver === 'process' ? `the process roster ${config.processRoster}` : `the compose project in ${config.composeDir}`;
-        throw new DaemonStartError(`cannot read ${what}: ${describeError(error)}`);
+        throw new DaemonStartError(`cannot read ${describeBackend(config)}: ${describeError(error)}`);
       }
       const { driver, project } = opened;
       networks = project.networks;
-      log.info(`${config.driver === 'compose' ? 'compose project ' : ''}${project.name}: agents ${project.services.filter((s) => !config.infraServices.includes(s)).join(', ') || '(none)'}; infrastructure ${config.infraServices.join(', ') || '(none)'}`);
+      log.info(`${project.name}: agents ${project.services.filter((s) => !config.infraServices.includes(s)).join(', ') || '(none)'}; infrastructure ${config.infraServices.join(', ') || '(none)'}`);
 
       const store = createStateStore(config.poolDir);
       let loaded;
@@ -309,7 +308,7 @@ export function createDaemon(options: DaemonOptions) {
 
     /** Re-reads the configuration (SIGHUP). What cannot change without a restart is named, not applied. */
     async reload(next: PoolConfig): Promise<void> {
-      const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster'] as const;
+      const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster', 'swarmStack'] as const;
       const changed = fixed.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (changed.length > 0) log.error(`reload: ${changed.join(', ')} changed; restart the daemon to apply them`);
       config = { ...next, ...Object.fromEntries(fixed.map((key) => [key, config[key]])) };

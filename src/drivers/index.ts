@@ -3,23 +3,47 @@ import type { PoolConfig } from '../contract/index.js';
 import type { AgentDriver } from '../core/driver.js';
 import { createComposeDriver } from './compose.js';
 import { createProcessDriver } from './process.js';
+import { createSwarmDriver } from './swarm.js';
 
 export interface OpenedDriver {
   readonly driver: AgentDriver;
-  /** What the daemon logs and uses at start-up: the project's name, its services, the networks they use. */
+  /** What the daemon logs and uses at start-up: what it manages (named for a log line), its services, the networks they use. */
   readonly project: { readonly name: string; readonly services: string[]; readonly networks: string[] };
-  /** Gateway addresses of those networks that exist now (the bridge's default bind); none for local processes. */
+  /** Gateway addresses of those networks that exist now (the bridge's default bind); none for local processes or a swarm. */
   networkGateways(networks: readonly string[]): Promise<string[]>;
+}
+
+/** What POOL_DRIVER manages, as start-up errors name it. */
+export function describeBackend(config: PoolConfig): string {
+  switch (config.driver) {
+    case 'process':
+      return `the process roster ${config.processRoster}`;
+    case 'swarm':
+      return `the swarm stack ${config.swarmStack}`;
+    case 'compose':
+      return `the compose project in ${config.composeDir}`;
+  }
 }
 
 /** Makes the driver POOL_DRIVER names and reads what it manages; a failure here stops the daemon. */
 export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
-  if (config.driver === 'process') {
-    const driver = createProcessDriver({ rosterPath: config.processRoster, stateDir: join(config.poolDir, 'processes') });
-    const services = await driver.services();
-    return { driver, project: { name: `processes of ${config.processRoster}`, services, networks: [] }, networkGateways: async () => [] };
+  const noGateways = async () => [];
+  switch (config.driver) {
+    case 'process': {
+      const driver = createProcessDriver({ rosterPath: config.processRoster, stateDir: join(config.poolDir, 'processes') });
+      const services = await driver.services();
+      return { driver, project: { name: `processes of ${config.processRoster}`, services, networks: [] }, networkGateways: noGateways };
+    }
+    case 'swarm': {
+      if (config.swarmStack === undefined) throw new Error('SWARM_STACK is required with POOL_DRIVER=swarm');
+      const driver = createSwarmDriver({ dockerBin: config.dockerBin, stack: config.swarmStack });
+      const stack = await driver.init();
+      return { driver, project: { ...stack, name: `swarm stack ${stack.name}` }, networkGateways: noGateways };
+    }
+    case 'compose': {
+      const driver = createComposeDriver({ dockerBin: config.dockerBin, composeDir: config.composeDir, project: config.composeProject });
+      const project = await driver.init();
+      return { driver, project: { ...project, name: `compose project ${project.name}` }, networkGateways: (networks) => driver.networkGateways(networks) };
+    }
   }
-  const driver = createComposeDriver({ dockerBin: config.dockerBin, composeDir: config.composeDir, project: config.composeProject });
-  const project = await driver.init();
-  return { driver, project, networkGateways: (networks) => driver.networkGateways(networks) };
 }
