@@ -30,6 +30,17 @@ export interface HttpReply {
   text: string;
 }
 
+/** What a test daemon runs its agents on: a compose project, a swarm stack. */
+export interface TestBackend {
+  /** Stands for COMPOSE_DIR (and so for the default POOL_DIR's parent). */
+  readonly dir: string;
+  /** pool.env variables that point the daemon at the backend. */
+  readonly env: Record<string, string>;
+  /** Agents whose containers Docker says are running, sorted. */
+  running(): Promise<string[]>;
+  remove(): Promise<void>;
+}
+
 /**
  * A real daemon in this process: real compose project on real dockerd, real Unix socket in a temp
  * dir, real HTTP on 127.0.0.1. Its clock is real time plus an offset tests can advance, so grace
@@ -42,13 +53,32 @@ export async function startTestDaemon(options: TestDaemonOptions = {}) {
     (await createComposeProject(Object.fromEntries([...(options.agents ?? AGENTS), ...infra].map((name) => [name, agentService()]))));
   const ownsProject = options.project === undefined;
   if (ownsProject && infra.length > 0) await project.compose('up', '-d', ...infra);
+  const backend: TestBackend = {
+    dir: project.dir,
+    env: { COMPOSE_DIR: project.dir, COMPOSE_PROJECT: project.name },
+    async running() {
+      return (await project.containers())
+        .filter((c) => c.state === 'running' && !infra.includes(c.service))
+        .map((c) => c.service)
+        .sort();
+    },
+    remove: async () => {
+      if (ownsProject) await project.remove();
+    },
+  };
+  return { ...(await launchTestDaemon(backend, { ...options, infra })), project };
+}
+
+/** The daemon of `startTestDaemon` on any backend; `stop` removes the backend too unless told to keep it. */
+export async function launchTestDaemon(backend: TestBackend, options: Omit<TestDaemonOptions, 'project' | 'agents'> = {}) {
+  const infra = options.infra ?? INFRA;
   const scratch = await mkdtemp(join(tmpdir(), 'pool-'));
   const poolDir = options.poolDir ?? join(scratch, 'pool');
   await mkdir(poolDir, { recursive: true });
   if (options.autostart !== undefined) await writeFile(join(poolDir, 'autostart.txt'), options.autostart);
   const socketPath = options.socketPath ?? join(scratch, 's.sock');
   const config = loadConfig({
-    cwd: project.dir,
+    cwd: backend.dir,
     env: {
       MAX_AGENTS: '3',
       EVICT_GRACE_SECONDS: '60',
@@ -56,10 +86,9 @@ export async function startTestDaemon(options: TestDaemonOptions = {}) {
       STOP_TIMEOUT_SECONDS: '3',
       INFRA_SERVICES: infra.join(','),
       ...options.env,
+      ...backend.env,
       POOL_PORT: '0',
       POOL_BIND: '127.0.0.1',
-      COMPOSE_DIR: project.dir,
-      COMPOSE_PROJECT: project.name,
       POOL_DIR: poolDir,
       POOL_SOCKET: socketPath,
     },
@@ -78,7 +107,6 @@ export async function startTestDaemon(options: TestDaemonOptions = {}) {
 
   return {
     daemon,
-    project,
     poolDir,
     socketPath,
     url,
@@ -106,24 +134,20 @@ export async function startTestDaemon(options: TestDaemonOptions = {}) {
       return { status: res.status, headers: res.headers, body: parsed, text };
     },
     /** Agents whose containers Docker says are running (infrastructure excluded). */
-    async runningInDocker(): Promise<string[]> {
-      return (await project.containers())
-        .filter((c) => c.state === 'running' && !infra.includes(c.service))
-        .map((c) => c.service)
-        .sort();
-    },
+    runningInDocker: () => backend.running(),
     async stop({ keepProject = false, stopAgents = false } = {}) {
       if (stopped) return;
       stopped = true;
       client.close();
       await daemon.stop('test finished', { stopAgents });
-      if (!keepProject && ownsProject) await project.remove();
+      if (!keepProject) await backend.remove();
       await rm(scratch, { recursive: true, force: true });
     },
   };
 }
 
 export type TestDaemon = Awaited<ReturnType<typeof startTestDaemon>>;
+export type LaunchedTestDaemon = Awaited<ReturnType<typeof launchTestDaemon>>;
 
 /** Polls `check` until it stops throwing, or rethrows its last error after `timeoutMs`. */
 export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, intervalMs = 50): Promise<T> {

@@ -28,13 +28,16 @@ async function dockerProblem(): Promise<string | undefined> {
   return undefined;
 }
 
-/** A busybox agent that idles and exits promptly on SIGTERM (busybox sh as PID 1 ignores it otherwise). */
+/** A busybox agent's command: it idles and exits promptly on SIGTERM (busybox sh as PID 1 ignores it otherwise). */
+export const AGENT_COMMAND = ['sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 0.2; done"];
+
+/** A compose service running the test agent. */
 export function agentService(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     image: TEST_IMAGE,
     pull_policy: 'never',
     network_mode: 'host',
-    command: ['sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 0.2; done"],
+    command: AGENT_COMMAND,
     ...extra,
   };
 }
