@@ -24,8 +24,8 @@ SUBNET_BITS=24
 MANAGER_ADDR=10.213.0.1
 WORKER_ADDR=10.213.0.2
 ADDR_POOL=10.213.128.0/17
-RUN_DIR=/var/run/openclaw-pool-swarm
-WORKER_SOCK=/var/run/docker-pool-n1.sock
+RUN_DIR=/run/openclaw-pool-swarm
+WORKER_SOCK=/run/docker-pool-n1.sock
 WORKER_ROOT=/var/lib/openclaw-pool-swarm/n1
 WORKER_EXEC=$RUN_DIR/n1
 WORKER_PID=$RUN_DIR/n1.pid
@@ -127,8 +127,10 @@ down() {
       for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
       kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
     fi
-    # Anything the worker left mounted under its roots goes before the directories do.
-    grep -oE " ($WORKER_ROOT|$WORKER_EXEC)[^ ]*" /proc/self/mounts | sort -r | while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
+    # Anything the worker left mounted under its roots (its network namespaces, say) goes before
+    # the directories do; /proc/self/mounts names them by their real paths, hence /run, not /var/run.
+    awk -v a="$WORKER_ROOT/" -v b="$WORKER_EXEC/" 'index($2, a) == 1 || index($2, b) == 1 { print $2 }' /proc/self/mounts |
+      sort -r | while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
     rm -rf "$WORKER_ROOT" "$WORKER_EXEC" "$WORKER_SOCK" "$WORKER_PID"
   fi
   if created netns; then ip netns del "$NETNS" 2>/dev/null || true; fi
@@ -137,6 +139,7 @@ down() {
     ip link del "$BRIDGE" 2>/dev/null || true
   fi
   rm -f "$STATE"
+  rmdir "$RUN_DIR" "$(dirname "$WORKER_ROOT")" 2>/dev/null
   log "cleaned up"
   set -e
 }
@@ -148,10 +151,16 @@ case "${1:-}" in
     shift
     [ $# -gt 0 ] || die "usage: $0 run CMD..."
     trap down EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
     up
-    POOL_SWARM_WORKER_HOST="unix://$WORKER_SOCK" POOL_SWARM_WORKER_NODE="$WORKER_NODE" POOL_SWARM_MANAGER_NODE="$(hostname)" "$@"
+    # In the background, so that a signal to this script runs its trap at once (bash defers traps
+    # while a foreground command runs) and is passed on; a background job ignores SIGINT, so the
+    # command gets SIGTERM either way.
+    POOL_SWARM_WORKER_HOST="unix://$WORKER_SOCK" POOL_SWARM_WORKER_NODE="$WORKER_NODE" POOL_SWARM_MANAGER_NODE="$(hostname)" "$@" &
+    child=$!
+    trap 'kill -TERM "$child" 2>/dev/null' INT TERM
+    status=0
+    while kill -0 "$child" 2>/dev/null; do wait "$child" || status=$?; done
+    exit "$status"
     ;;
   *) die "usage: $0 up | down | run CMD..." ;;
 esac
