@@ -69,11 +69,11 @@ const LIVE = new Set(['New', 'Allocated', 'Pending', 'Assigned', 'Accepted', 'Pr
  * images resolved locally (no registry here), and waits until the services deployed with replicas
  * (infrastructure) run, as `docker compose up -d` would have.
  */
-export async function createSwarmStack(services: Record<string, Record<string, unknown>>): Promise<SwarmStack> {
+export async function createSwarmStack(services: Record<string, Record<string, unknown>>, networks?: Record<string, Record<string, unknown>>): Promise<SwarmStack> {
   const dir = await mkdtemp(join(tmpdir(), 'pool-stack-'));
   const name = `pst${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const file = join(dir, 'compose.yaml');
-  await writeFile(file, JSON.stringify({ version: '3.8', services }, null, 2));
+  await writeFile(file, JSON.stringify({ version: '3.8', services, ...(networks !== undefined && { networks }) }, null, 2));
   await execa('docker', ['stack', 'deploy', '--resolve-image', 'never', '-c', file, name]);
   const prefix = `${name}_`;
   const tasks = async (): Promise<SwarmTask[]> => {
