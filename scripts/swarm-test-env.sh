@@ -155,7 +155,8 @@ case "${1:-}" in
     # In the background, so that a signal to this script runs its trap at once (bash defers traps
     # while a foreground command runs) and is passed on; a background job ignores SIGINT, so the
     # command gets SIGTERM either way.
-    POOL_SWARM_WORKER_HOST="unix://$WORKER_SOCK" POOL_SWARM_WORKER_NODE="$WORKER_NODE" POOL_SWARM_MANAGER_NODE="$(hostname)" "$@" &
+    POOL_SWARM_WORKER_HOST="unix://$WORKER_SOCK" POOL_SWARM_WORKER_NODE="$WORKER_NODE" POOL_SWARM_MANAGER_NODE="$(hostname)" \
+      POOL_SWARM_MANAGER_ADDR="$MANAGER_ADDR" "$@" &
     child=$!
     trap 'kill -TERM "$child" 2>/dev/null' INT TERM
     status=0

@@ -11,7 +11,7 @@ export const AGENTS = ['ceo', 'cto', 'cfo', 'software-engineer', 'designer', 'qa
 export const INFRA = ['gateway', 'litellm'];
 
 export interface TestDaemonOptions {
-  /** pool.env variables (strings, as in the file); POOL_PORT, POOL_BIND, COMPOSE_*, POOL_DIR and POOL_SOCKET are set by the harness. */
+  /** pool.env variables (strings, as in the file); POOL_PORT, COMPOSE_*, POOL_DIR and POOL_SOCKET are set by the harness, POOL_BIND defaults to loopback. */
   readonly env?: Record<string, string>;
   readonly agents?: readonly string[];
   /** Infrastructure services, started before the daemon so tests can check they are never touched. */
@@ -88,7 +88,7 @@ export async function launchTestDaemon(backend: TestBackend, options: Omit<TestD
       ...options.env,
       ...backend.env,
       POOL_PORT: '0',
-      POOL_BIND: '127.0.0.1',
+      POOL_BIND: options.env?.POOL_BIND ?? '127.0.0.1',
       POOL_DIR: poolDir,
       POOL_SOCKET: socketPath,
     },

@@ -6,10 +6,11 @@ import { execa } from 'execa';
 import { AGENTS, INFRA, type TestDaemonOptions, launchTestDaemon } from './daemon.js';
 import { AGENT_COMMAND, TEST_IMAGE } from './docker.js';
 
-/** Set by scripts/swarm-test-env.sh: the worker engine's socket and the two nodes' names. */
+/** Set by scripts/swarm-test-env.sh: the worker engine's socket, the two nodes' names, the manager's address on their network. */
 export const WORKER_HOST = process.env.POOL_SWARM_WORKER_HOST ?? '';
 export const WORKER_NODE = process.env.POOL_SWARM_WORKER_NODE ?? '';
 export const MANAGER_NODE = process.env.POOL_SWARM_MANAGER_NODE ?? '';
+export const MANAGER_ADDR = process.env.POOL_SWARM_MANAGER_ADDR ?? '';
 
 /**
  * Whether the two-node test swarm of scripts/swarm-test-env.sh is up. Under CI=true its absence

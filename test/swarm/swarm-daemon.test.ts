@@ -7,7 +7,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { StatusReply } from '../../src/contract/index.js';
 import { poolctl } from '../support/cli.js';
 import { eventually } from '../support/daemon.js';
+import { TEST_IMAGE } from '../support/docker.js';
 import {
+  MANAGER_ADDR,
   MANAGER_NODE,
   type SwarmTestDaemon,
   type SwarmTestDaemonOptions,
@@ -21,6 +23,7 @@ import {
 const swarm = await requireSwarm();
 
 const DAEMON_MAIN = new URL('../../dist/src/daemon/main.js', import.meta.url).pathname;
+const SHIMS = new URL('../../shims', import.meta.url).pathname;
 const INFRA = ['gateway'];
 const AGENTS = ['ceo', 'cto', 'cfo', 'qa', 'designer'];
 const onNode = (hostname: string) => swarmAgentService({ placement: { constraints: [`node.hostname == ${hostname}`] } });
@@ -119,6 +122,27 @@ describe.skipIf(!swarm)('the pool on a real two-node swarm (POOL_DRIVER=swarm)',
       expect.stringMatching(new RegExp(`^local\\s+running\\s+${MANAGER_NODE}\\s+.+\\s+api\\s+no \\(grace\\)$`)),
       expect.stringMatching(new RegExp(`^remote\\s+running\\s+${WORKER_NODE}\\s+.+\\s+ceo\\s+no \\(grace\\)$`)),
     ]);
+  });
+
+  it("lets an agent on the worker node request a peer through the bridge at the manager's address", async () => {
+    const p = await start({ env: { POOL_BIND: `127.0.0.1,${MANAGER_ADDR}`, POOL_TOKEN: 'swarm-secret' } });
+    const port = new URL(p.url).port;
+    const caller = `${p.stack.name}-caller`;
+    // The in-container shim as it ships, in a task on the worker: the README's set-up for agents on other nodes.
+    await execa('docker', [
+      'service', 'create', '--detach', '--no-resolve-image', '--name', caller,
+      '--constraint', `node.hostname == ${WORKER_NODE}`, '--network', 'host', '--restart-condition', 'none',
+      '--mount', `type=bind,source=${SHIMS},target=/shims,readonly`,
+      '--env', `POOL_HOST=${MANAGER_ADDR}`, '--env', `POOL_PORT=${port}`, '--env', 'POOL_TOKEN=swarm-secret', '--env', 'AGENT_ID=ceo',
+      TEST_IMAGE, 'sh', '/shims/request-agent', 'cfo',
+    ]);
+    try {
+      await eventually(async () => expect((await status(p)).running).toMatchObject([{ id: 'cfo', requested_by: 'ceo', state: 'running' }]), 30_000);
+      const tasks = await execa('docker', ['service', 'ps', '--format', '{{.Node}} {{.CurrentState}}', caller]);
+      expect(tasks.stdout).toMatch(new RegExp(`^${WORKER_NODE} `));
+    } finally {
+      await execa('docker', ['service', 'rm', caller]);
+    }
   });
 
   it("reports a task that no node has room for with the scheduler's reason, and frees its slot", async () => {
