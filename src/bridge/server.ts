@@ -11,6 +11,8 @@ interface Route {
   /** The procedure's input schema and operation, called directly (see src/rpc/operations.ts for why). */
   readonly input?: { safeParse(body: unknown): { success: true; data: unknown } | { success: false; error: unknown } };
   readonly run: (ctx: Context, input: never) => unknown;
+  /** The operation answers a document of its own type (`{content_type, text}`) instead of JSON. */
+  readonly document?: true;
 }
 
 /**
@@ -25,6 +27,8 @@ const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
   '/status': { GET: { run: operations.status } },
   '/available': { GET: { run: operations.available } },
   '/health': { GET: { run: operations.health } },
+  // Open like every GET (Prometheus scrapes without credentials); it names no agent and no secret.
+  '/metrics': { GET: { run: (ctx) => operations.metrics(ctx, { format: 'text' }), document: true } },
 };
 
 export interface BridgeOptions {
@@ -99,7 +103,9 @@ export function createBridgeServer(options: BridgeOptions): Server {
       } else {
         req.resume();
       }
-      send(res, 200, await call(handler, body));
+      const reply = await call(handler, body);
+      if (handler.document === undefined) send(res, 200, reply);
+      else write(res, 200, (reply as { content_type: string }).content_type, (reply as { text: string }).text);
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
       const close = error.status === 413;
@@ -195,7 +201,10 @@ function toJson(body: unknown): string {
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = toJson(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+  write(res, status, 'application/json', toJson(body), headers);
+}
+
+function write(res: ServerResponse, status: number, type: string, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import type { HeartbeatInput, MetricsInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import type { Context } from './context.js';
 
 /**
@@ -9,10 +9,11 @@ import type { Context } from './context.js';
  * costs more than the whole of a `/status` or `/heartbeat` answer (see bench/README.md).
  */
 export const operations = {
-  request: (ctx: Context, input: z.output<typeof RequestInput>) => ctx.pool.request(input.agent, input.requested_by),
-  release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.pool.release(input.agent, input.requested_by),
+  request: (ctx: Context, input: z.output<typeof RequestInput>) => ctx.metrics.settle('request', ctx.pool.request(input.agent, input.requested_by)),
+  release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.metrics.settle('release', ctx.pool.release(input.agent, input.requested_by)),
   heartbeat: (ctx: Context, input: z.output<typeof HeartbeatInput>) => {
     ctx.pool.heartbeat(input.agent);
+    ctx.metrics.heartbeat();
     return { status: 'ok' as const };
   },
   status: (ctx: Context) => ctx.pool.status(),
@@ -20,4 +21,6 @@ export const operations = {
   health: (ctx: Context) => ctx.health(),
   known: (ctx: Context) => ({ agents: ctx.pool.known() }),
   config: (ctx: Context) => ctx.configView(),
+  metrics: (ctx: Context, input: z.output<typeof MetricsInput>) => ctx.metrics.render(input.format),
+  diagnostics: (ctx: Context) => ctx.diagnostics(),
 };

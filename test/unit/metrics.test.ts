@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import type { PoolEvent, StatusReply } from '../../src/contract/index.js';
+import { DriverError, ForbiddenAgentError, PoolFullError, UnknownAgentError, evictionCause, outcomeOf, poolGauges, reconcileLagSeconds } from '../../src/core/index.js';
+import { NOW } from '../support/builders.js';
+
+describe('outcomeOf: the outcome label of an operation', () => {
+  it.each([
+    { what: 'a started reply', settled: { reply: { status: 'started' } }, outcome: 'started' },
+    { what: 'a release that stopped the agent', settled: { reply: { status: 'stopped' } }, outcome: 'stopped' },
+    { what: 'a pool_full reply after a wait', settled: { reply: { status: 'pool_full' } }, outcome: 'pool_full' },
+    { what: 'a thrown PoolFullError', settled: { error: new PoolFullError('qa') }, outcome: 'pool_full' },
+    { what: 'a thrown UnknownAgentError', settled: { error: new UnknownAgentError('x', ['ceo']) }, outcome: 'unknown_agent' },
+    { what: 'a thrown ForbiddenAgentError', settled: { error: new ForbiddenAgentError('gateway') }, outcome: 'forbidden' },
+    { what: 'a thrown DriverError (the bridge answers status "error")', settled: { error: new DriverError('no such image', [], 1, '') }, outcome: 'error' },
+    { what: 'anything else thrown (a bug)', settled: { error: new TypeError('boom') }, outcome: 'internal_error' },
+  ])('$what → $outcome', ({ settled, outcome }) => {
+    expect(outcomeOf(settled)).toBe(outcome);
+  });
+});
+
+describe('evictionCause: why an agent was evicted', () => {
+  const event = (type: PoolEvent['type'], extra: Partial<PoolEvent> = {}): PoolEvent => ({ time: '2026-02-28T05:17:04Z', type, agent: 'cto', by: 'ceo', ...extra });
+  it.each([
+    { what: 'an eviction to make room for a request', event: event('evicted', { for: 'qa' }), cause: 'request' },
+    { what: 'an eviction for a request from a requester named "reconcile"', event: event('evicted', { for: 'qa', by: 'reconcile' }), cause: 'request' },
+    { what: 'an eviction after a reconcile found the pool over its cap', event: event('evicted', { by: 'reconcile' }), cause: 'reconcile' },
+    { what: 'a release', event: event('released'), cause: undefined },
+    { what: 'a start', event: event('started'), cause: undefined },
+  ])('$what → $cause', ({ event: e, cause }) => {
+    expect(evictionCause(e)).toBe(cause);
+  });
+});
+
+describe('poolGauges: the gauges read from the status at scrape time', () => {
+  const agent = (id: string, state: 'starting' | 'running' | 'stopping') => ({
+    id,
+    started: '2026-02-28T05:00:00Z',
+    last_active: '2026-02-28T05:00:00Z',
+    requested_by: 'test',
+    state,
+    protection: null,
+  });
+  const entry = (agent: string, waiters: number) => ({ agent, requested_by: 'ceo', since: '2026-02-28T05:17:00Z', deadline: '2026-02-28T05:18:00Z', waiters });
+  it.each([
+    {
+      what: 'an empty pool',
+      status: { running: [], slots_total: 3, slots_free: 3, queue: [] },
+      gauges: { agents: { starting: 0, running: 0, stopping: 0 }, slotsTotal: 3, slotsFree: 3, queueLength: 0, queueWaiters: 0 },
+    },
+    {
+      what: 'agents in every state, all counted',
+      status: { running: [agent('ceo', 'running'), agent('cto', 'stopping'), agent('qa', 'starting'), agent('cfo', 'running')], slots_total: 4, slots_free: 0, queue: [] },
+      gauges: { agents: { starting: 1, running: 2, stopping: 1 }, slotsTotal: 4, slotsFree: 0, queueLength: 0, queueWaiters: 0 },
+    },
+    {
+      what: 'a queue: one entry per agent, its waiters summed',
+      status: { running: [agent('ceo', 'running')], slots_total: 1, slots_free: 0, queue: [entry('qa', 3), entry('cfo', 1)] },
+      gauges: { agents: { starting: 0, running: 1, stopping: 0 }, slotsTotal: 1, slotsFree: 0, queueLength: 2, queueWaiters: 4 },
+    },
+  ])('$what', ({ status, gauges }) => {
+    expect(poolGauges(status as StatusReply)).toEqual(gauges);
+  });
+});
+
+describe('reconcileLagSeconds: seconds since the last reconcile that reached Docker', () => {
+  it.each([
+    { what: 'just reconciled', last: NOW, since: NOW - 60_000, now: NOW, lag: 0 },
+    { what: 'reconciled 15 s ago', last: NOW - 15_000, since: NOW - 60_000, now: NOW, lag: 15 },
+    { what: 'never reconciled: counted from start-up', last: undefined, since: NOW - 42_500, now: NOW, lag: 42.5 },
+    { what: 'a clock that stepped back: never negative', last: NOW + 5_000, since: NOW - 60_000, now: NOW, lag: 0 },
+  ])('$what → $lag', ({ last, since, now, lag }) => {
+    expect(reconcileLagSeconds(last, since, now)).toBe(lag);
+  });
+});
