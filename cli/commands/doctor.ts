@@ -18,7 +18,7 @@ export class DoctorCommand extends PoolCommand {
   static override usage = Command.Usage({
     description: 'Check Docker, Compose, the project, the socket, the bridge and pool.env, and suggest MAX_AGENTS',
     details: `
-      Checks, one line each (PASS, WARN, FAIL, or SKIP where a check does not apply): pool.env (each invalid variable named), the Docker engine and compose v2 with their versions, the compose project's services and INFRA_SERVICES (present, running), the daemon's socket (mode, group) and health, the bridge's addresses (from the daemon, or from pool.env when it is not running), POOL_DIR, and MAX_AGENTS against SPEC §8's rule, floor((RAM − 2 GiB) / per-agent RAM), with the per-agent figure measured by \`docker stats\` on the running agents (~330 MiB when none runs).
+      Checks, one line each (PASS, WARN, FAIL, or SKIP where a check does not apply): pool.env (each invalid variable named), the Docker engine and compose v2 with their versions, the compose project's services and INFRA_SERVICES (present, running), the daemon's socket (mode, group) and health, the bridge's addresses (from the daemon, or from pool.env when it is not running), POOL_DIR, and MAX_AGENTS against the sizing rule floor((RAM − 2 GiB) / per-agent RAM) (README: Sizing), with the per-agent figure measured by \`docker stats\` on the running agents (~330 MiB when none runs).
 
       Under POOL_DRIVER=process the Docker checks are skipped. The socket defaults to POOL_SOCKET from pool.env.
 

@@ -201,7 +201,7 @@ export function sizingCheck(facts: SizingFacts): { check: DoctorCheck; figures?:
   const basis =
     measured.length > 0
       ? `${formatBytes(perAgent)} per agent (mean of ${measured.length} running)`
-      : `~${formatBytes(perAgent)} per agent (SPEC §8; ${facts.unmeasured})`;
+      : `~${formatBytes(perAgent)} per agent (typical; ${facts.unmeasured})`;
   const rule = `(${formatBytes(facts.totalBytes)} − ${formatBytes(SIZING_RESERVE_BYTES)}) / ${basis}`;
   if (suggested === 0) return { check: check('sizing', 'warn', `no room for an agent by the sizing rule: ${rule}; MAX_AGENTS is ${facts.configured}`), figures };
   if (facts.configured > suggested) {

@@ -61,7 +61,7 @@ describe('sizingCheck: the suggestion from measured agents against the configure
       rule: 'falls back to the typical 330 MiB when no agent runs, and says so',
       facts: { totalBytes: 4 * GiB, samples: [], unmeasured: 'no agent running to measure', configured: 3 },
       verdict: 'pass',
-      detail: 'suggested MAX_AGENTS=6, configured 3: (4 GiB − 2 GiB) / ~330 MiB per agent (SPEC §8; no agent running to measure)',
+      detail: 'suggested MAX_AGENTS=6, configured 3: (4 GiB − 2 GiB) / ~330 MiB per agent (typical; no agent running to measure)',
       figures: { per_agent_bytes: TYPICAL_AGENT_BYTES, measured_agents: 0, suggested: 6 },
     },
     {
@@ -75,7 +75,7 @@ describe('sizingCheck: the suggestion from measured agents against the configure
       rule: 'warns when the host has no room for one agent',
       facts: { totalBytes: 2 * GiB, samples: [], unmeasured: 'POOL_DRIVER=process: agents are not measured', configured: 1 },
       verdict: 'warn',
-      detail: 'no room for an agent by the sizing rule: (2 GiB − 2 GiB) / ~330 MiB per agent (SPEC §8; POOL_DRIVER=process: agents are not measured); MAX_AGENTS is 1',
+      detail: 'no room for an agent by the sizing rule: (2 GiB − 2 GiB) / ~330 MiB per agent (typical; POOL_DRIVER=process: agents are not measured); MAX_AGENTS is 1',
       figures: { suggested: 0 },
     },
   ])('$rule', ({ facts, verdict, detail, figures }) => {
