@@ -1,3 +1,6 @@
+import type { PoolEvent } from '../src/contract/api.js';
+import { formatEvent } from '../src/core/event-text.js';
+
 /** "just now", "42s ago", "3m ago", "2h ago", "5d ago" */
 export function ago(iso: string, now: number): string {
   const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
@@ -13,4 +16,9 @@ export function table(header: readonly string[], rows: readonly (readonly string
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ');
   return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** An event with its time, one line: `2026-11-25T13:01:02Z evicted cto for cfo (by ceo; least recently active)`. */
+export function describeEvent(event: PoolEvent): string {
+  return `${event.time} ${formatEvent(event)}`;
 }
