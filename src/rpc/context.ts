@@ -1,4 +1,4 @@
-import type { DiagnosticsReply, HealthReply, MetricsInput, MetricsReply, PoolEvent } from '../contract/index.js';
+import type { DiagnosticsReply, EventsQuery, EventsReply, HealthReply, MetricsInput, MetricsReply, PoolEvent } from '../contract/index.js';
 import type { Pool } from '../daemon/pool.js';
 
 /** Where the operations report their outcomes, and how the metrics are read. */
@@ -19,6 +19,8 @@ export interface RpcDeps {
   readonly diagnostics: () => DiagnosticsReply;
   /** Live pool events; the iterator ends when `signal` aborts. */
   readonly subscribe: (signal: AbortSignal) => AsyncIterable<PoolEvent>;
+  /** Past events from the event log (events.jsonl and its rotated files), oldest first. */
+  readonly events: (query: EventsQuery) => Promise<EventsReply>;
   /** The configuration as the daemon runs it, secrets redacted. */
   readonly configView: () => Record<string, unknown>;
   /** Asks the process to shut down once the current reply is out (agents are left as they are). */

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { HeartbeatInput, MetricsInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import type { EventsInput, HeartbeatInput, MetricsInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import type { Context } from './context.js';
 
 /**
@@ -12,7 +12,7 @@ export const operations = {
   request: (ctx: Context, input: z.output<typeof RequestInput>) => ctx.metrics.settle('request', ctx.pool.request(input.agent, input.requested_by)),
   release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.metrics.settle('release', ctx.pool.release(input.agent, input.requested_by)),
   heartbeat: (ctx: Context, input: z.output<typeof HeartbeatInput>) => {
-    ctx.pool.heartbeat(input.agent);
+    ctx.pool.heartbeat(input.agent, input.busy_seconds);
     ctx.metrics.heartbeat();
     return { status: 'ok' as const };
   },
@@ -21,6 +21,7 @@ export const operations = {
   health: (ctx: Context) => ctx.health(),
   known: (ctx: Context) => ({ agents: ctx.pool.known() }),
   config: (ctx: Context) => ctx.configView(),
+  events: (ctx: Context, input: z.output<typeof EventsInput>) => ctx.events(input),
   metrics: (ctx: Context, input: z.output<typeof MetricsInput>) => ctx.metrics.render(input.format),
   diagnostics: (ctx: Context) => ctx.diagnostics(),
 };
