@@ -10,7 +10,9 @@ type Method = 'GET' | 'POST';
 interface Route {
   /** The procedure's input schema and operation, called directly (see src/rpc/operations.ts for why). */
   readonly input?: { safeParse(body: unknown): { success: true; data: unknown } | { success: false; error: unknown } };
-  readonly run: (ctx: Context, input: never) => unknown;
+  readonly run: (ctx: Context, input: never, signal?: AbortSignal) => unknown;
+  /** The operation may take long (a request waiting for a slot) and should know when the client hangs up. */
+  readonly abortable?: true;
   /** The operation answers a document of its own type (`{content_type, text}`) instead of JSON. */
   readonly document?: true;
 }
@@ -21,7 +23,7 @@ interface Route {
  * It implements no operation.
  */
 const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
-  '/request': { POST: { input: RequestInput, run: operations.request } },
+  '/request': { POST: { input: RequestInput, run: operations.request, abortable: true } },
   '/release': { POST: { input: ReleaseInput, run: operations.release } },
   '/heartbeat': { POST: { input: HeartbeatInput, run: operations.heartbeat } },
   '/status': { GET: { run: operations.status } },
@@ -106,7 +108,7 @@ export function createBridgeServer(options: BridgeOptions): Server {
         // A GET's input is its query string (`/events?agent=cfo&limit=20`).
         if (handler.input !== undefined) body = queryObject(req.url ?? '');
       }
-      const reply = await call(handler, body);
+      const reply = await call(handler, body, handler.abortable ? clientGone(res) : undefined);
       if (handler.document === undefined) send(res, 200, reply);
       else write(res, 200, (reply as { content_type: string }).content_type, (reply as { text: string }).text);
     } catch (error) {
@@ -118,7 +120,7 @@ export function createBridgeServer(options: BridgeOptions): Server {
     }
   }
 
-  async function call(route: Route, body: unknown): Promise<unknown> {
+  async function call(route: Route, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
     let input: unknown;
     if (route.input !== undefined) {
       const parsed = route.input.safeParse(body);
@@ -126,8 +128,10 @@ export function createBridgeServer(options: BridgeOptions): Server {
       input = parsed.data;
     }
     try {
-      return await route.run(ctx, input as never);
+      return await route.run(ctx, input as never, signal);
     } catch (error) {
+      // Nobody to answer: the client hung up while its request waited.
+      if (signal?.aborted) throw new ClientGone('client went away');
       const agent = (body as { agent?: unknown } | undefined)?.agent;
       const reply = replyForError(error, typeof agent === 'string' ? agent : '');
       if (reply === undefined) throw error;
@@ -136,6 +140,15 @@ export function createBridgeServer(options: BridgeOptions): Server {
   }
 
   return server;
+}
+
+/** Aborts when the client hangs up before its reply is out (a request waiting for a slot then leaves the line). */
+function clientGone(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return controller.signal;
 }
 
 function queryObject(url: string): Record<string, string> {
