@@ -2,14 +2,17 @@ import type { AgentStatus, PoolEvent, StatusReply } from '../contract/index.js';
 import { replyForError } from './errors.js';
 
 /**
- * The label of an operation's outcome: the status of its reply, or for a refusal thrown as a pool
- * error the status the bridge answers with (`pool_full`, `unknown_agent`, `forbidden`, `error`),
- * so that both faces count alike. Anything else is a bug, counted as `internal_error`.
+ * What an operation's end says: its outcome label, the status of its reply (for a refusal thrown
+ * as a pool error, the status the bridge answers with: `pool_full`, `unknown_agent`, `forbidden`,
+ * `error`), so that both faces count alike; and how long it waited for a slot, when it queued.
+ * Anything else thrown is a bug, counted as `internal_error`.
  */
-export function outcomeOf(settled: { readonly reply: { readonly status: string } } | { readonly error: unknown }): string {
-  if ('reply' in settled) return settled.reply.status;
-  const status = replyForError(settled.error, '')?.status;
-  return typeof status === 'string' ? status : 'internal_error';
+export function settledFigures(
+  settled: { readonly reply: { readonly status: string; readonly waited_seconds?: number } } | { readonly error: unknown },
+): { readonly outcome: string; readonly waitedSeconds: number | undefined } {
+  const reply = 'reply' in settled ? settled.reply : replyForError(settled.error, '');
+  const { status, waited_seconds: waited } = reply ?? {};
+  return { outcome: typeof status === 'string' ? status : 'internal_error', waitedSeconds: typeof waited === 'number' ? waited : undefined };
 }
 
 export type EvictionCause = 'request' | 'reconcile';

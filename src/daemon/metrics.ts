@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MetricFamily, MetricsReply, PoolEvent, StatusReply } from '../contract/index.js';
 import type { AgentDriver } from '../core/driver.js';
-import { type PoolGauges, evictionCause, outcomeOf, poolGauges, reconcileLagSeconds } from '../core/metrics.js';
+import { type PoolGauges, evictionCause, poolGauges, reconcileLagSeconds, settledFigures } from '../core/metrics.js';
 import type { OperationMetrics } from '../rpc/context.js';
 
 const PREFIX = 'openclaw_pool_';
@@ -136,13 +136,17 @@ export function createMetrics(deps: MetricsDeps) {
 
   const recorder: OperationMetrics = {
     async settle(operation, reply) {
+      const count = (settled: Parameters<typeof settledFigures>[0]) => {
+        const { outcome, waitedSeconds } = settledFigures(settled);
+        operations.inc({ operation, outcome });
+        if (waitedSeconds !== undefined) waits.observe({ outcome }, waitedSeconds);
+      };
       try {
         const value = await reply;
-        operations.inc({ operation, outcome: outcomeOf({ reply: value }) });
-        if (value.waited_seconds !== undefined) waits.observe({ outcome: value.status }, value.waited_seconds);
+        count({ reply: value });
         return value;
       } catch (error) {
-        operations.inc({ operation, outcome: outcomeOf({ error }) });
+        count({ error });
         throw error;
       }
     },

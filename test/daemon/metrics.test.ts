@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricsReply } from '../../src/contract/index.js';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
-import { type TestDaemon, startTestDaemon } from '../support/daemon.js';
+import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
 
 const docker = await requireDocker();
 
@@ -191,6 +191,22 @@ describe.skipIf(!docker)('GET /metrics: the daemon in Prometheus text format, on
     await p.daemon.reload(p.config);
     expect(await read('reconcile_lag_seconds')).toBeLessThan(300);
     expect(await read('docker_up')).toBe(1);
+  });
+
+  it('shows a request waiting for a slot in the queue gauges, then its wait in the histogram', async () => {
+    await p.client.request('ceo');
+    await p.client.heartbeat('cto');
+    const before = await scrape();
+    const waiting = p.http('POST', '/request', { agent: 'cfo', wait_seconds: 60 }, { Authorization: 'Bearer s3cret' });
+    await eventually(async () => expect(await read('queue_length')).toBe(1));
+    expect(await read('queue_waiters')).toBe(1);
+    await p.client.release('ceo');
+    expect((await waiting).body).toMatchObject({ status: 'started', agent: 'cfo', waited_seconds: expect.any(Number) });
+    const after = await scrape();
+    const delta = (name: string, labels: Record<string, string>) => (after.get(series(name, labels)) ?? 0) - (before.get(series(name, labels)) ?? 0);
+    expect(delta('wait_seconds_count', { outcome: 'started' })).toBe(1);
+    expect(delta('events_total', { type: 'waiting' })).toBe(1);
+    expect(after.get(series('queue_length'))).toBe(0);
   });
 
   it('serves the same metrics over the socket, as text or as JSON', async () => {

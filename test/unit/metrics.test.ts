@@ -1,20 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import type { PoolEvent, StatusReply } from '../../src/contract/index.js';
-import { DriverError, ForbiddenAgentError, PoolFullError, UnknownAgentError, evictionCause, outcomeOf, poolGauges, reconcileLagSeconds } from '../../src/core/index.js';
+import { DriverError, ForbiddenAgentError, PoolFullError, UnknownAgentError, evictionCause, poolGauges, reconcileLagSeconds, settledFigures } from '../../src/core/index.js';
 import { NOW } from '../support/builders.js';
 
-describe('outcomeOf: the outcome label of an operation', () => {
+describe('settledFigures: the outcome label of an operation, and its wait', () => {
   it.each([
-    { what: 'a started reply', settled: { reply: { status: 'started' } }, outcome: 'started' },
-    { what: 'a release that stopped the agent', settled: { reply: { status: 'stopped' } }, outcome: 'stopped' },
-    { what: 'a pool_full reply after a wait', settled: { reply: { status: 'pool_full' } }, outcome: 'pool_full' },
-    { what: 'a thrown PoolFullError', settled: { error: new PoolFullError('qa') }, outcome: 'pool_full' },
-    { what: 'a thrown UnknownAgentError', settled: { error: new UnknownAgentError('x', ['ceo']) }, outcome: 'unknown_agent' },
-    { what: 'a thrown ForbiddenAgentError', settled: { error: new ForbiddenAgentError('gateway') }, outcome: 'forbidden' },
-    { what: 'a thrown DriverError (the bridge answers status "error")', settled: { error: new DriverError('no such image', [], 1, '') }, outcome: 'error' },
-    { what: 'anything else thrown (a bug)', settled: { error: new TypeError('boom') }, outcome: 'internal_error' },
-  ])('$what → $outcome', ({ settled, outcome }) => {
-    expect(outcomeOf(settled)).toBe(outcome);
+    { what: 'a started reply', settled: { reply: { status: 'started' } }, outcome: 'started', waited: undefined },
+    { what: 'a release that stopped the agent', settled: { reply: { status: 'stopped' } }, outcome: 'stopped', waited: undefined },
+    { what: 'a start after a wait for a slot', settled: { reply: { status: 'started', waited_seconds: 12.5 } }, outcome: 'started', waited: 12.5 },
+    { what: 'a thrown PoolFullError', settled: { error: new PoolFullError('qa') }, outcome: 'pool_full', waited: undefined },
+    { what: 'a PoolFullError at the end of a wait', settled: { error: new PoolFullError('qa', { waitedSeconds: 30 }) }, outcome: 'pool_full', waited: 30 },
+    { what: 'a PoolFullError with the queue full (no wait)', settled: { error: new PoolFullError('qa', { queueFull: true }) }, outcome: 'pool_full', waited: undefined },
+    { what: 'a thrown UnknownAgentError', settled: { error: new UnknownAgentError('x', ['ceo']) }, outcome: 'unknown_agent', waited: undefined },
+    { what: 'a thrown ForbiddenAgentError', settled: { error: new ForbiddenAgentError('gateway') }, outcome: 'forbidden', waited: undefined },
+    { what: 'a thrown DriverError (the bridge answers status "error")', settled: { error: new DriverError('no such image', [], 1, '') }, outcome: 'error', waited: undefined },
+    { what: 'anything else thrown (a bug)', settled: { error: new TypeError('boom') }, outcome: 'internal_error', waited: undefined },
+  ])('$what → $outcome', ({ settled, outcome, waited }) => {
+    expect(settledFigures(settled)).toEqual({ outcome, waitedSeconds: waited });
   });
 });
 
