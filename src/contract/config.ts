@@ -31,6 +31,14 @@ export interface PoolConfig {
   processRoster: string;
   /** The swarm driver's stack (`docker stack deploy ... <stack>`); required with `POOL_DRIVER=swarm`. */
   swarmStack: string | undefined;
+  /** Longest busy hold a heartbeat may ask for. */
+  busyMaxSeconds: number;
+  /** Most distinct agents waiting for a slot at once. */
+  queueMax: number;
+  /** How long a start waits for a service's healthcheck to pass. */
+  readyTimeoutSeconds: number;
+  eventLogMaxBytes: number;
+  eventLogFiles: number;
 }
 
 export class ConfigError extends Error {
@@ -135,6 +143,11 @@ const VARIABLES = {
   PROCESS_ROSTER: [text, undefined],
   // Swarm names its services `<stack>_<service>`: the stack name must be a valid start of one.
   SWARM_STACK: [z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/, 'expected a stack name (letters, digits, - and _, starting with a letter or digit, at most 63 characters)'), undefined],
+  BUSY_MAX_SECONDS: [seconds(0), '3600'],
+  QUEUE_MAX: [int(0, 100_000), '100'],
+  READY_TIMEOUT_SECONDS: [seconds(1), '120'],
+  EVENT_LOG_MAX_BYTES: [int(4096, 2 ** 40), '10485760'],
+  EVENT_LOG_FILES: [int(0, 1000), '5'],
 } as const satisfies Record<string, readonly [z.ZodType, string | undefined]>;
 
 export type PoolVariable = keyof typeof VARIABLES;
@@ -189,6 +202,11 @@ export function loadConfig({ file = {}, env = {}, cwd }: ConfigSources): PoolCon
     driver: read('POOL_DRIVER') ?? 'compose',
     processRoster: read('PROCESS_ROSTER') ?? `${composeDir.replace(/\/+$/, '')}/agents.json`,
     swarmStack: read('SWARM_STACK'),
+    busyMaxSeconds: read('BUSY_MAX_SECONDS') ?? 0,
+    queueMax: read('QUEUE_MAX') ?? 0,
+    readyTimeoutSeconds: read('READY_TIMEOUT_SECONDS') ?? 0,
+    eventLogMaxBytes: read('EVENT_LOG_MAX_BYTES') ?? 0,
+    eventLogFiles: read('EVENT_LOG_FILES') ?? 0,
   };
   if (config.driver === 'swarm' && config.swarmStack === undefined && !problems.some((p) => p.startsWith('SWARM_STACK='))) {
     problems.push('SWARM_STACK is required with POOL_DRIVER=swarm: the name of the stack the agents are deployed in (docker stack deploy -c compose.yaml <name>)');

@@ -13,6 +13,8 @@ export interface AgentRecord {
    * nor the containers ever exceed the cap.
    */
   readonly slotFor?: string;
+  /** End of a busy hold a heartbeat asked for: no eviction until then, whatever the grace period. */
+  readonly busyUntil?: number;
   /**
    * The host its container was seen on at the last listing, for backends that span several (swarm).
    * An observation, not part of the pool's decisions: not saved, found again by the first listing.
@@ -32,6 +34,8 @@ export interface PoolRules {
   readonly evictGraceMs: number;
   readonly infra: ReadonlySet<string>;
   readonly pinned: ReadonlySet<string>;
+  /** Longest busy hold a heartbeat may set. */
+  readonly busyMaxMs: number;
 }
 
 export function rulesFromConfig(config: PoolConfig): PoolRules {
@@ -40,6 +44,7 @@ export function rulesFromConfig(config: PoolConfig): PoolRules {
     evictGraceMs: config.evictGraceSeconds * 1000,
     infra: new Set(config.infraServices),
     pinned: new Set(config.pinnedAgents),
+    busyMaxMs: config.busyMaxSeconds * 1000,
   };
 }
 

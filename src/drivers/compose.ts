@@ -11,6 +11,10 @@ export interface ComposeDriverOptions {
   readonly project: string | undefined;
   /** Upper bound for one compose command that is not a stop (ms). */
   readonly commandTimeoutMs?: number;
+  /** How long a start of a service with a healthcheck waits for it to be healthy (ms). */
+  readonly readyTimeoutMs?: number;
+  /** The graceful part of stopping a start that never became healthy (ms). */
+  readonly stopTimeoutMs?: number;
 }
 
 export interface ComposeProjectInfo {
@@ -20,13 +24,23 @@ export interface ComposeProjectInfo {
   readonly networks: string[];
 }
 
+const READY_TIMEOUT_MS = 120_000;
+
 const SERVICE_LABEL = 'com.docker.compose.service';
 const ONEOFF_LABEL = 'com.docker.compose.oneoff';
+
+/** Compose v2's version (`docker compose version`); throws a DriverError when the plugin is missing. */
+export async function composeVersion(dockerBin: string, timeoutMs: number): Promise<string> {
+  return (await run([dockerBin, 'compose', 'version', '--short'], { timeoutMs })).trim();
+}
 
 /** Drives `docker compose` in one project directory. Agents are services, found by their compose labels. */
 export function createComposeDriver(options: ComposeDriverOptions) {
   const commandTimeoutMs = options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
+  const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS;
   let projectName = options.project;
+  /** Services whose compose definition has a healthcheck: their start waits until Docker calls them healthy. */
+  let healthchecked = new Set<string>();
 
   const compose = (args: string[], timeoutMs = commandTimeoutMs, signal?: AbortSignal) => {
     const argv: [string, ...string[]] = [options.dockerBin, 'compose', '--project-directory', options.composeDir];
@@ -40,18 +54,25 @@ export function createComposeDriver(options: ComposeDriverOptions) {
   };
 
   const queryTimeoutMs = Math.min(commandTimeoutMs, QUERY_TIMEOUT_MS);
+  /** One `docker ps` of the project's service containers (`--all`: stopped ones too), as tab-separated `fields` after the service. */
+  const ps = async (all: boolean, fields: string[]): Promise<[string, ...string[]][]> => {
+    const stdout = await docker([
+      'ps', ...(all ? ['--all'] : []), '--no-trunc',
+      '--filter', `label=com.docker.compose.project=${requireProject()}`,
+      '--format', [`{{.Label "${SERVICE_LABEL}"}}`, `{{.Label "${ONEOFF_LABEL}"}}`, ...fields].join('\t'),
+    ], queryTimeoutMs);
+    const rows: [string, ...string[]][] = [];
+    for (const line of stdout.split('\n')) {
+      const [service, oneoff, ...rest] = line.split('\t');
+      // `docker compose run` containers are one-off jobs, not the agent.
+      if (service && oneoff !== 'True') rows.push([service, ...rest]);
+    }
+    return rows;
+  };
 
   const list = async (): Promise<ObservedAgent[]> => {
-    const stdout = await docker([
-      'ps', '--all', '--no-trunc',
-      '--filter', `label=com.docker.compose.project=${requireProject()}`,
-      '--format', `{{.Label "${SERVICE_LABEL}"}}\t{{.Label "${ONEOFF_LABEL}"}}\t{{.State}}\t{{.CreatedAt}}`,
-    ], queryTimeoutMs);
     const observed: ObservedAgent[] = [];
-    for (const line of stdout.split('\n')) {
-      const [agent, oneoff, state, created] = line.split('\t');
-      // `docker compose run` containers are one-off jobs, not the agent.
-      if (!agent || oneoff === 'True') continue;
+    for (const [agent, state, created] of await ps(true, ['{{.State}}', '{{.CreatedAt}}'])) {
       const startedAt = parseDockerTime(created ?? '');
       observed.push({ agent, running: state === 'running', ...(startedAt !== undefined && { startedAt }) });
     }
@@ -60,11 +81,23 @@ export function createComposeDriver(options: ComposeDriverOptions) {
 
   const isRunning = async (agent: string) => (await list()).some((o) => o.agent === agent && o.running);
 
+  /** The health of the agent's running container and its last probe's output; undefined when none runs. */
+  const healthOf = async (agent: string): Promise<string | undefined> => {
+    const id = (await compose(['ps', '--quiet', agent], queryTimeoutMs)).split('\n').find(Boolean);
+    if (id === undefined) return undefined;
+    const health = JSON.parse(await docker(['inspect', '--format', '{{json .State.Health}}', id], queryTimeoutMs)) as {
+      Status?: string;
+      Log?: { Output?: string }[];
+    } | null;
+    const last = health?.Log?.at(-1)?.Output?.trim().replace(/\s+/g, ' ').slice(0, 200);
+    return `${health?.Status ?? 'none'}${last ? `; last check said: ${last}` : ''}`;
+  };
+
   /** Resolves the project's name, services and networks from its compose file (`docker compose config`). */
   const init = async (): Promise<ComposeProjectInfo> => {
     const config = JSON.parse(await compose(['config', '--format', 'json'])) as {
       name: string;
-      services?: Record<string, { networks?: Record<string, unknown> | null; network_mode?: string }>;
+      services?: Record<string, { networks?: Record<string, unknown> | null; network_mode?: string; healthcheck?: { disable?: boolean } }>;
       networks?: Record<string, { name?: string; external?: boolean }>;
     };
     projectName ??= config.name;
@@ -75,6 +108,10 @@ export function createComposeDriver(options: ComposeDriverOptions) {
       for (const key of Object.keys(service.networks ?? { default: null })) used.add(key);
     }
     const networks = [...used].map((key) => config.networks?.[key]?.name ?? `${config.name}_${key}`);
+    healthchecked = new Set(services.filter((name) => {
+      const check = config.services?.[name]?.healthcheck;
+      return check !== undefined && !check.disable;
+    }));
     return { name: config.name, services, networks };
   };
 
@@ -87,7 +124,28 @@ export function createComposeDriver(options: ComposeDriverOptions) {
 
     async start(agent: string) {
       // --no-deps: the daemon never starts anything but the agent (infrastructure is always on).
-      await besideProbe(options.dockerBin, (signal) => compose(['up', '--detach', '--no-deps', agent], commandTimeoutMs, signal));
+      const up = ['up', '--detach', '--no-deps', agent];
+      await besideProbe(options.dockerBin, async (signal) => {
+        if (!healthchecked.has(agent)) {
+          await compose(up, commandTimeoutMs, signal);
+          return;
+        }
+        const readySeconds = Math.ceil(readyTimeoutMs / 1000);
+        try {
+          await compose([...up.slice(0, -1), '--wait', '--wait-timeout', String(readySeconds), agent], commandTimeoutMs + readyTimeoutMs, signal);
+        } catch (error) {
+          // The engine went down (the probe says so in its place), not the agent's health.
+          if (signal.aborted) throw error;
+          const health = await healthOf(agent).catch(() => undefined);
+          // Not a start that failed but one that never became ready: it must not keep running uncounted.
+          if (health === undefined) throw error;
+          await driver.stop(agent, options.stopTimeoutMs ?? 10_000);
+          throw new DriverError(
+            `${agent} did not become healthy within ${readySeconds} s (health: ${health}); stopped it`,
+            (error as DriverError).argv ?? [], (error as DriverError).exitCode, (error as DriverError).stderr ?? '', { cause: error },
+          );
+        }
+      });
     },
 
     async stop(agent: string, timeoutMs: number) {
@@ -118,6 +176,22 @@ export function createComposeDriver(options: ComposeDriverOptions) {
       }
     },
 
+    /** Memory in use by each running service's container (`docker stats`, which takes a second or two), in bytes. */
+    async memoryUsage(): Promise<Map<string, number>> {
+      const services = new Map((await ps(false, ['{{.ID}}'])).map(([service, id]) => [id ?? '', service]));
+      if (services.size === 0) return new Map();
+      const stdout = await docker(['stats', '--no-stream', '--format', '{{.Container}}\t{{.MemUsage}}', ...services.keys()], queryTimeoutMs);
+      const usage = new Map<string, number>();
+      for (const line of stdout.split('\n')) {
+        const [id, memory] = line.split('\t');
+        const service = services.get(id ?? '');
+        // "12.3MiB / 7.7GiB": what the container uses, then its limit.
+        const bytes = parseDockerSize(memory?.split('/')[0] ?? '');
+        if (service !== undefined && bytes !== undefined) usage.set(service, bytes);
+      }
+      return usage;
+    },
+
     /** Gateway addresses of the given Docker networks that exist now (one `docker network inspect`). */
     async networkGateways(networks: readonly string[]): Promise<string[]> {
       if (networks.length === 0) return [];
@@ -131,6 +205,16 @@ export function createComposeDriver(options: ComposeDriverOptions) {
 }
 
 export type ComposeDriver = ReturnType<typeof createComposeDriver>;
+
+const SIZE_UNITS = new Map(Object.entries({ B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 }));
+
+/** Docker's human sizes (`352KiB`, `1.045GiB`, `12.4 MB`, `0B`) in bytes; undefined for anything else. */
+export function parseDockerSize(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$/.exec(text);
+  if (match === null) return undefined;
+  const unit = SIZE_UNITS.get(match[2] ?? '');
+  return unit === undefined ? undefined : Math.round(Number(match[1]) * unit);
+}
 
 /** `docker ps` prints CreatedAt as `2026-11-25 10:50:19 +0000 UTC`. */
 function parseDockerTime(text: string): number | undefined {

@@ -22,10 +22,15 @@ export function dockerCommand(dockerBin: string) {
     run([dockerBin, ...args], { timeoutMs, ...(signal !== undefined && { signal }) });
 }
 
+/** The Docker engine's version (`docker version`); throws a DriverError when the engine does not answer. */
+export async function engineVersion(dockerBin: string, timeoutMs: number): Promise<string> {
+  return (await run([dockerBin, 'version', '--format', '{{.Server.Version}}'], { timeoutMs })).trim();
+}
+
 /** Fails fast, with what Docker said or a clear timeout, when the engine is down or not answering. */
 async function probe(dockerBin: string): Promise<void> {
   try {
-    await run([dockerBin, 'version', '--format', '{{.Server.Version}}'], { timeoutMs: PROBE_TIMEOUT_MS });
+    await engineVersion(dockerBin, PROBE_TIMEOUT_MS);
   } catch (error) {
     if (error instanceof DriverError && /timed out/.test(error.message)) {
       throw new DriverError(

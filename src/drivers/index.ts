@@ -2,15 +2,18 @@ import { join } from 'node:path';
 import type { PoolConfig } from '../contract/index.js';
 import type { AgentDriver } from '../core/driver.js';
 import { createComposeDriver } from './compose.js';
+import { COMMAND_TIMEOUT_MS } from './docker.js';
 import { createProcessDriver } from './process.js';
 import { createSwarmDriver } from './swarm.js';
 
 export interface OpenedDriver {
   readonly driver: AgentDriver;
-  /** What the daemon logs and uses at start-up: what it manages (named for a log line), its services, the networks they use. */
+  /** What the daemon logs and uses at start-up: the project's (or stack's) name, its services, the networks they use. */
   readonly project: { readonly name: string; readonly services: string[]; readonly networks: string[] };
   /** Gateway addresses of those networks that exist now (the bridge's default bind); none for local processes or a swarm. */
   networkGateways(networks: readonly string[]): Promise<string[]>;
+  /** Memory in use by each running service, in bytes, where the backend measures it (the local Docker engine does; local processes and a swarm's other nodes are not measured). */
+  readonly memoryUsage?: () => Promise<ReadonlyMap<string, number>>;
 }
 
 /** What POOL_DRIVER manages, as start-up errors name it. */
@@ -36,14 +39,27 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
     }
     case 'swarm': {
       if (config.swarmStack === undefined) throw new Error('SWARM_STACK is required with POOL_DRIVER=swarm');
-      const driver = createSwarmDriver({ dockerBin: config.dockerBin, stack: config.swarmStack });
+      // A task runs once its image is pulled and, with a healthcheck, once healthy (swarm waits for it).
+      const startTimeoutMs = COMMAND_TIMEOUT_MS + config.readyTimeoutSeconds * 1000;
+      const driver = createSwarmDriver({ dockerBin: config.dockerBin, stack: config.swarmStack, startTimeoutMs });
       const stack = await driver.init();
-      return { driver, project: { ...stack, name: `swarm stack ${stack.name}` }, networkGateways: noGateways };
+      return { driver, project: stack, networkGateways: noGateways };
     }
     case 'compose': {
-      const driver = createComposeDriver({ dockerBin: config.dockerBin, composeDir: config.composeDir, project: config.composeProject });
+      const driver = createComposeDriver({
+        dockerBin: config.dockerBin,
+        composeDir: config.composeDir,
+        project: config.composeProject,
+        readyTimeoutMs: config.readyTimeoutSeconds * 1000,
+        stopTimeoutMs: config.stopTimeoutSeconds * 1000,
+      });
       const project = await driver.init();
-      return { driver, project: { ...project, name: `compose project ${project.name}` }, networkGateways: (networks) => driver.networkGateways(networks) };
+      return {
+        driver,
+        project,
+        networkGateways: (networks) => driver.networkGateways(networks),
+        memoryUsage: () => driver.memoryUsage(),
+      };
     }
   }
 }

@@ -49,6 +49,11 @@ describe('loadConfig', () => {
       driver: 'compose',
       processRoster: '/srv/agents/agents.json',
       swarmStack: undefined,
+      busyMaxSeconds: 3600,
+      queueMax: 100,
+      readyTimeoutSeconds: 120,
+      eventLogMaxBytes: 10485760,
+      eventLogFiles: 5,
     });
   });
 
