@@ -145,6 +145,20 @@ describe.skipIf(!swarm)('the pool on a real two-node swarm (POOL_DRIVER=swarm)',
     }
   });
 
+  it('answers started for a service with a healthcheck only once it is healthy', async () => {
+    const healthchecked = {
+      ...onNode(MANAGER_NODE),
+      // Healthy once /tmp/ready exists, a few checks after the start.
+      command: ['sh', '-c', "trap 'exit 0' TERM; sleep 3; touch /tmp/ready; while :; do sleep 0.2; done"],
+      healthcheck: { test: ['CMD', 'test', '-f', '/tmp/ready'], interval: '1s', timeout: '1s', retries: 30 },
+    };
+    const p = await start({ services: { slow: healthchecked } });
+    expect((await request(p, 'slow')).body).toEqual({ status: 'started', agent: 'slow' });
+    const { stdout: id } = await execa('docker', ['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${p.stack.name}_slow`]);
+    const { stdout: health } = await execa('docker', ['inspect', '--format', '{{.State.Health.Status}}', id.trim()]);
+    expect(health).toBe('healthy');
+  });
+
   it("reports a task that no node has room for with the scheduler's reason, and frees its slot", async () => {
     const p = await start({ env: { MAX_AGENTS: '1' }, services: { huge: swarmAgentService({ resources: { reservations: { memory: '4096G' } } }) } });
     const reply = await request(p, 'huge');
