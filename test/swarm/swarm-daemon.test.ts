@@ -119,8 +119,8 @@ describe.skipIf(!swarm)('the pool on a real two-node swarm (POOL_DRIVER=swarm)',
     const lines = run.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^AGENT\s+STATE\s+NODE\s+STARTED\s+LAST ACTIVE\s+REQUESTED BY\s+EVICTABLE$/);
     expect(lines.slice(1, 3).sort()).toEqual([
-      expect.stringMatching(new RegExp(`^local\\s+running\\s+${MANAGER_NODE}\\s+.+\\s+api\\s+no \\(grace\\)$`)),
-      expect.stringMatching(new RegExp(`^remote\\s+running\\s+${WORKER_NODE}\\s+.+\\s+ceo\\s+no \\(grace\\)$`)),
+      expect.stringMatching(new RegExp(`^local\\s+running\\s+${MANAGER_NODE}\\s+.+\\s+api\\s+no \\(grace\\b.*\\)$`)),
+      expect.stringMatching(new RegExp(`^remote\\s+running\\s+${WORKER_NODE}\\s+.+\\s+ceo\\s+no \\(grace\\b.*\\)$`)),
     ]);
   });
 
