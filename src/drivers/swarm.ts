@@ -149,8 +149,8 @@ export function createSwarmDriver(options: SwarmDriverOptions) {
     return { name: stack, services: names, networks: [] };
   };
 
-  /** The services whose replicas have converged (running = desired), or that are gone; one `docker service ls`. */
-  const converged = async (signal: AbortSignal): Promise<Set<string>> => {
+  /** The agents whose replicas have not converged yet (running ≠ desired); one `docker service ls`. */
+  const unconverged = async (signal: AbortSignal): Promise<Set<string>> => {
     const stdout = await docker(['service', 'ls', '--filter', `label=${STACK_LABEL}=${stack}`, '--format', '{{.Name}}\t{{.Replicas}}'], QUERY_TIMEOUT_MS, signal);
     const pending = new Set<string>();
     for (const line of stdout.split('\n')) {
@@ -251,7 +251,7 @@ export function createSwarmDriver(options: SwarmDriverOptions) {
           const got = settling.size === 0 ? await next : await Promise.race([next, sleep(CONVERGE_POLL_MS, TICK, { signal: stream }).catch(() => TICK)]);
           if (typeof got === 'symbol') {
             // An engine that stops answering ends the events stream too; until then, keep waiting.
-            const pending = await converged(stream).catch(() => undefined);
+            const pending = await unconverged(stream).catch(() => undefined);
             const now = Date.now();
             for (const [agent, until] of settling) {
               if (now <= until && (pending === undefined || pending.has(agent) || operating.has(agent))) continue;
@@ -276,5 +276,3 @@ export function createSwarmDriver(options: SwarmDriverOptions) {
   } satisfies AgentDriver & Record<string, unknown>;
   return driver;
 }
-
-export type SwarmDriver = ReturnType<typeof createSwarmDriver>;

@@ -47,7 +47,6 @@ export function swarmAgentService(deploy: Record<string, unknown> = {}): Record<
 export interface SwarmTask {
   readonly agent: string;
   readonly node: string;
-  readonly desired: string;
   readonly state: string;
 }
 
@@ -78,12 +77,12 @@ export async function createSwarmStack(services: Record<string, Record<string, u
   await execa('docker', ['stack', 'deploy', '--resolve-image', 'never', '-c', file, name]);
   const prefix = `${name}_`;
   const tasks = async (): Promise<SwarmTask[]> => {
-    const r = await execa('docker', ['stack', 'ps', '--no-trunc', '--format', '{{.Name}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}', name], { reject: false });
+    const r = await execa('docker', ['stack', 'ps', '--no-trunc', '--format', '{{.Name}}\t{{.Node}}\t{{.CurrentState}}', name], { reject: false });
     if (r.failed && /nothing found in stack/.test(r.stderr)) return [];
     if (r.failed) throw new Error(r.stderr);
     return r.stdout.split('\n').filter(Boolean).map((line) => {
-      const [task = '', node = '', desired = '', current = ''] = line.split('\t');
-      return { agent: task.replace(/\.[^.]+$/, '').slice(prefix.length), node, desired, state: current.split(' ')[0] ?? '' };
+      const [task = '', node = '', current = ''] = line.split('\t');
+      return { agent: task.replace(/\.[^.]+$/, '').slice(prefix.length), node, state: current.split(' ')[0] ?? '' };
     });
   };
   const running = async () => [...new Set((await tasks()).filter((t) => t.state === 'Running').map((t) => t.agent))].sort();
