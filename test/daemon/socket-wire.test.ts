@@ -48,6 +48,12 @@ describe.skipIf(!docker)('the tRPC wire format on the socket, as stock tRPC clie
     expect(reply.body).toBe('{"result":{"data":{"json":{"agents":[]}}}}');
   });
 
+  it('sends a single call’s reply in one piece, with a Content-Length, not chunked', async () => {
+    const reply = await raw(p.socketPath, 'GET', '/info.status');
+    expect(reply.headers['transfer-encoding']).toBeUndefined();
+    expect(Number(reply.headers['content-length'])).toBe(Buffer.byteLength(reply.body));
+  });
+
   it('answers a pool error with its tRPC code, HTTP status and the pool data in data.pool', async () => {
     const reply = await raw(p.socketPath, 'POST', '/pool.request', '{"json":{"agent":"janitor"}}');
     expect(reply).toMatchObject({ status: 404, headers: { 'content-type': 'application/json', vary: 'trpc-accept, accept' } });

@@ -1,0 +1,126 @@
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { TRPCError, callTRPCProcedure, getErrorShape, getTRPCErrorFromUnknown, transformTRPCResponse } from '@trpc/server';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { getHTTPStatusCode } from '@trpc/server/http';
+import type { Context } from './context.js';
+import type { AppRouter } from './routers/_app.js';
+
+export interface RpcServerOptions {
+  readonly router: AppRouter;
+  readonly createContext: () => Promise<Context>;
+  /** Every error a call ends with; `path` is undefined when the request named no procedure. */
+  readonly onError: (error: TRPCError, path: string | undefined) => void;
+}
+
+type LeanType = 'query' | 'mutation';
+const LEAN_TYPE_OF_METHOD: Readonly<Record<string, LeanType>> = { GET: 'query', POST: 'mutation' };
+
+/**
+ * The socket's HTTP server: tRPC's own node handler, with a short road for the calls the SDK and
+ * stock `httpLink` clients make — one query by GET or one mutation by JSON POST, not batched.
+ * Those are answered with tRPC's own `callTRPCProcedure`, `getErrorShape`, `getHTTPStatusCode` and
+ * `transformTRPCResponse`, so the status and body are the bytes its handler writes
+ * (test/daemon/socket-wire.test.ts compares them), but without the Fetch `Request`, the
+ * `Response`, the web-stream pipe and the chunked body the handler builds per call, which made a
+ * reply cost 2.5× a plain node:http one (bench/README.md, target 3). Everything else (batches,
+ * subscriptions, streaming, wrong methods, unknown paths, other content types) goes to tRPC's handler.
+ */
+export function createRpcServer(opts: RpcServerOptions): Server {
+  const { router } = opts;
+  const config = router._def._config;
+  const procedures = router._def.procedures as unknown as Readonly<Record<string, { _def: { type: string } } | undefined>>;
+  const decoder = new TextDecoder();
+  const stock = createHTTPHandler({
+    router,
+    createContext: () => opts.createContext(),
+    onError: ({ error, path }) => opts.onError(error, path),
+  });
+
+  /** The procedure path and type when the request is a single call the short road answers exactly like tRPC. */
+  function leanCall(req: IncomingMessage): { path: string; type: LeanType; query: string } | undefined {
+    const type = LEAN_TYPE_OF_METHOD[req.method ?? ''];
+    const url = req.url ?? '';
+    const mark = url.indexOf('?');
+    const path = url.slice(1, mark === -1 ? undefined : mark);
+    if (type === undefined || !url.startsWith('/') || procedures[path]?._def.type !== type) return undefined;
+    const contentType = req.headers['content-type'];
+    if (contentType === undefined ? type !== 'query' : contentType.split(';', 1)[0]!.trim().toLowerCase() !== 'application/json') return undefined;
+    if (req.headers['trpc-accept'] !== undefined || req.headers.accept?.includes('application/jsonl')) return undefined;
+    const query = mark === -1 ? '' : url.slice(mark + 1);
+    // A query's only parameter is its input; anything else (batch, connectionParams, ...) is tRPC's to read.
+    if (query !== '' && (type === 'mutation' || [...new URLSearchParams(query).keys()].some((key) => key !== 'input'))) return undefined;
+    return { path, type, query };
+  }
+
+  function readBody(req: IncomingMessage): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      // TextDecoder drops a leading BOM, as Fetch's `text()` does in tRPC's handler.
+      req.once('end', () => resolve(decoder.decode(Buffer.concat(chunks))));
+      req.once('error', reject);
+    });
+  }
+
+  /** tRPC's input reading: JSON text through the router's transformer; a failure is BAD_REQUEST with the parser's message. */
+  async function readInput(req: IncomingMessage, type: LeanType, query: string): Promise<unknown> {
+    try {
+      const text = type === 'query' ? new URLSearchParams(query).get('input') : await readBody(req);
+      return text ? config.transformer.input.deserialize(JSON.parse(text)) : undefined;
+    } catch (cause) {
+      throw new TRPCError({ code: 'BAD_REQUEST', message: cause instanceof Error ? cause.message : 'Invalid input', cause });
+    }
+  }
+
+  function send(res: ServerResponse, status: number, json: unknown): void {
+    const body = JSON.stringify(json);
+    res.writeHead(status, { 'content-type': 'application/json', vary: 'trpc-accept, accept', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  async function answer(req: IncomingMessage, res: ServerResponse, { path, type, query }: { path: string; type: LeanType; query: string }): Promise<void> {
+    // As in tRPC's handler, the procedure's signal aborts when the client goes away before the reply.
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    let ctx: Context | undefined;
+    let input: unknown;
+    let inputRead: Promise<unknown> | undefined;
+    try {
+      ctx = await opts.createContext();
+      const data: unknown = await callTRPCProcedure({
+        router,
+        path,
+        type,
+        ctx,
+        signal: abort.signal,
+        batchIndex: 0,
+        getRawInput: () =>
+          (inputRead ??= readInput(req, type, query).then((value) => {
+            input = value;
+            return value;
+          })),
+      });
+      send(res, 200, transformTRPCResponse(config, { result: { data } }));
+    } catch (cause) {
+      const error = getTRPCErrorFromUnknown(cause);
+      opts.onError(error, path);
+      const shape = getErrorShape({ config, error, type, path, input, ctx });
+      send(res, getHTTPStatusCode({ error: shape }, [error]), transformTRPCResponse(config, { error: shape }));
+    }
+  }
+
+  return createServer((req, res) => {
+    const call = leanCall(req);
+    if (call === undefined) {
+      stock(req, res);
+      return;
+    }
+    answer(req, res, call).catch((error: unknown) => {
+      // Only formatting the error itself can land here; there is no reply left to give.
+      opts.onError(getTRPCErrorFromUnknown(error), call.path);
+      res.destroy();
+    });
+  });
+}
