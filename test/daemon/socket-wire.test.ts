@@ -3,7 +3,7 @@ import { TRPCClientError, createTRPCClient, httpBatchLink, httpLink } from '@trp
 import superjson from 'superjson';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../../src/rpc/routers/_app.js';
-import { socketFetch } from '../../sdk/transport.js';
+import { socketTransport } from '../../sdk/transport.js';
 import { requireDocker } from '../support/docker.js';
 import { AGENTS, type TestDaemon, startTestDaemon } from '../support/daemon.js';
 
@@ -102,7 +102,7 @@ describe.skipIf(!docker)('the tRPC wire format on the socket, as stock tRPC clie
   });
 
   it('serves a stock tRPC client (httpLink and httpBatchLink over fetch): replies and errors as before', async () => {
-    const transport = socketFetch(p.socketPath);
+    const transport = socketTransport(p.socketPath);
     try {
       for (const link of [httpLink, httpBatchLink]) {
         const trpc = createTRPCClient<AppRouter>({ links: [link({ url: 'http://localhost', transformer: superjson, fetch: transport.fetch })] });
