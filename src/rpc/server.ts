@@ -1,20 +1,25 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import { TRPCError, callTRPCProcedure, getErrorShape, getTRPCErrorFromUnknown, transformTRPCResponse } from '@trpc/server';
+import { type AnyTRPCRouter, TRPCError, callTRPCProcedure, getErrorShape, getTRPCErrorFromUnknown, type inferRouterContext, transformTRPCResponse } from '@trpc/server';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { getHTTPStatusCode } from '@trpc/server/http';
-import type { Context } from './context.js';
 import { oncePerFrozenValue } from './frozen.js';
-import type { AppRouter } from './routers/_app.js';
 
-export interface RpcServerOptions {
-  readonly router: AppRouter;
-  readonly createContext: () => Promise<Context>;
+export interface RpcServerOptions<TRouter extends AnyTRPCRouter> {
+  readonly router: TRouter;
+  readonly createContext: () => Promise<inferRouterContext<TRouter>>;
   /** Every error a call ends with; `path` is undefined when the request named no procedure. */
   readonly onError: (error: TRPCError, path: string | undefined) => void;
 }
 
 type LeanType = 'query' | 'mutation';
 const LEAN_TYPE_OF_METHOD: Readonly<Record<string, LeanType>> = { GET: 'query', POST: 'mutation' };
+
+/** A call the short road answers: its procedure, type, and (queries) the query string holding its input. */
+interface LeanCall {
+  readonly path: string;
+  readonly type: LeanType;
+  readonly params: URLSearchParams | undefined;
+}
 
 /**
  * The socket's HTTP server: tRPC's own node handler, with a short road for the calls the SDK and
@@ -26,7 +31,7 @@ const LEAN_TYPE_OF_METHOD: Readonly<Record<string, LeanType>> = { GET: 'query', 
  * reply cost 2.5× a plain node:http one (bench/README.md, target 3). Everything else (batches,
  * subscriptions, streaming, wrong methods, unknown paths, other content types) goes to tRPC's handler.
  */
-export function createRpcServer(opts: RpcServerOptions): Server {
+export function createRpcServer<TRouter extends AnyTRPCRouter>(opts: RpcServerOptions<TRouter>): Server {
   const { router } = opts;
   const config = router._def._config;
   const procedures = router._def.procedures as unknown as Readonly<Record<string, { _def: { type: string } } | undefined>>;
@@ -40,7 +45,7 @@ export function createRpcServer(opts: RpcServerOptions): Server {
   });
 
   /** The procedure path and type when the request is a single call the short road answers exactly like tRPC. */
-  function leanCall(req: IncomingMessage): { path: string; type: LeanType; query: string } | undefined {
+  function leanCall(req: IncomingMessage): LeanCall | undefined {
     const type = LEAN_TYPE_OF_METHOD[req.method ?? ''];
     const url = req.url ?? '';
     const mark = url.indexOf('?');
@@ -49,10 +54,10 @@ export function createRpcServer(opts: RpcServerOptions): Server {
     const contentType = req.headers['content-type'];
     if (contentType === undefined ? type !== 'query' : contentType.split(';', 1)[0]!.trim().toLowerCase() !== 'application/json') return undefined;
     if (req.headers['trpc-accept'] !== undefined || req.headers.accept?.includes('application/jsonl')) return undefined;
-    const query = mark === -1 ? '' : url.slice(mark + 1);
+    const params = mark === -1 ? undefined : new URLSearchParams(url.slice(mark + 1));
     // A query's only parameter is its input; anything else (batch, connectionParams, ...) is tRPC's to read.
-    if (query !== '' && (type === 'mutation' || [...new URLSearchParams(query).keys()].some((key) => key !== 'input'))) return undefined;
-    return { path, type, query };
+    if (params !== undefined && (type === 'mutation' || [...params.keys()].some((key) => key !== 'input'))) return undefined;
+    return { path, type, params };
   }
 
   function readBody(req: IncomingMessage): Promise<string> {
@@ -66,9 +71,9 @@ export function createRpcServer(opts: RpcServerOptions): Server {
   }
 
   /** tRPC's input reading: JSON text through the router's transformer; a failure is BAD_REQUEST with the parser's message. */
-  async function readInput(req: IncomingMessage, type: LeanType, query: string): Promise<unknown> {
+  async function readInput(req: IncomingMessage, { type, params }: LeanCall): Promise<unknown> {
     try {
-      const text = type === 'query' ? new URLSearchParams(query).get('input') : await readBody(req);
+      const text = type === 'query' ? params?.get('input') : await readBody(req);
       return text ? config.transformer.input.deserialize(JSON.parse(text)) : undefined;
     } catch (cause) {
       throw new TRPCError({ code: 'BAD_REQUEST', message: cause instanceof Error ? cause.message : 'Invalid input', cause });
@@ -80,13 +85,14 @@ export function createRpcServer(opts: RpcServerOptions): Server {
     res.end(body);
   }
 
-  async function answer(req: IncomingMessage, res: ServerResponse, { path, type, query }: { path: string; type: LeanType; query: string }): Promise<void> {
+  async function answer(req: IncomingMessage, res: ServerResponse, call: LeanCall): Promise<void> {
+    const { path, type } = call;
     // As in tRPC's handler, the procedure's signal aborts when the client goes away before the reply.
     const abort = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    let ctx: Context | undefined;
+    let ctx: inferRouterContext<TRouter> | undefined;
     let input: unknown;
     let inputRead: Promise<unknown> | undefined;
     try {
@@ -99,7 +105,7 @@ export function createRpcServer(opts: RpcServerOptions): Server {
         signal: abort.signal,
         batchIndex: 0,
         getRawInput: () =>
-          (inputRead ??= readInput(req, type, query).then((value) => {
+          (inputRead ??= readInput(req, call).then((value) => {
             input = value;
             return value;
           })),

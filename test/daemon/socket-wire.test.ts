@@ -1,4 +1,3 @@
-import { request } from 'node:http';
 import { TRPCClientError, createTRPCClient, httpBatchLink, httpLink } from '@trpc/client';
 import superjson from 'superjson';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,29 +5,13 @@ import type { AppRouter } from '../../src/rpc/routers/_app.js';
 import { socketTransport } from '../../sdk/transport.js';
 import { requireDocker } from '../support/docker.js';
 import { AGENTS, type TestDaemon, startTestDaemon } from '../support/daemon.js';
+import { rawRequest } from '../support/socket.js';
 
 const docker = await requireDocker();
 
-interface Raw {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  /** The body with the stack trace tRPC adds to error data outside production taken out: it names source lines, not the contract. */
-  body: string;
-}
-
-function raw(socketPath: string, method: string, path: string, body?: string): Promise<Raw> {
-  const headers = body === undefined ? {} : { 'content-type': 'application/json' };
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.once('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text.replace(/"stack":"(?:[^"\\]|\\.)*",/g, '') }));
-    });
-    req.once('error', reject);
-    req.end(body);
-  });
-}
+/** A request the way tRPC clients send one: JSON bodies with their content type. */
+const raw = (socketPath: string, method: string, path: string, body?: string) =>
+  rawRequest(socketPath, method, path, body, body === undefined ? {} : { 'content-type': 'application/json' });
 
 const KNOWN = [...AGENTS].sort();
 const errorBody = (message: string, code: number, data: Record<string, unknown>) => JSON.stringify({ error: { json: { message, code, data } } });
