@@ -1,5 +1,5 @@
 import { createTRPCClient, httpSubscriptionLink, splitLink } from '@trpc/client';
-import type { PoolEvent } from '../src/contract/api.js';
+import type { EventsInput, PoolEvent } from '../src/contract/api.js';
 import superjson from 'superjson';
 import type { AppRouter } from '../src/rpc/routers/_app.js';
 import { DaemonUnreachableError, fromRpcError } from './errors.js';
@@ -95,11 +95,15 @@ export function createPoolClient(options: PoolClientOptions = {}) {
       ),
     release: (agent: string, opts: { requestedBy?: string } = {}) =>
       call(() => trpc.pool.release.mutate({ agent, ...(opts.requestedBy !== undefined && { requested_by: opts.requestedBy }) })),
-    heartbeat: (agent: string) => call(() => trpc.pool.heartbeat.mutate({ agent })),
+    /** `busySeconds`: protect the agent from eviction that long from now, for a long task (0 ends the hold). */
+    heartbeat: (agent: string, opts: { busySeconds?: number } = {}) =>
+      call(() => trpc.pool.heartbeat.mutate({ agent, ...(opts.busySeconds !== undefined && { busy_seconds: opts.busySeconds }) })),
     status: () => call(() => trpc.info.status.query()),
     available: () => call(() => trpc.info.available.query()),
     health: () => call(() => trpc.info.health.query()),
     known: () => call(() => trpc.info.known.query()),
+    /** Past events from the daemon's event log, oldest first: `history({ agent: 'cfo', since: '2026-11-25T12:00:00Z' })`. */
+    history: (query: EventsInput = {}) => call(() => trpc.info.history.query(query)),
     /** Asks the daemon to exit; with `stopAgents`, after stopping every pooled agent (the systemd stop path). */
     shutdown: (opts: { stopAgents?: boolean } = {}) => call(() => trpc.admin.shutdown.mutate({ stopAgents: opts.stopAgents ?? false })),
     /**

@@ -1,29 +1,41 @@
 import { Command } from 'clipanion';
-import type { StatusReply } from '../../src/contract/api.js';
+import type { AgentView, StatusReply } from '../../src/contract/api.js';
 import { EXIT, PoolCommand } from '../base.js';
-import { ago, table } from '../format.js';
+import { ago, left, table } from '../format.js';
+
+/** `yes`, or why not and until when: `no (busy, 12m left)`, `no (pinned)`. */
+function evictable(agent: AgentView, now: number): string {
+  if (agent.protection === null) return 'yes';
+  if (agent.protected_until === undefined) return `no (${agent.protection})`;
+  return `no (${agent.protection}, ${left(agent.protected_until, now)} left)`;
+}
 
 /** The status table, shared with `watch`. */
 export function renderStatus(status: StatusReply, now: number): string {
   const used = status.slots_total - status.slots_free;
   const summary = `${status.slots_total} slots: ${used} used, ${status.slots_free} free`;
-  if (status.running.length === 0) return `no agents running\n${summary}`;
+  const waiting = status.queue.map(
+    (q, i) =>
+      `waiting ${i + 1}. ${q.agent} (by ${q.requested_by}${q.waiters > 1 ? `, ${q.waiters} requests` : ''}; since ${ago(q.since, now)}, gives up in ${left(q.deadline, now)})`,
+  );
+  const tail = [summary, ...waiting].join('\n');
+  if (status.running.length === 0) return `no agents running\n${tail}`;
   const rows = status.running.map((a) => [
     a.id,
     a.state,
     ago(a.started, now),
     ago(a.last_active, now),
     a.requested_by,
-    a.protection === null ? 'yes' : `no (${a.protection})`,
+    evictable(a, now),
   ]);
-  return `${table(['AGENT', 'STATE', 'STARTED', 'LAST ACTIVE', 'REQUESTED BY', 'EVICTABLE'], rows)}\n${summary}`;
+  return `${table(['AGENT', 'STATE', 'STARTED', 'LAST ACTIVE', 'REQUESTED BY', 'EVICTABLE'], rows)}\n${tail}`;
 }
 
 export class StatusCommand extends PoolCommand {
   static override paths = [['status']];
   static override usage = Command.Usage({
     description: 'Show the pooled agents and the free slots',
-    details: 'EVICTABLE says whether the agent could be stopped to make room right now, or why not (grace period, pinned, starting, stopping).',
+    details: 'EVICTABLE says whether the agent could be stopped to make room right now, or why not and for how long: grace (active within EVICT_GRACE_SECONDS), busy (a heartbeat asked for a hold with busy_seconds), pinned (PINNED_AGENTS), starting, stopping. Requests waiting for a slot are listed under the table.',
     examples: [
       ['Show the pool', '$0 status'],
       ['The same as JSON (the bridge’s /status shape)', '$0 status --json'],

@@ -4,14 +4,16 @@ import { replyForError } from '../core/errors.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
 import { oncePerFrozenValue } from '../rpc/frozen.js';
-import { HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import { operations } from '../rpc/operations.js';
 
 type Method = 'GET' | 'POST';
 interface Route {
   /** The procedure's input schema and operation, called directly (see src/rpc/operations.ts for why). */
   readonly input?: { safeParse(body: unknown): { success: true; data: unknown } | { success: false; error: unknown } };
-  readonly run: (ctx: Context, input: never) => unknown;
+  readonly run: (ctx: Context, input: never, signal?: AbortSignal) => unknown;
+  /** The operation may take long (a request waiting for a slot) and should know when the client hangs up. */
+  readonly abortable?: true;
 }
 
 /**
@@ -20,12 +22,13 @@ interface Route {
  * It implements no operation.
  */
 const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
-  '/request': { POST: { input: RequestInput, run: operations.request } },
+  '/request': { POST: { input: RequestInput, run: operations.request, abortable: true } },
   '/release': { POST: { input: ReleaseInput, run: operations.release } },
   '/heartbeat': { POST: { input: HeartbeatInput, run: operations.heartbeat } },
   '/status': { GET: { run: operations.status } },
   '/available': { GET: { run: operations.available } },
   '/health': { GET: { run: operations.health } },
+  '/events': { GET: { input: EventsInput, run: operations.events } },
 };
 
 export interface BridgeOptions {
@@ -99,8 +102,10 @@ export function createBridgeServer(options: BridgeOptions): Server {
         body = parseJsonObject(await readBody(req, options.maxBodySize));
       } else {
         req.resume();
+        // A GET's input is its query string (`/events?agent=cfo&limit=20`).
+        if (handler.input !== undefined) body = queryObject(req.url ?? '');
       }
-      send(res, 200, await call(handler, body));
+      send(res, 200, await call(handler, body, handler.abortable ? clientGone(res) : undefined));
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
       const close = error.status === 413;
@@ -110,7 +115,7 @@ export function createBridgeServer(options: BridgeOptions): Server {
     }
   }
 
-  async function call(route: Route, body: unknown): Promise<unknown> {
+  async function call(route: Route, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
     let input: unknown;
     if (route.input !== undefined) {
       const parsed = route.input.safeParse(body);
@@ -118,8 +123,10 @@ export function createBridgeServer(options: BridgeOptions): Server {
       input = parsed.data;
     }
     try {
-      return await route.run(ctx, input as never);
+      return await route.run(ctx, input as never, signal);
     } catch (error) {
+      // Nobody to answer: the client hung up while its request waited.
+      if (signal?.aborted) throw new ClientGone('client went away');
       const agent = (body as { agent?: unknown } | undefined)?.agent;
       const reply = replyForError(error, typeof agent === 'string' ? agent : '');
       if (reply === undefined) throw error;
@@ -128,6 +135,20 @@ export function createBridgeServer(options: BridgeOptions): Server {
   }
 
   return server;
+}
+
+/** Aborts when the client hangs up before its reply is out (a request waiting for a slot then leaves the line). */
+function clientGone(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
+function queryObject(url: string): Record<string, string> {
+  const at = url.indexOf('?');
+  return at === -1 ? {} : Object.fromEntries(new URLSearchParams(url.slice(at + 1)));
 }
 
 /** `/status/?x=1` → `/status`: trailing slashes and query strings are accepted. */

@@ -1,19 +1,25 @@
 import { z } from 'zod';
 import { AgentName, AgentStatus, RequesterName } from './names.js';
+import { parseWireTime } from './time.js';
 
-/** Upper bound on `wait_seconds`: a queued request should not outlive any sane client timeout. */
-export const MAX_WAIT_SECONDS = 3600;
+import { MAX_BUSY_SECONDS, MAX_EVENTS_LIMIT, MAX_WAIT_SECONDS, TRANSITIONAL_EVENT_TYPES } from './constants.js';
+
+export { MAX_BUSY_SECONDS, MAX_EVENTS_LIMIT, MAX_WAIT_SECONDS };
 
 // ---- inputs (HTTP bodies and tRPC procedure inputs are the same objects) ----
+
+/** An optional number of seconds from 0 to `max`, with messages naming the field. */
+const secondsField = (name: string, max: number) =>
+  z
+    .number({ error: `${name} must be a number` })
+    .min(0, { error: `${name} must be at least 0` })
+    .max(max, { error: `${name} must be at most ${max}` })
+    .optional();
 
 export const RequestInput = z.object({
   agent: AgentName,
   requested_by: RequesterName.default('api'),
-  wait_seconds: z
-    .number({ error: 'wait_seconds must be a number' })
-    .min(0, { error: 'wait_seconds must be at least 0' })
-    .max(MAX_WAIT_SECONDS, { error: `wait_seconds must be at most ${MAX_WAIT_SECONDS}` })
-    .optional(),
+  wait_seconds: secondsField('wait_seconds', MAX_WAIT_SECONDS),
 });
 export type RequestInput = z.input<typeof RequestInput>;
 export type RequestCommand = z.output<typeof RequestInput>;
@@ -22,17 +28,10 @@ export type RequestCommand = z.output<typeof RequestInput>;
 export const ReleaseInput = z.object({ agent: AgentName, requested_by: RequesterName.default('api') });
 export type ReleaseInput = z.input<typeof ReleaseInput>;
 
-/** Upper bound on `busy_seconds` whatever the config says: a hold is for a task, not forever. */
-export const MAX_BUSY_SECONDS = 86_400;
-
 export const HeartbeatInput = z.object({
   agent: AgentName,
   /** The agent is mid-task: protect it from eviction this long from now (capped by BUSY_MAX_SECONDS). */
-  busy_seconds: z
-    .number({ error: 'busy_seconds must be a number' })
-    .min(0, { error: 'busy_seconds must be at least 0' })
-    .max(MAX_BUSY_SECONDS, { error: `busy_seconds must be at most ${MAX_BUSY_SECONDS}` })
-    .optional(),
+  busy_seconds: secondsField('busy_seconds', MAX_BUSY_SECONDS),
 });
 export type HeartbeatInput = z.input<typeof HeartbeatInput>;
 export type HeartbeatCommand = z.output<typeof HeartbeatInput>;
@@ -168,8 +167,7 @@ export const PoolEventType = z.enum([
 ]);
 export type PoolEventType = z.infer<typeof PoolEventType>;
 
-/** Progress of an operation under way: shown live (poolctl start, watch), not kept in events.jsonl. */
-export const TRANSITIONAL_EVENTS: ReadonlySet<PoolEventType> = new Set(['starting', 'stopping', 'waiting']);
+export const TRANSITIONAL_EVENTS = TRANSITIONAL_EVENT_TYPES as ReadonlySet<PoolEventType>;
 
 export const PoolEvent = z.object({
   time: z.string(),
@@ -182,3 +180,29 @@ export const PoolEvent = z.object({
   reason: z.string().optional(),
 });
 export type PoolEvent = z.infer<typeof PoolEvent>;
+
+/** A query of the event log (`poolctl events`, `GET /events`). */
+export const EventsInput = z.object({
+  /** ISO 8601 time with a zone: only events at or after it. */
+  since: z
+    .string()
+    .refine((text) => parseWireTime(text) !== undefined, { error: 'since must be an ISO 8601 time with a zone, like 2026-02-28T05:17:04Z' })
+    .optional(),
+  agent: AgentName.optional(),
+  limit: z.coerce
+    .number({ error: 'limit must be a number' })
+    .int({ error: 'limit must be a whole number' })
+    .min(1, { error: 'limit must be at least 1' })
+    .max(MAX_EVENTS_LIMIT, { error: `limit must be at most ${MAX_EVENTS_LIMIT}` })
+    .default(100),
+});
+export type EventsInput = z.input<typeof EventsInput>;
+export type EventsQuery = z.output<typeof EventsInput>;
+
+export const EventsReply = z.object({
+  /** Oldest first. */
+  events: z.array(PoolEvent),
+  /** Lines of the log that were not readable events (a torn line after a crash), skipped. */
+  skipped: z.number().int(),
+});
+export type EventsReply = z.infer<typeof EventsReply>;

@@ -18,8 +18,33 @@ export function protection(
   if (record.status === 'stopping') return 'stopping';
   if (record.status === 'starting') return 'starting';
   if (rules.pinned.has(name)) return 'pinned';
+  if (record.busyUntil !== undefined && now <= record.busyUntil) return 'busy';
   if (now - record.lastActive <= rules.evictGraceMs) return 'grace';
   return undefined;
+}
+
+/**
+ * When the time-bound protections (grace, busy hold) of an agent end, if one applies now: the
+ * later of the two, since the agent stays protected while either lasts. Undefined when neither
+ * applies, or when a protection that does not end in time (pinned, starting, ...) comes first.
+ */
+export function protectedUntil(name: string, record: AgentRecord, now: number, rules: PoolRules): number | undefined {
+  const reason = protection(name, record, now, rules);
+  if (reason !== 'busy' && reason !== 'grace') return undefined;
+  const graceEnd = record.lastActive + rules.evictGraceMs;
+  const busyEnd = record.busyUntil !== undefined && now <= record.busyUntil ? record.busyUntil : -Infinity;
+  return Math.max(now <= graceEnd ? graceEnd : -Infinity, busyEnd);
+}
+
+/**
+ * The first moment after `now` at which a time-bound protection of the agent (grace period, busy
+ * hold) has ended; Infinity when none is pending. Protections hold up to their end inclusive
+ * (see `protection`), so this is one millisecond past it.
+ */
+export function protectionEndsAt(record: AgentRecord, now: number, rules: PoolRules): number {
+  let at = Infinity;
+  for (const end of [record.lastActive + rules.evictGraceMs, record.busyUntil ?? -Infinity]) if (end + 1 > now) at = Math.min(at, end + 1);
+  return at;
 }
 
 /** Orders by least recently active; ties go to the earlier start, then to the name, so the choice is deterministic. */

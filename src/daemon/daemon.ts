@@ -6,20 +6,23 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createBridgeServer } from '../bridge/server.js';
-import { type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS } from '../contract/index.js';
-import { parseAutostart, rulesFromConfig } from '../core/index.js';
+import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, parseWireTime } from '../contract/index.js';
+import { ClientGoneError, parseAutostart, rulesFromConfig } from '../core/index.js';
 import { type OpenedDriver, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
 import { createRpcServer } from '../rpc/server.js';
 import { listenOnSocket } from '../rpc/socket.js';
-import { createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
+import { type EventLog, createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
 import { formatEvent } from '../core/event-text.js';
 import { type Logger, describeError } from './log.js';
 import { type Pool, type PoolSettings, createPool } from './pool.js';
 
 export const VERSION = '0.1.0';
 export const AUTOSTART_FILE = 'autostart.txt';
+/** How long replies in flight may take to go out when the daemon stops. */
+const SHUTDOWN_GRACE_MS = 500;
+
 /** Docker events arrive in bursts (create, start, attach, ...): one reconcile per burst. */
 const EVENT_DEBOUNCE_MS = 250;
 const EVENTS_BACKOFF_MIN_MS = 1000;
@@ -40,6 +43,7 @@ export interface DaemonOptions {
 const settingsOf = (config: PoolConfig): PoolSettings => ({
   rules: rulesFromConfig(config),
   stopTimeoutMs: config.stopTimeoutSeconds * 1000,
+  queueMax: config.queueMax,
 });
 
 /**
@@ -58,6 +62,7 @@ export function createDaemon(options: DaemonOptions) {
   let socketServer: Server | undefined;
   let opened: OpenedDriver | undefined;
   let pool: Pool | undefined;
+  let eventLog: EventLog | undefined;
   let networks: string[] = [];
   let bridgePort = config.port;
   let syncTimer: NodeJS.Timeout | undefined;
@@ -109,6 +114,10 @@ export function createDaemon(options: DaemonOptions) {
     health,
     subscribe,
     configView,
+    events: async (query: EventsQuery) => {
+      if (eventLog === undefined) throw new Error('daemon not started');
+      return eventLog.read({ limit: query.limit, agent: query.agent, since: query.since === undefined ? undefined : parseWireTime(query.since) });
+    },
     requestShutdown: (reason: string) => {
       // After the reply has been written: closing the servers first would cut it off.
       setImmediate(() => options.onShutdownRequest?.(reason));
@@ -240,7 +249,7 @@ export function createDaemon(options: DaemonOptions) {
           return createContext(rpcDeps);
         },
         onError: (error, path) => {
-          if (error.code === 'INTERNAL_SERVER_ERROR') onError(`in ${path ?? 'rpc'}`, error.cause ?? error);
+          if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause instanceof ClientGoneError)) onError(`in ${path ?? 'rpc'}`, error.cause ?? error);
         },
       });
       try {
@@ -274,7 +283,10 @@ export function createDaemon(options: DaemonOptions) {
       if (loaded.corrupt) log.error(`state.json was unreadable (${loaded.corrupt.reason}); moved to ${loaded.corrupt.movedTo}; rebuilding the state from Docker`);
       if (loaded.ignored.length > 0) log.info(`state.json: ignored agents not in the pool: ${loaded.ignored.join(', ')}`);
       const roster = createRosterWriter(config.poolDir, config.heartbeatIntervalSeconds);
-      const events = createEventLog(config.poolDir, (error) => onError('appending to events.jsonl', error));
+      const events = createEventLog(config.poolDir, { maxBytes: config.eventLogMaxBytes, keep: config.eventLogFiles }, (error) =>
+        onError('appending to events.jsonl', error),
+      );
+      eventLog = events;
 
       pool = createPool(
         {
@@ -309,7 +321,7 @@ export function createDaemon(options: DaemonOptions) {
 
     /** Re-reads the configuration (SIGHUP). What cannot change without a restart is named, not applied. */
     async reload(next: PoolConfig): Promise<void> {
-      const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster'] as const;
+      const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster', 'eventLogMaxBytes', 'eventLogFiles', 'readyTimeoutSeconds'] as const;
       const changed = fixed.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (changed.length > 0) log.error(`reload: ${changed.join(', ')} changed; restart the daemon to apply them`);
       config = { ...next, ...Object.fromEntries(fixed.map((key) => [key, config[key]])) };
@@ -329,13 +341,17 @@ export function createDaemon(options: DaemonOptions) {
       lifetime.abort();
       clearTimeout(syncTimer);
       clearTimeout(debounceTimer);
+      // Clients waiting for a slot get an answer before the servers close.
+      pool?.dismissWaiters();
       const servers = [...bridges.values(), ...(socketServer ? [socketServer] : [])];
       await Promise.all(
         servers.map(
           (server) =>
             new Promise<void>((resolve) => {
               server.close(() => resolve());
-              server.closeAllConnections();
+              server.closeIdleConnections();
+              // Replies being written get a moment to go out; whatever still runs after that is cut.
+              setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref();
             }),
         ),
       );

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import type { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import type { Context } from './context.js';
 
 /**
@@ -9,10 +9,12 @@ import type { Context } from './context.js';
  * costs more than the whole of a `/status` or `/heartbeat` answer (see bench/README.md).
  */
 export const operations = {
-  request: (ctx: Context, input: z.output<typeof RequestInput>) => ctx.pool.request(input.agent, input.requested_by),
+  /** `signal`: the client went away; a request waiting for a slot leaves the line. */
+  request: (ctx: Context, input: z.output<typeof RequestInput>, signal?: AbortSignal) =>
+    ctx.pool.request(input.agent, input.requested_by, { waitSeconds: input.wait_seconds, signal }),
   release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.pool.release(input.agent, input.requested_by),
   heartbeat: (ctx: Context, input: z.output<typeof HeartbeatInput>) => {
-    ctx.pool.heartbeat(input.agent);
+    ctx.pool.heartbeat(input.agent, input.busy_seconds);
     return { status: 'ok' as const };
   },
   status: (ctx: Context) => ctx.pool.status(),
@@ -20,4 +22,5 @@ export const operations = {
   health: (ctx: Context) => ctx.health(),
   known: (ctx: Context) => ({ agents: ctx.pool.known() }),
   config: (ctx: Context) => ctx.configView(),
+  events: (ctx: Context, input: z.output<typeof EventsInput>) => ctx.events(input),
 };

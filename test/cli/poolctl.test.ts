@@ -98,7 +98,7 @@ describe.skipIf(!docker)('poolctl against a real daemon', () => {
     expect(run.code).toBe(0);
     const lines = run.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^AGENT\s+STATE\s+STARTED\s+LAST ACTIVE\s+REQUESTED BY\s+EVICTABLE$/);
-    expect(lines[1]).toMatch(/^cfo\s+running\s+just now\s+just now\s+ceo\s+no \(grace\)$/);
+    expect(lines[1]).toMatch(/^cfo\s+running\s+just now\s+just now\s+ceo\s+no \(grace, \d+[sm] left\)$/);
     expect(lines[2]).toBe('2 slots: 1 used, 1 free');
     const json = await ctl('status', '--json');
     expect(StatusReply.parse(JSON.parse(json.stdout)).running.map((a) => a.id)).toEqual(['cfo']);
@@ -118,12 +118,61 @@ describe.skipIf(!docker)('poolctl against a real daemon', () => {
     const child = spawn(process.execPath, [POOLCTL, 'watch', '--socket', p.socketPath], { env: { ...process.env, NO_COLOR: '1' } });
     let out = '';
     child.stdout.on('data', (c) => (out += c));
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    // Once a probe's events show up, the subscription is live and nothing after it can be missed.
+    await eventually(async () => {
+      await p.client.request('qa', { requestedBy: 'probe' });
+      await p.client.release('qa', { requestedBy: 'probe' });
+      expect(out).toMatch(/released qa \(by probe\)/);
+    }, 15_000, 300);
     await p.client.request('designer', { requestedBy: 'ceo' });
     await eventually(() => expect(out).toMatch(/started designer \(by ceo\)/));
     expect(out).toMatch(/starting designer \(by ceo\)/);
     child.kill('SIGTERM');
     expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+  });
+
+  it('start --wait queues on a full pool and starts once a slot is free; a bad --wait is a usage error', async () => {
+    await p.client.request('ceo');
+    await p.client.request('cto');
+    const child = spawn(process.execPath, [POOLCTL, 'start', 'qa', '--wait', '30s', '--socket', p.socketPath], { env: { ...process.env, NO_COLOR: '1' } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    await eventually(() => expect(err).toMatch(/pool full: waiting for a slot \(up to 30 s, place 1 of 1 in line\)/));
+    await p.client.release('ceo');
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+    expect(out).toMatch(/^qa started after waiting \d+(\.\d)? s\n$/);
+    expect(await ctl('start', 'qa', '--wait', 'forever')).toMatchObject({ code: 2, stderr: expect.stringContaining('--wait "forever"') });
+    expect(await ctl('start', 'qa', '--wait', '2h')).toMatchObject({ code: 2, stderr: expect.stringContaining('at most 1h') });
+  });
+
+  it('answers "why was my agent stopped?" with events --agent --since, as lines or JSON', async () => {
+    await p.client.request('cfo', { requestedBy: 'ceo' });
+    await p.client.request('qa', { requestedBy: 'ceo' });
+    p.advance(120);
+    await p.client.request('legal', { requestedBy: 'marketing' });
+    const run = await ctl('events', '--agent', 'cfo', '--since', '1h');
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim().split('\n').at(-1)).toMatch(/^\S+Z evicted cfo for legal \(by marketing; least recently active\)$/);
+    const json = (await ctl('events', '--agent', 'legal', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(json.map((e) => [e.type, e.agent])).toEqual([['evicted', 'cfo'], ['started', 'legal']]);
+    expect(await ctl('events', '--since', 'last week')).toMatchObject({ code: 2, stderr: expect.stringContaining('--since "last week"') });
+    expect(await ctl('events', '--limit', '0')).toMatchObject({ code: 2 });
+  });
+
+  it('follows the log with events --follow: history first, then new events as they happen, none twice', async () => {
+    await p.client.request('marketing', { requestedBy: 'ceo' });
+    const child = spawn(process.execPath, [POOLCTL, 'events', '--follow', '--agent', 'marketing', '--socket', p.socketPath], { env: { ...process.env, NO_COLOR: '1' } });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    await eventually(() => expect(out).toMatch(/started marketing \(by ceo\)/));
+    await p.client.release('marketing', { requestedBy: 'ceo' });
+    await eventually(() => expect(out).toMatch(/released marketing \(by ceo\)/));
+    await p.client.request('designer', { requestedBy: 'ceo' });
+    child.kill('SIGTERM');
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+    expect(out.trim().split('\n').map((line) => line.split(' ').slice(1, 3).join(' '))).toEqual(['started marketing', 'released marketing']);
   });
 
   it('refuses a user outside the socket group with exit 3 and says which group to join', async () => {
