@@ -104,6 +104,10 @@ export function createPoolClient(options: PoolClientOptions = {}) {
     known: () => call(() => trpc.info.known.query()),
     /** Past events from the daemon's event log, oldest first: `history({ agent: 'cfo', since: '2026-11-25T12:00:00Z' })`. */
     history: (query: EventsInput = {}) => call(() => trpc.info.history.query(query)),
+    /** The daemon's Prometheus metrics (what GET /metrics serves), or the same families as JSON. */
+    metrics: (opts: { format?: 'text' | 'json' } = {}) => call(() => trpc.info.metrics.query({ format: opts.format ?? 'text' })),
+    /** What the running daemon says about itself: where its bridge listens. */
+    diagnostics: () => call(() => trpc.info.diagnostics.query()),
     /** Asks the daemon to exit; with `stopAgents`, after stopping every pooled agent (the systemd stop path). */
     shutdown: (opts: { stopAgents?: boolean } = {}) => call(() => trpc.admin.shutdown.mutate({ stopAgents: opts.stopAgents ?? false })),
     /**

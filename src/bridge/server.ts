@@ -14,6 +14,8 @@ interface Route {
   readonly run: (ctx: Context, input: never, signal?: AbortSignal) => unknown;
   /** The operation may take long (a request waiting for a slot) and should know when the client hangs up. */
   readonly abortable?: true;
+  /** The operation answers a document of its own type (`{content_type, text}`) instead of JSON. */
+  readonly document?: true;
 }
 
 /**
@@ -29,6 +31,8 @@ const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
   '/available': { GET: { run: operations.available } },
   '/health': { GET: { run: operations.health } },
   '/events': { GET: { input: EventsInput, run: operations.events } },
+  // Open like every GET (Prometheus scrapes without credentials); it names no agent and no secret.
+  '/metrics': { GET: { run: (ctx) => operations.metrics(ctx, { format: 'text' }), document: true } },
 };
 
 export interface BridgeOptions {
@@ -105,7 +109,9 @@ export function createBridgeServer(options: BridgeOptions): Server {
         // A GET's input is its query string (`/events?agent=cfo&limit=20`).
         if (handler.input !== undefined) body = queryObject(req.url ?? '');
       }
-      send(res, 200, await call(handler, body, handler.abortable ? clientGone(res) : undefined));
+      const reply = await call(handler, body, handler.abortable ? clientGone(res) : undefined);
+      if (handler.document === undefined) send(res, 200, reply);
+      else write(res, 200, (reply as { content_type: string }).content_type, (reply as { text: string }).text);
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
       const close = error.status === 413;
@@ -209,7 +215,10 @@ function authorized(header: string | undefined, expected: Buffer): boolean {
 const toJson = oncePerFrozenValue((body) => JSON.stringify(body));
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = toJson(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+  write(res, status, 'application/json', toJson(body), headers);
+}
+
+function write(res: ServerResponse, status: number, type: string, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

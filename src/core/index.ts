@@ -8,3 +8,5 @@ export * from './errors.js';
 export type * from './driver.js';
 export * from './event-text.js';
 export * from './queue.js';
+export * from './metrics.js';
+export * from './doctor.js';

@@ -16,6 +16,7 @@ import { listenOnSocket } from '../rpc/socket.js';
 import { type EventLog, createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
 import { formatEvent } from '../core/event-text.js';
 import { type Logger, describeError } from './log.js';
+import { createMetrics } from './metrics.js';
 import { type Pool, type PoolSettings, createPool } from './pool.js';
 
 export const VERSION = '0.1.0';
@@ -107,11 +108,19 @@ export function createDaemon(options: DaemonOptions) {
     return { ...config, token: config.token === undefined ? undefined : '(set)' };
   }
 
+  const metrics = createMetrics({
+    status: () => requirePool().status(),
+    dockerReachable: () => requirePool().health().docker,
+    clock,
+  });
+
   const rpcDeps = {
     get pool() {
       return requirePool();
     },
     health,
+    metrics,
+    diagnostics: () => ({ bridge: { addresses: [...bridges.keys()], port: bridgePort } }),
     subscribe,
     configView,
     events: async (query: EventsQuery) => {
@@ -169,7 +178,9 @@ export function createDaemon(options: DaemonOptions) {
   async function reconcileNow(): Promise<void> {
     try {
       await requirePool().reconcile();
+      metrics.reconciled();
     } catch (error) {
+      metrics.reconcileFailed(error);
       onError('reconciling with Docker (will retry)', error);
       return;
     }
@@ -290,11 +301,12 @@ export function createDaemon(options: DaemonOptions) {
 
       pool = createPool(
         {
-          driver,
+          driver: metrics.timed(driver),
           save: (state) => store.save(state),
           publish: (status) => roster.write(status, clock()),
           readActivity: () => readActivityMarks(config.poolDir),
           onEvent: (event) => {
+            metrics.onEvent(event);
             if (!TRANSITIONAL_EVENTS.has(event.type)) {
               log.info(formatEvent(event));
               void events.append(event);
