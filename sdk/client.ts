@@ -1,10 +1,11 @@
-import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client';
+import { createTRPCClient, httpSubscriptionLink, splitLink } from '@trpc/client';
 import type { EventsInput, PoolEvent } from '../src/contract/api.js';
 import superjson from 'superjson';
 import type { AppRouter } from '../src/rpc/routers/_app.js';
 import { DaemonUnreachableError, fromRpcError } from './errors.js';
 import { eventSourceOver } from './event-source.js';
-import { socketFetch } from './transport.js';
+import { socketLink } from './link.js';
+import { socketTransport } from './transport.js';
 
 export const DEFAULT_SOCKET = '/run/openclaw-pool/pool.sock';
 
@@ -20,14 +21,14 @@ export interface PoolClientOptions {
  */
 export function createPoolClient(options: PoolClientOptions = {}) {
   const socketPath = options.socketPath ?? process.env.POOL_SOCKET ?? DEFAULT_SOCKET;
-  const transport = socketFetch(socketPath);
+  const transport = socketTransport(socketPath);
   const url = 'http://localhost';
   const trpc = createTRPCClient<AppRouter>({
     links: [
       splitLink({
         condition: (op) => op.type === 'subscription',
         true: httpSubscriptionLink({ url, transformer: superjson, EventSource: eventSourceOver(transport.fetch) }),
-        false: httpLink({ url, transformer: superjson, fetch: transport.fetch }),
+        false: socketLink(socketPath, transport.agent),
       }),
     ],
   });

@@ -3,6 +3,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { replyForError } from '../core/errors.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
+import { oncePerFrozenValue } from '../rpc/frozen.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import { operations } from '../rpc/operations.js';
 
@@ -211,15 +212,7 @@ function authorized(header: string | undefined, expected: Buffer): boolean {
   return match?.[1] !== undefined && timingSafeEqual(digest(match[1].trim()), expected);
 }
 
-/** JSON of frozen replies (the pool shares one `/status` reply until the pool changes): serialized once. */
-const frozenJson = new WeakMap<object, string>();
-
-function toJson(body: unknown): string {
-  if (typeof body !== 'object' || body === null || !Object.isFrozen(body)) return JSON.stringify(body);
-  let text = frozenJson.get(body);
-  if (text === undefined) frozenJson.set(body, (text = JSON.stringify(body)));
-  return text;
-}
+const toJson = oncePerFrozenValue((body) => JSON.stringify(body));
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   write(res, status, 'application/json', toJson(body), headers);

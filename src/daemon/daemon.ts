@@ -5,13 +5,13 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createHTTPServer } from '@trpc/server/adapters/standalone';
 import { createBridgeServer } from '../bridge/server.js';
 import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, parseWireTime } from '../contract/index.js';
 import { ClientGoneError, parseAutostart, rulesFromConfig } from '../core/index.js';
 import { type OpenedDriver, describeBackend, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
+import { createRpcServer } from '../rpc/server.js';
 import { listenOnSocket } from '../rpc/socket.js';
 import { type EventLog, createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
 import { formatEvent } from '../core/event-text.js';
@@ -253,13 +253,13 @@ export function createDaemon(options: DaemonOptions) {
 
     async start(): Promise<void> {
       // The socket comes first: it is the lock that keeps a second daemon off the same pool.
-      const rpcServer = createHTTPServer({
+      const rpcServer = createRpcServer({
         router: appRouter,
         createContext: async () => {
           await ready;
           return createContext(rpcDeps);
         },
-        onError: ({ error, path }) => {
+        onError: (error, path) => {
           if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause instanceof ClientGoneError)) onError(`in ${path ?? 'rpc'}`, error.cause ?? error);
         },
       });
