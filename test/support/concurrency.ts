@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { expect } from 'vitest';
 import { RequestReply, StateFile } from '../../src/contract/index.js';
@@ -35,13 +36,14 @@ export async function expectCapHeldUnderConcurrentRequests(
       polls++;
     }
   })();
-  const events = execa('docker', ['events', ...docker.startEvents], { reject: false });
+  // --since: on a loaded machine the stream may attach after the first requests; Docker replays
+  // what it missed. Lines, not chunks: a chunk may end mid-line.
+  const since = (Date.now() / 1000).toFixed(3);
+  const events = execa('docker', ['events', '--since', since, ...docker.startEvents], { reject: false });
   const dockerStarts: string[] = [];
-  events.stdout.on('data', (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) {
-      const agent = docker.agentOfStart(line);
-      if (agent !== undefined) dockerStarts.push(agent);
-    }
+  createInterface({ input: events.stdout }).on('line', (line) => {
+    const agent = docker.agentOfStart(line);
+    if (agent !== undefined) dockerStarts.push(agent);
   });
   await new Promise((resolve) => setTimeout(resolve, 300));
 
