@@ -1,7 +1,8 @@
 import { Command } from 'clipanion';
 import type { StatusReply } from '../../src/contract/api.js';
 import { EXIT, PoolCommand } from '../base.js';
-import { ago, table } from '../format.js';
+import { ago } from '../../src/core/time-text.js';
+import { table } from '../format.js';
 
 /** The status table, shared with `watch`. */
 export function renderStatus(status: StatusReply, now: number): string {

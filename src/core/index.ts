@@ -7,3 +7,4 @@ export * from './views.js';
 export * from './errors.js';
 export type * from './driver.js';
 export * from './event-text.js';
+export * from './time-text.js';
