@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Builtins, Cli } from 'clipanion';
 import { EXIT } from './base.js';
+import { EventsCommand } from './commands/events.js';
 import { HealthCommand } from './commands/health.js';
 import { ShutdownCommand } from './commands/shutdown.js';
 import { StartCommand } from './commands/start.js';
@@ -16,7 +17,7 @@ const cli = new Cli({
   // clipanion colours even when piped otherwise.
   enableColors: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
 });
-for (const command of [StartCommand, StopCommand, StatusCommand, WhoCommand, HealthCommand, WatchCommand, ShutdownCommand]) cli.register(command);
+for (const command of [StartCommand, StopCommand, StatusCommand, WhoCommand, HealthCommand, WatchCommand, EventsCommand, ShutdownCommand]) cli.register(command);
 cli.register(Builtins.HelpCommand);
 cli.register(Builtins.VersionCommand);
 

@@ -1,5 +1,5 @@
 import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client';
-import type { PoolEvent } from '../src/contract/api.js';
+import type { EventsInput, PoolEvent } from '../src/contract/api.js';
 import superjson from 'superjson';
 import type { AppRouter } from '../src/rpc/routers/_app.js';
 import { DaemonUnreachableError, fromRpcError } from './errors.js';
@@ -99,6 +99,8 @@ export function createPoolClient(options: PoolClientOptions = {}) {
     available: () => call(() => trpc.info.available.query()),
     health: () => call(() => trpc.info.health.query()),
     known: () => call(() => trpc.info.known.query()),
+    /** Past events from the daemon's event log, oldest first: `history({ agent: 'cfo', since: '2026-11-25T12:00:00Z' })`. */
+    history: (query: EventsInput = {}) => call(() => trpc.info.history.query(query)),
     /** Asks the daemon to exit; with `stopAgents`, after stopping every pooled agent (the systemd stop path). */
     shutdown: (opts: { stopAgents?: boolean } = {}) => call(() => trpc.admin.shutdown.mutate({ stopAgents: opts.stopAgents ?? false })),
     /**

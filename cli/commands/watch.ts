@@ -1,15 +1,9 @@
 import { Command } from 'clipanion';
-import type { PoolEvent } from '../../src/contract/api.js';
-import { formatEvent } from '../../src/core/event-text.js';
 import { EXIT, PoolCommand } from '../base.js';
+import { describeEvent } from '../format.js';
 import { renderStatus } from './status.js';
 
 const RECENT_EVENTS = 10;
-
-/** An event with its time, for the watch log. */
-function describeEvent(e: PoolEvent): string {
-  return `${e.time} ${formatEvent(e)}`;
-}
 
 export class WatchCommand extends PoolCommand {
   static override paths = [['watch']];
@@ -36,6 +30,9 @@ export class WatchCommand extends PoolCommand {
     };
     try {
       if (tty) {
+        // The log's latest decisions first, so a fresh watch already answers "what just happened?".
+        const { events } = await this.client.history({ limit: RECENT_EVENTS });
+        recent.push(...events.map(describeEvent));
         await draw();
         redraw = setInterval(() => void draw().catch(stop), 1000);
       }

@@ -3,7 +3,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { replyForError } from '../core/errors.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
-import { HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import { operations } from '../rpc/operations.js';
 
 type Method = 'GET' | 'POST';
@@ -25,6 +25,7 @@ const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
   '/status': { GET: { run: operations.status } },
   '/available': { GET: { run: operations.available } },
   '/health': { GET: { run: operations.health } },
+  '/events': { GET: { input: EventsInput, run: operations.events } },
 };
 
 export interface BridgeOptions {
@@ -98,6 +99,8 @@ export function createBridgeServer(options: BridgeOptions): Server {
         body = parseJsonObject(await readBody(req, options.maxBodySize));
       } else {
         req.resume();
+        // A GET's input is its query string (`/events?agent=cfo&limit=20`).
+        if (handler.input !== undefined) body = queryObject(req.url ?? '');
       }
       send(res, 200, await call(handler, body));
     } catch (error) {
@@ -127,6 +130,11 @@ export function createBridgeServer(options: BridgeOptions): Server {
   }
 
   return server;
+}
+
+function queryObject(url: string): Record<string, string> {
+  const at = url.indexOf('?');
+  return at === -1 ? {} : Object.fromEntries(new URLSearchParams(url.slice(at + 1)));
 }
 
 /** `/status/?x=1` → `/status`: trailing slashes and query strings are accepted. */

@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import { AgentName, AgentStatus, RequesterName } from './names.js';
+import { parseWireTime } from './time.js';
 
-/** Upper bound on `wait_seconds`: a queued request should not outlive any sane client timeout. */
-export const MAX_WAIT_SECONDS = 3600;
+import { MAX_BUSY_SECONDS, MAX_EVENTS_LIMIT, MAX_WAIT_SECONDS, TRANSITIONAL_EVENT_TYPES } from './constants.js';
+
+export { MAX_BUSY_SECONDS, MAX_EVENTS_LIMIT, MAX_WAIT_SECONDS };
 
 // ---- inputs (HTTP bodies and tRPC procedure inputs are the same objects) ----
 
@@ -21,9 +23,6 @@ export type RequestCommand = z.output<typeof RequestInput>;
 /** `requested_by` is not in the bash manager's release body; when given, the event log says who released. */
 export const ReleaseInput = z.object({ agent: AgentName, requested_by: RequesterName.default('api') });
 export type ReleaseInput = z.input<typeof ReleaseInput>;
-
-/** Upper bound on `busy_seconds` whatever the config says: a hold is for a task, not forever. */
-export const MAX_BUSY_SECONDS = 86_400;
 
 export const HeartbeatInput = z.object({
   agent: AgentName,
@@ -168,8 +167,7 @@ export const PoolEventType = z.enum([
 ]);
 export type PoolEventType = z.infer<typeof PoolEventType>;
 
-/** Progress of an operation under way: shown live (poolctl start, watch), not kept in events.jsonl. */
-export const TRANSITIONAL_EVENTS: ReadonlySet<PoolEventType> = new Set(['starting', 'stopping', 'waiting']);
+export const TRANSITIONAL_EVENTS = TRANSITIONAL_EVENT_TYPES as ReadonlySet<PoolEventType>;
 
 export const PoolEvent = z.object({
   time: z.string(),
@@ -182,3 +180,29 @@ export const PoolEvent = z.object({
   reason: z.string().optional(),
 });
 export type PoolEvent = z.infer<typeof PoolEvent>;
+
+/** A query of the event log (`poolctl events`, `GET /events`). */
+export const EventsInput = z.object({
+  /** ISO 8601 time with a zone: only events at or after it. */
+  since: z
+    .string()
+    .refine((text) => parseWireTime(text) !== undefined, { error: 'since must be an ISO 8601 time with a zone, like 2026-02-28T05:17:04Z' })
+    .optional(),
+  agent: AgentName.optional(),
+  limit: z.coerce
+    .number({ error: 'limit must be a number' })
+    .int({ error: 'limit must be a whole number' })
+    .min(1, { error: 'limit must be at least 1' })
+    .max(MAX_EVENTS_LIMIT, { error: `limit must be at most ${MAX_EVENTS_LIMIT}` })
+    .default(100),
+});
+export type EventsInput = z.input<typeof EventsInput>;
+export type EventsQuery = z.output<typeof EventsInput>;
+
+export const EventsReply = z.object({
+  /** Oldest first. */
+  events: z.array(PoolEvent),
+  /** Lines of the log that were not readable events (a torn line after a crash), skipped. */
+  skipped: z.number().int(),
+});
+export type EventsReply = z.infer<typeof EventsReply>;

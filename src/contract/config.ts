@@ -26,6 +26,14 @@ export interface PoolConfig {
   driver: 'compose' | 'process';
   /** The process driver's roster: agent → command (default `$COMPOSE_DIR/agents.json`). */
   processRoster: string;
+  /** Longest busy hold a heartbeat may ask for. */
+  busyMaxSeconds: number;
+  /** Most distinct agents waiting for a slot at once. */
+  queueMax: number;
+  /** How long a start waits for a service's healthcheck to pass. */
+  readyTimeoutSeconds: number;
+  eventLogMaxBytes: number;
+  eventLogFiles: number;
 }
 
 export class ConfigError extends Error {
@@ -128,6 +136,11 @@ const VARIABLES = {
   DOCKER_BIN: [text, 'docker'],
   POOL_DRIVER: [z.enum(['compose', 'process'], 'expected compose or process'), 'compose'],
   PROCESS_ROSTER: [text, undefined],
+  BUSY_MAX_SECONDS: [seconds(0), '3600'],
+  QUEUE_MAX: [int(0, 100_000), '100'],
+  READY_TIMEOUT_SECONDS: [seconds(1), '120'],
+  EVENT_LOG_MAX_BYTES: [int(4096, 2 ** 40), '10485760'],
+  EVENT_LOG_FILES: [int(0, 1000), '5'],
 } as const satisfies Record<string, readonly [z.ZodType, string | undefined]>;
 
 export type PoolVariable = keyof typeof VARIABLES;
@@ -181,6 +194,11 @@ export function loadConfig({ file = {}, env = {}, cwd }: ConfigSources): PoolCon
     dockerBin: read('DOCKER_BIN') ?? 'docker',
     driver: read('POOL_DRIVER') ?? 'compose',
     processRoster: read('PROCESS_ROSTER') ?? `${composeDir.replace(/\/+$/, '')}/agents.json`,
+    busyMaxSeconds: read('BUSY_MAX_SECONDS') ?? 0,
+    queueMax: read('QUEUE_MAX') ?? 0,
+    readyTimeoutSeconds: read('READY_TIMEOUT_SECONDS') ?? 0,
+    eventLogMaxBytes: read('EVENT_LOG_MAX_BYTES') ?? 0,
+    eventLogFiles: read('EVENT_LOG_FILES') ?? 0,
   };
   const infra = new Set(config.infraServices);
   const pinnedInfra = config.pinnedAgents.filter((name) => infra.has(name));

@@ -18,3 +18,19 @@ export function parseWireTime(text: string): number | undefined {
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? undefined : ms;
 }
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration as people write it on a command line: `30s`, `5m`, `1h30m`, `2d`, `250ms`, or a bare
+ * number of seconds; undefined for anything else (a unit that is not one of ms, s, m, h, d, a
+ * negative value, an empty string).
+ */
+export function parseDuration(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000;
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(trimmed)) return undefined;
+  let total = 0;
+  for (const [, amount, , unit] of trimmed.matchAll(/(\d+(\.\d+)?)(ms|s|m|h|d)/g)) total += Number(amount) * (DURATION_UNITS[unit as string] ?? NaN);
+  return Number.isFinite(total) ? total : undefined;
+}

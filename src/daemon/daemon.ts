@@ -7,13 +7,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHTTPServer } from '@trpc/server/adapters/standalone';
 import { createBridgeServer } from '../bridge/server.js';
-import { type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS } from '../contract/index.js';
+import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, parseWireTime } from '../contract/index.js';
 import { parseAutostart, rulesFromConfig } from '../core/index.js';
 import { type OpenedDriver, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
 import { listenOnSocket } from '../rpc/socket.js';
-import { createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
+import { type EventLog, createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
 import { formatEvent } from '../core/event-text.js';
 import { type Logger, describeError } from './log.js';
 import { type Pool, type PoolSettings, createPool } from './pool.js';
@@ -58,6 +58,7 @@ export function createDaemon(options: DaemonOptions) {
   let socketServer: Server | undefined;
   let opened: OpenedDriver | undefined;
   let pool: Pool | undefined;
+  let eventLog: EventLog | undefined;
   let networks: string[] = [];
   let bridgePort = config.port;
   let syncTimer: NodeJS.Timeout | undefined;
@@ -109,6 +110,10 @@ export function createDaemon(options: DaemonOptions) {
     health,
     subscribe,
     configView,
+    events: async (query: EventsQuery) => {
+      if (eventLog === undefined) throw new Error('daemon not started');
+      return eventLog.read({ limit: query.limit, agent: query.agent, since: query.since === undefined ? undefined : parseWireTime(query.since) });
+    },
     requestShutdown: (reason: string) => {
       // After the reply has been written: closing the servers first would cut it off.
       setImmediate(() => options.onShutdownRequest?.(reason));
@@ -274,7 +279,10 @@ export function createDaemon(options: DaemonOptions) {
       if (loaded.corrupt) log.error(`state.json was unreadable (${loaded.corrupt.reason}); moved to ${loaded.corrupt.movedTo}; rebuilding the state from Docker`);
       if (loaded.ignored.length > 0) log.info(`state.json: ignored agents not in the pool: ${loaded.ignored.join(', ')}`);
       const roster = createRosterWriter(config.poolDir, config.heartbeatIntervalSeconds);
-      const events = createEventLog(config.poolDir, (error) => onError('appending to events.jsonl', error));
+      const events = createEventLog(config.poolDir, { maxBytes: config.eventLogMaxBytes, keep: config.eventLogFiles }, (error) =>
+        onError('appending to events.jsonl', error),
+      );
+      eventLog = events;
 
       pool = createPool(
         {
@@ -309,7 +317,7 @@ export function createDaemon(options: DaemonOptions) {
 
     /** Re-reads the configuration (SIGHUP). What cannot change without a restart is named, not applied. */
     async reload(next: PoolConfig): Promise<void> {
-      const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster'] as const;
+      const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster', 'eventLogMaxBytes', 'eventLogFiles', 'readyTimeoutSeconds'] as const;
       const changed = fixed.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (changed.length > 0) log.error(`reload: ${changed.join(', ')} changed; restart the daemon to apply them`);
       config = { ...next, ...Object.fromEntries(fixed.map((key) => [key, config[key]])) };

@@ -1,4 +1,4 @@
-import type { HealthReply, PoolEvent } from '../contract/index.js';
+import type { EventsQuery, EventsReply, HealthReply, PoolEvent } from '../contract/index.js';
 import type { Pool } from '../daemon/pool.js';
 
 /** What the procedures need, injected: the socket's router and the HTTP bridge both run on it. */
@@ -7,6 +7,8 @@ export interface RpcDeps {
   readonly health: () => HealthReply;
   /** Live pool events; the iterator ends when `signal` aborts. */
   readonly subscribe: (signal: AbortSignal) => AsyncIterable<PoolEvent>;
+  /** Past events from the event log (events.jsonl and its rotated files), oldest first. */
+  readonly events: (query: EventsQuery) => Promise<EventsReply>;
   /** The configuration as the daemon runs it, secrets redacted. */
   readonly configView: () => Record<string, unknown>;
   /** Asks the process to shut down once the current reply is out (agents are left as they are). */

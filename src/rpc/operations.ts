@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import type { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import type { Context } from './context.js';
 
 /**
@@ -20,4 +20,5 @@ export const operations = {
   health: (ctx: Context) => ctx.health(),
   known: (ctx: Context) => ({ agents: ctx.pool.known() }),
   config: (ctx: Context) => ctx.configView(),
+  events: (ctx: Context, input: z.output<typeof EventsInput>) => ctx.events(input),
 };

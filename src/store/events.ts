@@ -1,22 +1,154 @@
-import { appendFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { appendFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PoolEvent } from '../contract/index.js';
+import { createInterface } from 'node:readline';
+import { PoolEvent, parseWireTime } from '../contract/index.js';
 
 export const EVENTS_FILE = 'events.jsonl';
 
+export interface EventLogLimits {
+  /** The live file is rotated before an append would take it past this size. */
+  readonly maxBytes: number;
+  /** Rotated files kept (`events.jsonl.1` newest … `.N` oldest); older ones are dropped. */
+  readonly keep: number;
+}
+
 /**
- * Appends events to `POOL_DIR/events.jsonl`, one JSON object a line, in the order they happened.
- * Appends are chained so lines never interleave; a failed append is reported, never thrown at the
- * caller (the event has already happened and was logged to stdout).
+ * Appends events to `POOL_DIR/events.jsonl`, one JSON object a line, in the order they happened,
+ * and rotates it by size so a busy pool (pool_full answers can come by the thousand) never fills
+ * the disk. Appends are chained so lines never interleave and rotation never races an append; a
+ * failed append is reported, never thrown at the caller (the event has already happened and was
+ * logged to stdout).
  */
-export function createEventLog(poolDir: string, onError: (error: unknown) => void) {
+export function createEventLog(poolDir: string, limits: EventLogLimits, onError: (error: unknown) => void) {
   const path = join(poolDir, EVENTS_FILE);
+  /** Size of the live file as last known; read from disk before the first append. */
+  let size: number | undefined;
   let tail: Promise<void> = Promise.resolve();
+
+  async function appendLine(line: string): Promise<void> {
+    size ??= await stat(path).then((s) => s.size, () => 0);
+    const bytes = Buffer.byteLength(line);
+    if (size > 0 && size + bytes > limits.maxBytes) {
+      await rotate(path, limits.keep);
+      size = 0;
+    }
+    await appendFile(path, line);
+    size += bytes;
+  }
+
   return {
     path,
     append(event: PoolEvent): Promise<void> {
-      tail = tail.then(() => appendFile(path, `${JSON.stringify(event)}\n`)).catch(onError);
+      tail = tail
+        .then(() => appendLine(`${JSON.stringify(event)}\n`))
+        .catch((error: unknown) => {
+          // The size may be wrong after a failure (file removed, disk full): read it again next time.
+          size = undefined;
+          onError(error);
+        });
       return tail;
     },
+    /** Queries the log once every append made so far is on disk, so an answer never misses a decision just taken. */
+    async read(query: EventQuery): Promise<EventQueryResult> {
+      await tail;
+      return readEvents(poolDir, limits.keep, query);
+    },
   };
+}
+
+export type EventLog = ReturnType<typeof createEventLog>;
+
+/** `events.jsonl` → `.1` → `.2` …; the oldest beyond `keep` is overwritten by the rename before it. */
+async function rotate(path: string, keep: number): Promise<void> {
+  for (let n = keep - 1; n >= 1; n--) await renameIfPresent(`${path}.${n}`, `${path}.${n + 1}`);
+  if (keep >= 1) await renameIfPresent(path, `${path}.1`);
+  else await renameIfPresent(path, `${path}.discarded`);
+}
+
+async function renameIfPresent(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+export interface EventQuery {
+  /** Epoch ms: only events at or after it. */
+  readonly since?: number;
+  readonly agent?: string;
+  /** At most this many, the newest ones. */
+  readonly limit: number;
+}
+
+export interface EventQueryResult {
+  /** Oldest first. */
+  readonly events: PoolEvent[];
+  /** Lines that were not events (a torn last line after a crash, hand edits); skipped, counted. */
+  readonly skipped: number;
+}
+
+/**
+ * Reads the log, rotated files included, newest file first, and stops as soon as older files
+ * cannot change the answer: the limit is reached, or a file began before `since`.
+ */
+export async function readEvents(poolDir: string, keep: number, query: EventQuery): Promise<EventQueryResult> {
+  const path = join(poolDir, EVENTS_FILE);
+  const files = [path, ...Array.from({ length: keep }, (_, i) => `${path}.${i + 1}`)];
+  const newerFirst: PoolEvent[][] = [];
+  let found = 0;
+  let skipped = 0;
+  for (const file of files) {
+    const read = await readFile(file, query);
+    if (read === undefined) continue;
+    skipped += read.skipped;
+    newerFirst.push(read.matches);
+    found += read.matches.length;
+    if (found >= query.limit || (query.since !== undefined && read.firstTime !== undefined && read.firstTime < query.since)) break;
+  }
+  const events = newerFirst.reverse().flat();
+  return { events: events.slice(Math.max(0, events.length - query.limit)), skipped };
+}
+
+async function readFile(
+  file: string,
+  query: EventQuery,
+): Promise<{ matches: PoolEvent[]; skipped: number; firstTime: number | undefined } | undefined> {
+  const stream = createReadStream(file, { encoding: 'utf8' });
+  const opened = await new Promise<boolean>((resolve, reject) => {
+    stream.once('open', () => resolve(true));
+    stream.once('error', (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? resolve(false) : reject(error)));
+  });
+  if (!opened) return undefined;
+  const matches: PoolEvent[] = [];
+  let skipped = 0;
+  let firstTime: number | undefined;
+  for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
+    if (line === '') continue;
+    const event = parseEventLine(line);
+    if (event === undefined) {
+      skipped++;
+      continue;
+    }
+    firstTime ??= event.at;
+    if (query.since !== undefined && event.at < query.since) continue;
+    if (query.agent !== undefined && event.event.agent !== query.agent && event.event.for !== query.agent) continue;
+    matches.push(event.event);
+  }
+  // Only the newest `limit` of a file can be in the answer.
+  return { matches: matches.slice(Math.max(0, matches.length - query.limit)), skipped, firstTime };
+}
+
+function parseEventLine(line: string): { event: PoolEvent; at: number } | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const parsed = PoolEvent.safeParse(value);
+  if (!parsed.success) return undefined;
+  const at = parseWireTime(parsed.data.time);
+  return at === undefined ? undefined : { event: parsed.data, at };
 }

@@ -126,6 +126,34 @@ describe.skipIf(!docker)('poolctl against a real daemon', () => {
     expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
   });
 
+  it('answers "why was my agent stopped?" with events --agent --since, as lines or JSON', async () => {
+    await p.client.request('cfo', { requestedBy: 'ceo' });
+    await p.client.request('qa', { requestedBy: 'ceo' });
+    p.advance(120);
+    await p.client.request('legal', { requestedBy: 'marketing' });
+    const run = await ctl('events', '--agent', 'cfo', '--since', '1h');
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim().split('\n').at(-1)).toMatch(/^\S+Z evicted cfo for legal \(by marketing; least recently active\)$/);
+    const json = (await ctl('events', '--agent', 'legal', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(json.map((e) => [e.type, e.agent])).toEqual([['evicted', 'cfo'], ['started', 'legal']]);
+    expect(await ctl('events', '--since', 'last week')).toMatchObject({ code: 2, stderr: expect.stringContaining('--since "last week"') });
+    expect(await ctl('events', '--limit', '0')).toMatchObject({ code: 2 });
+  });
+
+  it('follows the log with events --follow: history first, then new events as they happen, none twice', async () => {
+    await p.client.request('marketing', { requestedBy: 'ceo' });
+    const child = spawn(process.execPath, [POOLCTL, 'events', '--follow', '--agent', 'marketing', '--socket', p.socketPath], { env: { ...process.env, NO_COLOR: '1' } });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    await eventually(() => expect(out).toMatch(/started marketing \(by ceo\)/));
+    await p.client.release('marketing', { requestedBy: 'ceo' });
+    await eventually(() => expect(out).toMatch(/released marketing \(by ceo\)/));
+    await p.client.request('designer', { requestedBy: 'ceo' });
+    child.kill('SIGTERM');
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+    expect(out.trim().split('\n').map((line) => line.split(' ').slice(1, 3).join(' '))).toEqual(['started marketing', 'released marketing']);
+  });
+
   it('refuses a user outside the socket group with exit 3 and says which group to join', async () => {
     const run = await poolctl(['status', '--socket', p.socketPath], { user: 'nobody' });
     expect(run.code).toBe(3);

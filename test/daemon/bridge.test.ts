@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AvailableReply, HealthReply, StatusReply } from '../../src/contract/index.js';
+import { AvailableReply, EventsReply, HealthReply, StatusReply } from '../../src/contract/index.js';
 import { requireDocker } from '../support/docker.js';
 import { type TestDaemon, startTestDaemon } from '../support/daemon.js';
 
@@ -49,7 +49,25 @@ describe.skipIf(!docker)('the HTTP bridge: exact shapes and status codes (SPEC Â
       ],
       slots_total: 3,
       slots_free: 2,
+      queue: [],
     });
+  });
+
+  it('GET /events: the event log, filtered by the query string', async () => {
+    await p.http('POST', '/request', { agent: 'cfo', requested_by: 'ceo' });
+    await p.http('POST', '/release', { agent: 'cfo', requested_by: 'ceo' });
+    const reply = await p.http('GET', '/events?agent=cfo&limit=5');
+    expect(reply.status).toBe(200);
+    expect(EventsReply.strict().parse(reply.body)).toEqual({
+      events: [
+        { time: expect.any(String), type: 'started', agent: 'cfo', by: 'ceo' },
+        { time: expect.any(String), type: 'released', agent: 'cfo', by: 'ceo' },
+      ],
+      skipped: 0,
+    });
+    expect((await p.http('GET', '/events?limit=1')).body).toMatchObject({ events: [{ type: 'released', agent: 'cfo' }] });
+    expect(await p.http('GET', '/events?limit=0')).toMatchObject({ status: 400, body: { error: 'limit must be at least 1' } });
+    expect(await p.http('GET', '/events?since=yesterday')).toMatchObject({ status: 400, body: { error: expect.stringContaining('since must be an ISO 8601 time') } });
   });
 
   it('GET /available, /health: their exact shapes', async () => {

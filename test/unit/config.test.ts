@@ -48,6 +48,11 @@ describe('loadConfig', () => {
       dockerBin: 'docker',
       driver: 'compose',
       processRoster: '/srv/agents/agents.json',
+      busyMaxSeconds: 3600,
+      queueMax: 100,
+      readyTimeoutSeconds: 120,
+      eventLogMaxBytes: 10485760,
+      eventLogFiles: 5,
     });
   });
 

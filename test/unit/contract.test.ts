@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AgentName, HeartbeatInput, RequestInput, RequestReply, formatWireTime, parseWireTime } from '../../src/contract/index.js';
+import { AgentName, EventsInput, HeartbeatInput, RequestInput, RequestReply, formatWireTime, parseDuration, parseWireTime } from '../../src/contract/index.js';
 
 describe('the agent name rule', () => {
   it.each(['ceo', 'software-engineer', 'a', 'A1.b_c-d', '9lives', 'x'.repeat(64)])('accepts %j', (name) => {
@@ -59,5 +59,54 @@ describe('wire times', () => {
     ['2026-02-28T24:00:00Z', undefined],
   ])('parses %j', (text, expected) => {
     expect(parseWireTime(text)).toBe(expected);
+  });
+});
+
+describe('durations', () => {
+  it.each([
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['1h30m', 5_400_000],
+    ['2d', 172_800_000],
+    ['250ms', 250],
+    ['1.5h', 5_400_000],
+    ['45', 45_000],
+    [' 10m ', 600_000],
+    ['0s', 0],
+    ['', undefined],
+    ['-5m', undefined],
+    ['5 minutes', undefined],
+    ['1w', undefined],
+    ['m', undefined],
+    ['1h 30m', undefined],
+  ])('parses %j', (text, expected) => {
+    expect(parseDuration(text)).toBe(expected);
+  });
+});
+
+describe('event log queries', () => {
+  it('take strings from a query string, with a default limit', () => {
+    expect(EventsInput.parse({ agent: 'cfo', limit: '20', since: '2026-02-28T05:17:04Z' })).toEqual({ agent: 'cfo', limit: 20, since: '2026-02-28T05:17:04Z' });
+    expect(EventsInput.parse({})).toEqual({ limit: 100 });
+  });
+  it.each([
+    [{ since: 'yesterday' }, 'since must be an ISO 8601 time'],
+    [{ limit: '0' }, 'limit must be at least 1'],
+    [{ limit: 'all' }, 'limit must be a number'],
+    [{ limit: '1.5' }, 'limit must be a whole number'],
+    [{ agent: '../etc' }, 'agent'],
+  ])('refuse %j', (input, message) => {
+    const result = EventsInput.safeParse(input);
+    expect(result.success).toBe(false);
+    expect(result.error?.issues.map((i) => i.message).join(' ')).toContain(message);
+  });
+});
+
+describe('heartbeats', () => {
+  it('may carry a busy hold, within bounds', () => {
+    expect(HeartbeatInput.parse({ agent: 'cfo', busy_seconds: 600 })).toEqual({ agent: 'cfo', busy_seconds: 600 });
+    expect(HeartbeatInput.safeParse({ agent: 'cfo', busy_seconds: -1 }).success).toBe(false);
+    expect(HeartbeatInput.safeParse({ agent: 'cfo', busy_seconds: 86_401 }).success).toBe(false);
+    expect(HeartbeatInput.safeParse({ agent: 'cfo', busy_seconds: '600' }).success).toBe(false);
   });
 });

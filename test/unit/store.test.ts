@@ -3,13 +3,15 @@ import { readFile, readdir, stat, utimes, writeFile, mkdir, rm } from 'node:fs/p
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { RosterFile } from '../../src/contract/index.js';
+import { type PoolEvent, RosterFile, formatWireTime } from '../../src/contract/index.js';
 import { statusView } from '../../src/core/index.js';
 import {
   coalescingWriter,
   createRosterWriter,
+  createEventLog,
   createStateStore,
   readActivityMarks,
+  readEvents,
   serializeState,
   writeFileAtomic,
 } from '../../src/store/index.js';
@@ -177,5 +179,82 @@ describe('activity marks', () => {
     await rm(join(dir, 'activity'), { recursive: true, force: true });
     expect(await readActivityMarks(dir)).toEqual(new Map());
     expect((await stat(join(dir, 'activity'))).isDirectory()).toBe(true);
+  });
+});
+
+describe('events.jsonl', () => {
+  const event = (n: number, agent = 'ceo', extra: Partial<PoolEvent> = {}): PoolEvent => ({
+    time: formatWireTime(NOW + n * 1000),
+    type: 'started',
+    agent,
+    by: 'test',
+    ...extra,
+  });
+  const noErrors = (error: unknown) => {
+    throw error;
+  };
+
+  it('appends one line per event, in order, and reads them back oldest first', async () => {
+    const dir = await tempDir();
+    const log = createEventLog(dir, { maxBytes: 1 << 20, keep: 2 }, noErrors);
+    const written = Array.from({ length: 50 }, (_, n) => event(n, n % 2 ? 'ceo' : 'cfo'));
+    await Promise.all(written.map((e) => log.append(e)));
+    expect((await readFile(log.path, 'utf8')).trim().split('\n').map((line) => JSON.parse(line))).toEqual(written);
+    expect(await log.read({ limit: 100 })).toEqual({ events: written, skipped: 0 });
+  });
+
+  it('rotates by size, keeps the configured number of files, and reads across them', async () => {
+    const dir = await tempDir();
+    const lineBytes = `${JSON.stringify(event(0))}\n`.length;
+    const log = createEventLog(dir, { maxBytes: lineBytes * 10, keep: 2 }, noErrors);
+    const written = Array.from({ length: 45 }, (_, n) => event(n));
+    for (const e of written) void log.append(e);
+    await log.read({ limit: 1 });
+    const files = (await readdir(dir)).filter((f) => f.startsWith('events.jsonl')).sort();
+    expect(files).toEqual(['events.jsonl', 'events.jsonl.1', 'events.jsonl.2']);
+    for (const file of files) expect((await stat(join(dir, file))).size).toBeLessThanOrEqual(lineBytes * 10);
+    // 45 events, 10 a file: the live file holds the last 5, the two kept ones 20 more; the oldest 20 are gone.
+    expect((await log.read({ limit: 1000 })).events).toEqual(written.slice(20));
+    expect((await log.read({ limit: 12 })).events).toEqual(written.slice(33));
+  });
+
+  it('picks up the size of an existing file, so a restarted daemon rotates on time', async () => {
+    const dir = await tempDir();
+    const lineBytes = `${JSON.stringify(event(0))}\n`.length;
+    await writeFile(join(dir, 'events.jsonl'), `${JSON.stringify(event(0))}\n`.repeat(10));
+    const log = createEventLog(dir, { maxBytes: lineBytes * 10, keep: 1 }, noErrors);
+    await log.append(event(1));
+    expect((await readFile(join(dir, 'events.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(1);
+    expect((await readFile(join(dir, 'events.jsonl.1'), 'utf8')).trim().split('\n')).toHaveLength(10);
+  });
+
+  it('filters by agent (the agent itself or the one it made room for) and by time', async () => {
+    const dir = await tempDir();
+    const log = createEventLog(dir, { maxBytes: 1 << 20, keep: 1 }, noErrors);
+    const evicted = event(3, 'cto', { type: 'evicted', for: 'cfo' });
+    for (const e of [event(1, 'ceo'), event(2, 'cfo'), evicted, event(4, 'cto')]) await log.append(e);
+    expect((await log.read({ limit: 10, agent: 'cfo' })).events).toEqual([event(2, 'cfo'), evicted]);
+    expect((await log.read({ limit: 10, since: NOW + 3000 })).events).toEqual([evicted, event(4, 'cto')]);
+  });
+
+  it('skips and counts lines that are not events (a torn last line after a crash)', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'events.jsonl'), `${JSON.stringify(event(1))}\nnot json\n{"type":"started"}\n${JSON.stringify(event(2))}\n{"time":"2026-`);
+    expect(await readEvents(dir, 0, { limit: 10 })).toEqual({ events: [event(1), event(2)], skipped: 3 });
+  });
+
+  it('reads nothing from a pool without a log yet', async () => {
+    expect(await readEvents(await tempDir(), 3, { limit: 10 })).toEqual({ events: [], skipped: 0 });
+  });
+
+  it('reports a failed append and keeps appending afterwards', async () => {
+    const dir = await tempDir();
+    const errors: unknown[] = [];
+    const log = createEventLog(join(dir, 'missing'), { maxBytes: 1 << 20, keep: 1 }, (error) => errors.push(error));
+    await log.append(event(1));
+    expect(errors).toHaveLength(1);
+    await mkdir(join(dir, 'missing'));
+    await log.append(event(2));
+    expect((await log.read({ limit: 10 })).events).toEqual([event(2)]);
   });
 });
