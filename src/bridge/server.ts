@@ -5,6 +5,9 @@ import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import { operations } from '../rpc/operations.js';
+import { send } from './json.js';
+import type { LiveStreams } from './live.js';
+import type { PreparedReply } from './page.js';
 
 type Method = 'GET' | 'POST';
 interface Route {
@@ -13,12 +16,19 @@ interface Route {
   readonly run: (ctx: Context, input: never) => unknown;
 }
 
+/** A route that writes its own reply (the status page, the live stream) rather than a JSON value. */
+interface RawRoute {
+  readonly serve: (options: BridgeOptions, res: ServerResponse) => void;
+}
+
+const statusPage: RawRoute = { serve: (options, res) => sendPrepared(res, options.page) };
+
 /**
  * The bridge is a route table onto the router's procedures: it parses HTTP, runs the operation the
  * socket's procedure runs, with the same input schema, and renders the outcome as SPEC §2 says.
  * It implements no operation.
  */
-const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
+const ROUTES: Readonly<Record<string, { readonly GET?: Route | RawRoute; readonly POST?: Route }>> = {
   '/request': { POST: { input: RequestInput, run: operations.request } },
   '/release': { POST: { input: ReleaseInput, run: operations.release } },
   '/heartbeat': { POST: { input: HeartbeatInput, run: operations.heartbeat } },
@@ -26,6 +36,9 @@ const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
   '/available': { GET: { run: operations.available } },
   '/health': { GET: { run: operations.health } },
   '/events': { GET: { input: EventsInput, run: operations.events } },
+  '/': { GET: statusPage },
+  '/ui': { GET: statusPage },
+  '/events/stream': { GET: { serve: (options, res) => options.live.serve(res) } },
 };
 
 export interface BridgeOptions {
@@ -35,6 +48,10 @@ export interface BridgeOptions {
   /** When it returns a token, POST endpoints require `Authorization: Bearer <token>` (read per request: SIGHUP may change it). */
   readonly token: () => string | undefined;
   readonly onError: (what: string, error: unknown) => void;
+  /** `GET /` and `GET /ui`: the status page, or why it is unavailable. */
+  readonly page: PreparedReply;
+  /** `GET /events/stream`, shared by every bridge address so its cap holds for the daemon. */
+  readonly live: LiveStreams;
 }
 
 /** Slow or idle clients must not hold connections: whole headers within 10 s, a whole request within 30 s. */
@@ -89,6 +106,11 @@ export function createBridgeServer(options: BridgeOptions): Server {
       const handler = route[req.method as Method];
       if (handler === undefined) {
         throw new HttpError(405, `method ${req.method} not allowed on ${path}`, { Allow: Object.keys(route).join(', ') });
+      }
+      // Raw routes are GETs only (ROUTES' type says so): they read the pool and take no body or token.
+      if ('serve' in handler) {
+        req.resume();
+        return handler.serve(options, res);
       }
       let body: unknown;
       if (req.method === 'POST') {
@@ -192,18 +214,7 @@ function authorized(header: string | undefined, expected: Buffer): boolean {
   return match?.[1] !== undefined && timingSafeEqual(digest(match[1].trim()), expected);
 }
 
-/** JSON of frozen replies (the pool shares one `/status` reply until the pool changes): serialized once. */
-const frozenJson = new WeakMap<object, string>();
-
-function toJson(body: unknown): string {
-  if (typeof body !== 'object' || body === null || !Object.isFrozen(body)) return JSON.stringify(body);
-  let text = frozenJson.get(body);
-  if (text === undefined) frozenJson.set(body, (text = JSON.stringify(body)));
-  return text;
-}
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = toJson(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+function sendPrepared(res: ServerResponse, reply: PreparedReply): void {
+  res.writeHead(reply.status, reply.headers);
+  res.end(reply.body);
 }
