@@ -3,8 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Fault injection and load run on their own: npm run test:reliability.
-    exclude: ['test/reliability/**', '**/node_modules/**'],
+    // Fault injection and load run on their own (npm run test:reliability), the browser too (npm run test:browser).
+    exclude: ['test/reliability/**', 'test/browser/**', '**/node_modules/**'],
     // Docker-backed suites share one engine; keep files from fighting over it while unit files stay fast.
     fileParallelism: true,
     maxWorkers: 2,

@@ -76,11 +76,12 @@ function renderAgents(current: StatusReply, now: number): void {
       [
         cell('th', agent.id),
         cell('td', agent.state),
-        cell('td', agent.node, { hidden: !nodes }),
-        cell('td', agent.started, { title: agent.startedAt }),
-        cell('td', agent.lastActive, { title: agent.lastActiveAt }),
-        cell('td', agent.requestedBy),
+        // Third, so that on a phone the question the page answers most is in view without scrolling.
         cell('td', agent.evictable, { className: agent.protected ? 'evictable protected' : 'evictable' }),
+        cell('td', agent.lastActive, { className: 'time', title: agent.lastActiveAt }),
+        cell('td', agent.started, { className: 'time', title: agent.startedAt }),
+        cell('td', agent.requestedBy),
+        cell('td', agent.node, { hidden: !nodes }),
       ],
       agent.id,
     ),
@@ -106,7 +107,7 @@ function renderTimeline(now: number): void {
     const time = document.createElement('time');
     time.dateTime = item.at;
     time.textContent = item.time;
-    li.append(time, item.text);
+    li.append(time, ' ', item.text);
     return li;
   });
   byId('timeline').replaceChildren(...items);
