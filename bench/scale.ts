@@ -46,7 +46,7 @@ function fullPool(n: number, now: number): { state: PoolState; rules: PoolRules;
   names(n).forEach((name, i) => agents.set(name, { status: 'running', started: now - 3_600_000 + i, lastActive: now - 600_000 - ((i * 7919) % n), requestedBy: 'bench' }));
   return {
     state: { agents },
-    rules: { maxAgents: n, evictGraceMs: 60_000, infra: new Set(), pinned: new Set() },
+    rules: { maxAgents: n, evictGraceMs: 60_000, infra: new Set(), pinned: new Set(), busyMaxMs: 3_600_000 },
     known: new Set([...agents.keys(), 'newcomer']),
   };
 }

@@ -125,9 +125,10 @@ export function createBridgeClient(options: BridgeClientOptions = {}) {
       });
     },
     release: (agent: string) => call(ReleaseReply, 'POST', '/release', { agent }),
-    heartbeat: (agent = agentId) => {
+    /** `busySeconds`: protect the agent from eviction that long from now, for a long task (0 ends the hold). */
+    heartbeat: (agent = agentId, opts: { busySeconds?: number } = {}) => {
       if (agent === undefined) throw new TypeError('heartbeat needs an agent (or AGENT_ID)');
-      return call(HeartbeatReply, 'POST', '/heartbeat', { agent });
+      return call(HeartbeatReply, 'POST', '/heartbeat', { agent, ...(opts.busySeconds !== undefined && { busy_seconds: opts.busySeconds }) });
     },
     status: () => call(StatusReply, 'GET', '/status'),
     available: () => call(AvailableReply, 'GET', '/available'),

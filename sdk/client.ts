@@ -94,7 +94,9 @@ export function createPoolClient(options: PoolClientOptions = {}) {
       ),
     release: (agent: string, opts: { requestedBy?: string } = {}) =>
       call(() => trpc.pool.release.mutate({ agent, ...(opts.requestedBy !== undefined && { requested_by: opts.requestedBy }) })),
-    heartbeat: (agent: string) => call(() => trpc.pool.heartbeat.mutate({ agent })),
+    /** `busySeconds`: protect the agent from eviction that long from now, for a long task (0 ends the hold). */
+    heartbeat: (agent: string, opts: { busySeconds?: number } = {}) =>
+      call(() => trpc.pool.heartbeat.mutate({ agent, ...(opts.busySeconds !== undefined && { busy_seconds: opts.busySeconds }) })),
     status: () => call(() => trpc.info.status.query()),
     available: () => call(() => trpc.info.available.query()),
     health: () => call(() => trpc.info.health.query()),

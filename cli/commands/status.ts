@@ -1,8 +1,15 @@
 import { Command } from 'clipanion';
-import type { StatusReply } from '../../src/contract/api.js';
+import type { AgentView, StatusReply } from '../../src/contract/api.js';
 import { EXIT, PoolCommand } from '../base.js';
-import { ago } from '../../src/core/time-text.js';
+import { ago, left } from '../../src/core/time-text.js';
 import { table } from '../format.js';
+
+/** `yes`, or why not and until when: `no (busy, 12m left)`, `no (pinned)`. */
+function evictable(agent: AgentView, now: number): string {
+  if (agent.protection === null) return 'yes';
+  if (agent.protected_until === undefined) return `no (${agent.protection})`;
+  return `no (${agent.protection}, ${left(agent.protected_until, now)} left)`;
+}
 
 /** The status table, shared with `watch`. */
 export function renderStatus(status: StatusReply, now: number): string {
@@ -15,7 +22,7 @@ export function renderStatus(status: StatusReply, now: number): string {
     ago(a.started, now),
     ago(a.last_active, now),
     a.requested_by,
-    a.protection === null ? 'yes' : `no (${a.protection})`,
+    evictable(a, now),
   ]);
   return `${table(['AGENT', 'STATE', 'STARTED', 'LAST ACTIVE', 'REQUESTED BY', 'EVICTABLE'], rows)}\n${summary}`;
 }
@@ -24,7 +31,7 @@ export class StatusCommand extends PoolCommand {
   static override paths = [['status']];
   static override usage = Command.Usage({
     description: 'Show the pooled agents and the free slots',
-    details: 'EVICTABLE says whether the agent could be stopped to make room right now, or why not (grace period, pinned, starting, stopping).',
+    details: 'EVICTABLE says whether the agent could be stopped to make room right now, or why not and for how long: grace (active within EVICT_GRACE_SECONDS), busy (a heartbeat asked for a hold with busy_seconds), pinned (PINNED_AGENTS), starting, stopping. Requests waiting for a slot are listed under the table.',
     examples: [
       ['Show the pool', '$0 status'],
       ['The same as JSON (the bridge’s /status shape)', '$0 status --json'],

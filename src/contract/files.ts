@@ -21,6 +21,8 @@ export const StateFile = z.object({
       requested_by: z.string().optional(),
       /** A `stopping` agent's slot promised to the agent it was evicted for (see the core's AgentRecord). */
       slot_for: AgentName.optional(),
+      /** End of a busy hold a heartbeat asked for. */
+      busy_until: Time.optional(),
     }),
   ),
 });

@@ -131,6 +131,21 @@ export function recordActivity(state: PoolState, agent: string, at: number): Poo
   return withAgent(state, agent, { ...record, lastActive: at });
 }
 
+/**
+ * A heartbeat: activity, and with `busySeconds` a busy hold from now (capped by the rules; 0 ends
+ * a hold). A hold replaces the previous one, so an agent can shorten its own; a stopping agent
+ * is past holding.
+ */
+export function recordHeartbeat(state: PoolState, agent: string, at: number, rules: PoolRules, busySeconds?: number): PoolState {
+  const active = recordActivity(state, agent, at);
+  if (busySeconds === undefined) return active;
+  const record = active.agents.get(agent);
+  if (record === undefined || record.status === 'stopping') return active;
+  const { busyUntil: _previous, ...rest } = record;
+  const hold = Math.min(busySeconds * 1000, rules.busyMaxMs);
+  return withAgent(active, agent, hold > 0 ? { ...rest, busyUntil: at + hold } : rest);
+}
+
 /** Folds activity-file modification times (`POOL_DIR/activity/<agent>`) into `last_active`, in one copy of the state. */
 export function applyActivityMarks(state: PoolState, marks: ReadonlyMap<string, number>): PoolState {
   let agents: Map<string, AgentRecord> | undefined;

@@ -18,8 +18,22 @@ export function protection(
   if (record.status === 'stopping') return 'stopping';
   if (record.status === 'starting') return 'starting';
   if (rules.pinned.has(name)) return 'pinned';
+  if (record.busyUntil !== undefined && now <= record.busyUntil) return 'busy';
   if (now - record.lastActive <= rules.evictGraceMs) return 'grace';
   return undefined;
+}
+
+/**
+ * When the time-bound protections (grace, busy hold) of an agent end, if one applies now: the
+ * later of the two, since the agent stays protected while either lasts. Undefined when neither
+ * applies, or when a protection that does not end in time (pinned, starting, ...) comes first.
+ */
+export function protectedUntil(name: string, record: AgentRecord, now: number, rules: PoolRules): number | undefined {
+  const reason = protection(name, record, now, rules);
+  if (reason !== 'busy' && reason !== 'grace') return undefined;
+  const graceEnd = record.lastActive + rules.evictGraceMs;
+  const busyEnd = record.busyUntil !== undefined && now <= record.busyUntil ? record.busyUntil : -Infinity;
+  return Math.max(now <= graceEnd ? graceEnd : -Infinity, busyEnd);
 }
 
 /** Orders by least recently active; ties go to the earlier start, then to the name, so the choice is deterministic. */

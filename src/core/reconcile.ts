@@ -24,7 +24,7 @@ export interface ReconcileResult {
 }
 
 /** Stop order when the pool is over its cap: unprotected agents first, then those in their grace period, pinned agents last. */
-const OVERFLOW_TIER = { none: 0, grace: 1, pinned: 2 } as const;
+const OVERFLOW_TIER = { none: 0, grace: 1, busy: 2, pinned: 3 } as const;
 
 /**
  * Brings the state in line with what Docker observes. Agents in `busy` have an operation in flight
@@ -106,5 +106,5 @@ export function reconcile(
 
 function overflowProtection(name: string, record: AgentRecord, now: number, rules: PoolRules): keyof typeof OVERFLOW_TIER {
   const p = protection(name, record, now, rules);
-  return p === 'pinned' || p === 'grace' ? p : 'none';
+  return p === 'pinned' || p === 'grace' || p === 'busy' ? p : 'none';
 }

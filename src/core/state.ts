@@ -13,6 +13,8 @@ export interface AgentRecord {
    * nor the containers ever exceed the cap.
    */
   readonly slotFor?: string;
+  /** End of a busy hold a heartbeat asked for: no eviction until then, whatever the grace period. */
+  readonly busyUntil?: number;
 }
 
 export interface PoolState {
@@ -27,6 +29,8 @@ export interface PoolRules {
   readonly evictGraceMs: number;
   readonly infra: ReadonlySet<string>;
   readonly pinned: ReadonlySet<string>;
+  /** Longest busy hold a heartbeat may set. */
+  readonly busyMaxMs: number;
 }
 
 export function rulesFromConfig(config: PoolConfig): PoolRules {
@@ -35,6 +39,7 @@ export function rulesFromConfig(config: PoolConfig): PoolRules {
     evictGraceMs: config.evictGraceSeconds * 1000,
     infra: new Set(config.infraServices),
     pinned: new Set(config.pinnedAgents),
+    busyMaxMs: config.busyMaxSeconds * 1000,
   };
 }
 

@@ -1,5 +1,5 @@
 import { type AgentView, type StatusReply, formatWireTime } from '../contract/index.js';
-import { byLeastRecentlyActive, protection } from './evict.js';
+import { byLeastRecentlyActive, protectedUntil, protection } from './evict.js';
 import { type AgentRecord, type PoolRules, type PoolState, slotsUsed } from './state.js';
 
 /**
@@ -16,6 +16,7 @@ function wireTimesOf(record: AgentRecord): readonly [string, string] {
 
 export function agentView(id: string, record: AgentRecord, now: number, rules: PoolRules): AgentView {
   const [started, lastActive] = wireTimesOf(record);
+  const until = protectedUntil(id, record, now, rules);
   return {
     id,
     started,
@@ -23,7 +24,16 @@ export function agentView(id: string, record: AgentRecord, now: number, rules: P
     requested_by: record.requestedBy,
     state: record.status,
     protection: protection(id, record, now, rules) ?? null,
+    ...(until !== undefined && { protected_until: formatWireTime(until) }),
+    ...(record.busyUntil !== undefined && now <= record.busyUntil && { busy_until: formatWireTime(record.busyUntil) }),
   };
+}
+
+/** The first moment after `now` at which the agent's view changes by time alone (a grace period or busy hold ends). */
+function viewChangesAt(record: AgentRecord, now: number, rules: PoolRules): number {
+  // Protections hold up to their end inclusive (see `protection`); the view changes just after.
+  const ends = [record.lastActive + rules.evictGraceMs + 1, (record.busyUntil ?? -Infinity) + 1];
+  return Math.min(...ends.filter((at) => at > now), Infinity);
 }
 
 /**
@@ -40,10 +50,8 @@ export function statusView(state: PoolState, now: number, rules: PoolRules): Sta
   const entries = [...state.agents].sort(([a, ra], [b, rb]) => ra.started - rb.started || byLeastRecentlyActive([a, ra], [b, rb]));
   let until = Infinity;
   const running = entries.map(([id, record]) => {
-    const view = agentView(id, record, now, rules);
-    // Protected by grace up to lastActive + grace inclusive (see `protection`); the view changes just after.
-    if (view.protection === 'grace') until = Math.min(until, record.lastActive + rules.evictGraceMs + 1);
-    return Object.freeze(view);
+    until = Math.min(until, viewChangesAt(record, now, rules));
+    return Object.freeze(agentView(id, record, now, rules));
   });
   const reply: StatusReply = Object.freeze({
     running: Object.freeze(running) as StatusReply['running'],

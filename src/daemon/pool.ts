@@ -22,7 +22,7 @@ import {
   decideRelease,
   decideRequest,
   evictionFailed,
-  recordActivity,
+  recordHeartbeat,
   reconcile,
   startFailed,
   startSucceeded,
@@ -242,8 +242,8 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     throw new DriverError(`${agent} kept changing state; try again`, [], undefined, '');
   }
 
-  function heartbeat(agent: string): void {
-    const next = recordActivity(state, agent, deps.clock());
+  function heartbeat(agent: string, busySeconds?: number): void {
+    const next = recordHeartbeat(state, agent, deps.clock(), settings.rules, busySeconds);
     if (next !== state) {
       state = next;
       dirty = true;

@@ -12,7 +12,7 @@ export const operations = {
   request: (ctx: Context, input: z.output<typeof RequestInput>) => ctx.pool.request(input.agent, input.requested_by),
   release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.pool.release(input.agent, input.requested_by),
   heartbeat: (ctx: Context, input: z.output<typeof HeartbeatInput>) => {
-    ctx.pool.heartbeat(input.agent);
+    ctx.pool.heartbeat(input.agent, input.busy_seconds);
     return { status: 'ok' as const };
   },
   status: (ctx: Context) => ctx.pool.status(),

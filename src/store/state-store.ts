@@ -41,6 +41,7 @@ export function serializeState(state: PoolState): string {
       last_active: new Date(r.lastActive).toISOString(),
       requested_by: r.requestedBy,
       ...(r.slotFor !== undefined && { slot_for: r.slotFor }),
+      ...(r.busyUntil !== undefined && { busy_until: new Date(r.busyUntil).toISOString() }),
     };
   }
   return `${JSON.stringify({ version: 1, agents } satisfies StateFileShape, null, 2)}\n`;
@@ -75,6 +76,7 @@ export function parseState(text: string): { state: PoolState; ignored: string[] 
       lastActive: entry.last_active === undefined ? started : (parseWireTime(entry.last_active) as number),
       requestedBy: entry.requested_by ?? 'unknown',
       ...(entry.slot_for !== undefined && { slotFor: entry.slot_for }),
+      ...(entry.busy_until !== undefined && { busyUntil: parseWireTime(entry.busy_until) as number }),
     });
   }
   return { state: { agents }, ignored };

@@ -1,6 +1,6 @@
 import type { AgentView, PoolEvent, QueueEntryView, StatusReply } from '../contract/api.js';
 import { formatEvent } from '../core/event-text.js';
-import { ago } from '../core/time-text.js';
+import { ago, left } from '../core/time-text.js';
 
 /**
  * What the status page shows, decided here as plain data (no DOM, no clock of its own) so it is
@@ -45,7 +45,7 @@ const PROTECTION_TEXT: Record<NonNullable<AgentView['protection']>, string> = {
 /** "evictable now", or "protected: grace until 12:03:40": whether the pool could stop this agent for another, and why not. */
 export function evictability(agent: AgentView, timeZone?: string): string {
   if (agent.protection === null) return 'evictable now';
-  const until = agent.protection === 'busy' ? (agent.busy_until ?? agent.protected_until) : agent.protected_until;
+  const until = agent.protected_until;
   return `protected: ${PROTECTION_TEXT[agent.protection]}${until === undefined ? '' : ` until ${timeOfDay(until, timeZone)}`}`;
 }
 
@@ -83,15 +83,6 @@ export function showsNodes(status: StatusReply): boolean {
   return status.running.some((agent) => agent.node !== undefined);
 }
 
-/** "in 42s", "in 3m", "now": how long until `iso`. */
-export function until(iso: string, now: number): string {
-  const seconds = Math.round((Date.parse(iso) - now) / 1000);
-  if (seconds <= 0) return 'now';
-  if (seconds < 60) return `in ${seconds}s`;
-  if (seconds < 3600) return `in ${Math.floor(seconds / 60)}m`;
-  return `in ${Math.floor(seconds / 3600)}h`;
-}
-
 export interface QueueRow {
   readonly agent: string;
   readonly requestedBy: string;
@@ -106,7 +97,7 @@ export function queueRows(queue: readonly QueueEntryView[], now: number): QueueR
     agent: entry.agent,
     requestedBy: entry.requested_by,
     waiting: `since ${ago(entry.since, now)}`,
-    deadline: `gives up ${until(entry.deadline, now)}`,
+    deadline: `gives up in ${left(entry.deadline, now)}`,
     waiters: String(entry.waiters),
   }));
 }

@@ -98,7 +98,7 @@ describe.skipIf(!docker)('poolctl against a real daemon', () => {
     expect(run.code).toBe(0);
     const lines = run.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^AGENT\s+STATE\s+STARTED\s+LAST ACTIVE\s+REQUESTED BY\s+EVICTABLE$/);
-    expect(lines[1]).toMatch(/^cfo\s+running\s+just now\s+just now\s+ceo\s+no \(grace\)$/);
+    expect(lines[1]).toMatch(/^cfo\s+running\s+just now\s+just now\s+ceo\s+no \(grace, \d+[sm] left\)$/);
     expect(lines[2]).toBe('2 slots: 1 used, 1 free');
     const json = await ctl('status', '--json');
     expect(StatusReply.parse(JSON.parse(json.stdout)).running.map((a) => a.id)).toEqual(['cfo']);

@@ -473,6 +473,32 @@ describe.skipIf(!docker)('request-agent and heartbeat from the host against a re
     }
   });
 
+  it('heartbeat --busy N holds the agent against eviction past its grace period; --busy 0 ends the hold (curl and wget)', async () => {
+    const p = await daemon({ env: { MAX_AGENTS: '1', BUSY_MAX_SECONDS: '600' } });
+    await p.client.request('ceo');
+    const bin = await busyboxPath();
+    const env = { POOL_HOST: '127.0.0.1', POOL_PORT: portOf(p), AGENT_ID: 'ceo', POOL_ACTIVITY_DIR: await scratchDir() };
+    expect(await hostShim(HEARTBEAT, ['--busy', '0900'], env)).toMatchObject({ code: 0, stderr: '' });
+    const held = (await p.client.status()).running[0];
+    expect(held).toMatchObject({ id: 'ceo', protection: 'busy' });
+    // Capped at BUSY_MAX_SECONDS (600), not the 900 asked for.
+    expect(Date.parse(held?.busy_until ?? '') - p.now()).toBeLessThanOrEqual(600_000);
+    p.advance(300);
+    await expect(p.client.request('cfo')).rejects.toMatchObject({ name: 'PoolFullError' });
+    expect(await busyboxShim(bin, HEARTBEAT, ['--busy', '0'], env)).toMatchObject({ code: 0, stderr: '' });
+    p.advance(120);
+    expect(await p.client.request('cfo')).toEqual({ status: 'started', agent: 'cfo', evicted: 'ceo' });
+  });
+
+  it.each([
+    [['--busy'], '--busy needs a number of seconds'],
+    [['--busy', '-5'], "--busy takes a whole number of seconds, not '-5'"],
+    [['--busy', '1h'], "--busy takes a whole number of seconds, not '1h'"],
+  ])('heartbeat %j is a usage error (exit 2), nothing sent', async (args, message) => {
+    const out = await hostShim(HEARTBEAT, args, { AGENT_ID: 'ceo', POOL_HOST: '127.0.0.1', POOL_PORT: '9' });
+    expect(out).toMatchObject({ code: 2, stderr: expect.stringContaining(message) });
+  });
+
   it('the loop reads heartbeat_interval from the roster the daemon publishes when HEARTBEAT_INTERVAL is unset', async () => {
     const p = await daemon({ env: { HEARTBEAT_INTERVAL: '1' } });
     await p.client.request('ceo');

@@ -10,10 +10,12 @@ export function rules(overrides: Partial<Omit<PoolRules, 'infra' | 'pinned'>> & 
     evictGraceMs: overrides.evictGraceMs ?? 60_000,
     infra: new Set(overrides.infra ?? ['gateway', 'litellm', 'ollama']),
     pinned: new Set(overrides.pinned ?? []),
+    busyMaxMs: overrides.busyMaxMs ?? 3_600_000,
   };
 }
 
-type AgentSpec = { status?: AgentRecord['status']; idle?: number; startedAgo?: number; by?: string; slotFor?: string };
+/** `busy`: seconds the agent's busy hold still lasts (negative: ended that long ago). */
+type AgentSpec = { status?: AgentRecord['status']; idle?: number; startedAgo?: number; by?: string; slotFor?: string; busy?: number };
 
 /** `pool({ ceo: { idle: 120 }, cfo: { status: 'starting' } })`: records relative to NOW. */
 export function pool(spec: Record<string, AgentSpec>): PoolState {
@@ -26,6 +28,7 @@ export function pool(spec: Record<string, AgentSpec>): PoolState {
       lastActive: secondsAgo(idle),
       requestedBy: s.by ?? 'test',
       ...(s.slotFor !== undefined && { slotFor: s.slotFor }),
+      ...(s.busy !== undefined && { busyUntil: NOW + s.busy * 1000 }),
     });
   }
   return { agents };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideRequest, pickVictim, slotsUsed } from '../../src/core/index.js';
+import { decideRequest, pickVictim, protectedUntil, protection, recordHeartbeat, slotsUsed } from '../../src/core/index.js';
 import { NOW, catalogue, pool, rules, statuses } from '../support/builders.js';
 
 describe('pickVictim: who is evicted when the pool is full (SPEC §1 rule 5)', () => {
@@ -62,6 +62,21 @@ describe('pickVictim: who is evicted when the pool is full (SPEC §1 rule 5)', (
       victim: 'ceo',
     },
     {
+      rule: 'never evicts an agent in a busy hold, however long past its grace period',
+      state: pool({ ceo: { idle: 5000, busy: 600 }, cto: { idle: 300 }, cfo: { idle: 200 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'protects a busy hold up to its last millisecond',
+      state: pool({ ceo: { idle: 5000, busy: 0 }, cto: { idle: 30 }, cfo: { idle: 20 } }),
+      victim: undefined,
+    },
+    {
+      rule: 'evicts an agent whose busy hold ended, by last activity as usual',
+      state: pool({ ceo: { idle: 5000, busy: -0.001 }, cto: { idle: 300 }, cfo: { idle: 200 } }),
+      victim: 'ceo',
+    },
+    {
       rule: 'with no grace period, protects only activity at this very instant',
       state: pool({ ceo: { idle: 0 }, cto: { idle: 0.5 } }),
       grace: 0,
@@ -69,6 +84,44 @@ describe('pickVictim: who is evicted when the pool is full (SPEC §1 rule 5)', (
     },
   ])('$rule', ({ state, pinned, grace, victim }) => {
     expect(pickVictim(state, NOW, rules({ pinned, evictGraceMs: grace === undefined ? undefined : grace * 1000 }), 'designer')).toBe(victim);
+  });
+});
+
+describe('protection and protectedUntil: why an agent may not be evicted now, and until when', () => {
+  it.each([
+    { what: 'an idle agent', spec: { idle: 300 }, reason: undefined, until: undefined },
+    { what: 'an agent in its grace period', spec: { idle: 10 }, reason: 'grace', until: NOW + 50_000 },
+    { what: 'a busy agent past its grace period', spec: { idle: 300, busy: 600 }, reason: 'busy', until: NOW + 600_000 },
+    { what: 'a busy agent whose grace outlasts the hold', spec: { idle: 10, busy: 20 }, reason: 'busy', until: NOW + 50_000 },
+    { what: 'a busy agent whose hold ended', spec: { idle: 300, busy: -5 }, reason: undefined, until: undefined },
+    { what: 'a pinned agent, busy or not', spec: { idle: 10, busy: 600 }, pinned: true, reason: 'pinned', until: undefined },
+    { what: 'a starting agent', spec: { status: 'starting' as const, busy: 600 }, reason: 'starting', until: undefined },
+  ])('$what', ({ spec, pinned, reason, until }) => {
+    const record = pool({ ceo: spec }).agents.get('ceo')!;
+    const r = rules({ pinned: pinned ? ['ceo'] : [] });
+    expect(protection('ceo', record, NOW, r)).toBe(reason);
+    expect(protectedUntil('ceo', record, NOW, r)).toBe(until);
+  });
+});
+
+describe('recordHeartbeat: activity and busy holds', () => {
+  const r = rules({ busyMaxMs: 1_800_000 });
+  it.each([
+    { what: 'a plain heartbeat refreshes activity and keeps a hold', spec: { idle: 100, busy: 60 }, busy: undefined, until: NOW + 60_000 },
+    { what: 'busy_seconds sets a hold from now', spec: { idle: 100 }, busy: 600, until: NOW + 600_000 },
+    { what: 'a hold is capped by BUSY_MAX_SECONDS', spec: { idle: 100 }, busy: 7200, until: NOW + 1_800_000 },
+    { what: 'a new hold replaces a longer one', spec: { idle: 100, busy: 900 }, busy: 60, until: NOW + 60_000 },
+    { what: 'busy_seconds 0 ends a hold', spec: { idle: 100, busy: 900 }, busy: 0, until: undefined },
+  ])('$what', ({ spec, busy, until }) => {
+    const state = recordHeartbeat(pool({ ceo: spec }), 'ceo', NOW, r, busy);
+    expect(state.agents.get('ceo')).toMatchObject({ lastActive: NOW });
+    expect(state.agents.get('ceo')?.busyUntil).toBe(until);
+  });
+
+  it('gives no hold to an agent that is stopping or not in the pool', () => {
+    const state = pool({ ceo: { status: 'stopping', idle: 100 } });
+    expect(recordHeartbeat(state, 'ceo', NOW, r, 600)).toBe(state);
+    expect(recordHeartbeat(state, 'cfo', NOW, r, 600)).toBe(state);
   });
 });
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { AgentView, PoolEvent, StatusReply } from '../../src/contract/index.js';
 import { notIn, sseFrame } from '../../src/bridge/live.js';
 import { contentSecurityPolicy, loadStatusPage, pageUnavailableReply } from '../../src/bridge/page.js';
-import { ago } from '../../src/core/time-text.js';
+import { ago, left } from '../../src/core/time-text.js';
 import {
   agentRows,
   connectionText,
@@ -16,7 +16,6 @@ import {
   slotSummary,
   timelineItems,
   timeOfDay,
-  until,
 } from '../../src/ui/view.js';
 import { NOW } from '../support/builders.js';
 import { useTempDir } from '../support/tmp.js';
@@ -95,8 +94,7 @@ describe('evictability: whether the pool may stop an agent for another, and why 
     ['in its grace period', { protection: 'grace', protected_until: at(30) }, 'protected: grace until 05:17:34'],
     ['in grace, the end not given', { protection: 'grace' }, 'protected: grace'],
     ['pinned', { protection: 'pinned' }, 'protected: pinned'],
-    ['on a busy hold', { protection: 'busy', busy_until: at(600), protected_until: at(600) }, 'protected: busy hold until 05:27:04'],
-    ['busy, only protected_until given', { protection: 'busy', protected_until: at(90) }, 'protected: busy hold until 05:18:34'],
+    ['on a busy hold, until the later of its hold and its grace', { protection: 'busy', busy_until: at(600), protected_until: at(600) }, 'protected: busy hold until 05:27:04'],
     ['being started', { protection: 'starting', state: 'starting' }, 'protected: starting'],
     ['being stopped', { protection: 'stopping', state: 'stopping' }, 'protected: stopping'],
     ['the agent a request is for', { protection: 'requested' }, 'protected: being requested'],
@@ -140,13 +138,13 @@ describe('agent rows', () => {
 
 describe('the wait queue', () => {
   it.each([
-    [45, 'in 45s'],
-    [60, 'in 1m'],
-    [7200, 'in 2h'],
-    [0, 'now'],
-    [-5, 'now'],
-  ])('a deadline %i s away reads %s', (seconds, text) => {
-    expect(until(at(seconds), NOW)).toBe(text);
+    [45, '45s'],
+    [60, '1m'],
+    [7200, '2h'],
+    [0, '0s'],
+    [-5, '0s'],
+  ])('a deadline %i s away is %s left', (seconds, text) => {
+    expect(left(at(seconds), NOW)).toBe(text);
   });
 
   it('lists requests first served first, with how long they waited and when they give up', () => {

@@ -21,10 +21,10 @@ import { useTempDir } from '../support/tmp.js';
 const tempDir = useTempDir();
 
 describe('state.json', () => {
-  it('round-trips the pool through an atomic, durable save', async () => {
+  it('round-trips the pool (busy holds and promised slots included) through an atomic, durable save', async () => {
     const dir = await tempDir();
     const store = createStateStore(dir);
-    const state = pool({ ceo: { by: 'autostart' }, cfo: { status: 'starting', by: 'ceo' }, cto: { status: 'stopping', slotFor: 'cfo' } });
+    const state = pool({ ceo: { by: 'autostart', busy: 600 }, cfo: { status: 'starting', by: 'ceo' }, cto: { status: 'stopping', slotFor: 'cfo' } });
     await store.save(state);
     expect(await store.load(NOW)).toEqual({ state, ignored: [] });
     expect(await readdir(dir)).toEqual(['state.json']);
