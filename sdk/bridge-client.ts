@@ -87,11 +87,13 @@ export function createBridgeClient(options: BridgeClientOptions = {}) {
   const baseUrl = (options.baseUrl ?? `http://${env.POOL_HOST || 'pool-manager'}:${env.POOL_PORT || '19000'}`).replace(/\/+$/, '');
   const token = options.token ?? (env.POOL_TOKEN || undefined);
   const agentId = options.agentId ?? (env.AGENT_ID || undefined);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const baseTimeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const fetchImpl = options.fetch ?? globalThis.fetch;
 
-  async function call<S extends z.ZodType>(schema: S, method: 'GET' | 'POST', path: string, body?: object): Promise<z.infer<S>> {
+  /** `extraMs`: a request that may wait for a slot gets that long on top of the usual timeout. */
+  async function call<S extends z.ZodType>(schema: S, method: 'GET' | 'POST', path: string, body?: object, extraMs = 0): Promise<z.infer<S>> {
     const url = `${baseUrl}${path}`;
+    const timeoutMs = baseTimeoutMs + extraMs;
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (body !== undefined && token !== undefined) headers.Authorization = `Bearer ${token}`;
@@ -122,7 +124,7 @@ export function createBridgeClient(options: BridgeClientOptions = {}) {
         agent,
         ...(requestedBy !== undefined && { requested_by: requestedBy }),
         ...(opts.waitSeconds !== undefined && { wait_seconds: opts.waitSeconds }),
-      });
+      }, (opts.waitSeconds ?? 0) * 1000);
     },
     release: (agent: string) => call(ReleaseReply, 'POST', '/release', { agent }),
     /** `busySeconds`: protect the agent from eviction that long from now, for a long task (0 ends the hold). */

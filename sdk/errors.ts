@@ -23,7 +23,18 @@ export class PermissionDeniedError extends Error {
 }
 
 interface PoolErrorShape {
-  data?: { pool?: { code: string; agent?: string; known?: string[]; argv?: string[]; exitCode?: number | null; stderr?: string } | null };
+  data?: {
+    pool?: {
+      code: string;
+      agent?: string;
+      known?: string[];
+      argv?: string[];
+      exitCode?: number | null;
+      stderr?: string;
+      waitedSeconds?: number;
+      queueFull?: boolean;
+    } | null;
+  };
   message: string;
 }
 
@@ -36,7 +47,10 @@ export function fromRpcError(error: unknown, socketPath: string): unknown {
   const pool = shape.data?.pool;
   switch (pool?.code) {
     case 'pool_full':
-      return new PoolFullError(pool.agent ?? '');
+      return new PoolFullError(pool.agent ?? '', {
+        ...(pool.waitedSeconds !== undefined && { waitedSeconds: pool.waitedSeconds }),
+        ...(pool.queueFull && { queueFull: true }),
+      });
     case 'unknown_agent':
       return new UnknownAgentError(pool.agent ?? '', pool.known ?? []);
     case 'forbidden':

@@ -1,5 +1,7 @@
 import { Command, Option } from 'clipanion';
 import type { PoolEvent } from '../../src/contract/api.js';
+import { MAX_WAIT_SECONDS } from '../../src/contract/constants.js';
+import { parseDuration } from '../../src/contract/time.js';
 import { EXIT, PoolCommand } from '../base.js';
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
@@ -11,19 +13,29 @@ export class StartCommand extends PoolCommand {
     details: `
       Asks the daemon for the agent. On a terminal it shows what happens meanwhile (which agent is being stopped to make room, then the start); piped, it prints plain lines.
 
+      With \`--wait\`, a full pool where nobody can be evicted does not refuse at once: the request waits in line (first come, first served) until a slot comes free or the time is up.
+
       Exit codes: 0 started or already running; 1 refused (pool full, unknown agent, Docker error); 2 usage error; 3 daemon unreachable.
     `,
     examples: [
       ['Start the CFO agent', '$0 start cfo'],
       ['Start it on behalf of the CEO agent, as JSON', '$0 start cfo --by ceo --json'],
+      ['Wait up to 5 minutes for a slot when the pool is full', '$0 start cfo --wait 5m'],
     ],
   });
 
   agent = Option.String({ name: 'agent' });
   by = Option.String('--by', 'poolctl', { description: 'Who asks (shown in status and the event log)' });
+  wait = Option.String('--wait', { description: 'When the pool is full, wait this long for a slot (30s, 5m, 1h; at most 1h)' });
 
   protected async run(): Promise<number> {
     if (!this.checkName(this.agent)) return EXIT.usage;
+    const waitMs = this.wait === undefined ? undefined : parseDuration(this.wait);
+    if (waitMs === undefined ? this.wait !== undefined : waitMs > MAX_WAIT_SECONDS * 1000) {
+      this.warn(`poolctl: --wait ${JSON.stringify(this.wait)}: expected a duration like 30s, 5m or 1h, at most ${MAX_WAIT_SECONDS / 3600}h`);
+      return EXIT.usage;
+    }
+    this.waitSeconds = waitMs === undefined ? undefined : waitMs / 1000;
     if (this.json) {
       this.printJson(await this.request());
       return EXIT.ok;
@@ -38,10 +50,11 @@ export class StartCommand extends PoolCommand {
     await ready;
     try {
       const reply = await this.request();
+      const waited = reply.waited_seconds === undefined ? '' : ` after waiting ${reply.waited_seconds} s`;
       progress.done(
         reply.status === 'already_running'
-          ? `${this.agent} is already running`
-          : `${this.agent} started${'evicted' in reply && reply.evicted ? ` (evicted ${reply.evicted})` : ''}`,
+          ? `${this.agent} is already running${waited}`
+          : `${this.agent} started${waited}${'evicted' in reply && reply.evicted ? ` (evicted ${reply.evicted})` : ''}`,
       );
       return EXIT.ok;
     } catch (error) {
@@ -53,8 +66,10 @@ export class StartCommand extends PoolCommand {
     }
   }
 
+  private waitSeconds: number | undefined;
+
   private request() {
-    return this.client.request(this.agent, { requestedBy: this.by });
+    return this.client.request(this.agent, { requestedBy: this.by, ...(this.waitSeconds !== undefined && { waitSeconds: this.waitSeconds }) });
   }
 
   /** A spinner line on a terminal; one plain line per step when piped. */
@@ -69,7 +84,8 @@ export class StartCommand extends PoolCommand {
       show: (event: PoolEvent) => {
         if (!relevant(event)) return;
         const line =
-          event.type === 'stopping' ? `stopping ${event.agent}${event.for ? ` to make room for ${event.for}` : ''}`
+          event.type === 'waiting' ? `pool full: waiting for a slot (${event.reason})`
+          : event.type === 'stopping' ? `stopping ${event.agent}${event.for ? ` to make room for ${event.for}` : ''}`
           : event.type === 'evicted' ? `stopped ${event.agent}`
           : event.type === 'starting' ? `starting ${event.agent}`
           : undefined;

@@ -15,7 +15,12 @@ function evictable(agent: AgentView, now: number): string {
 export function renderStatus(status: StatusReply, now: number): string {
   const used = status.slots_total - status.slots_free;
   const summary = `${status.slots_total} slots: ${used} used, ${status.slots_free} free`;
-  if (status.running.length === 0) return `no agents running\n${summary}`;
+  const waiting = status.queue.map(
+    (q, i) =>
+      `waiting ${i + 1}. ${q.agent} (by ${q.requested_by}${q.waiters > 1 ? `, ${q.waiters} requests` : ''}; since ${ago(q.since, now)}, gives up in ${left(q.deadline, now)})`,
+  );
+  const tail = [summary, ...waiting].join('\n');
+  if (status.running.length === 0) return `no agents running\n${tail}`;
   const rows = status.running.map((a) => [
     a.id,
     a.state,
@@ -24,7 +29,7 @@ export function renderStatus(status: StatusReply, now: number): string {
     a.requested_by,
     evictable(a, now),
   ]);
-  return `${table(['AGENT', 'STATE', 'STARTED', 'LAST ACTIVE', 'REQUESTED BY', 'EVICTABLE'], rows)}\n${summary}`;
+  return `${table(['AGENT', 'STATE', 'STARTED', 'LAST ACTIVE', 'REQUESTED BY', 'EVICTABLE'], rows)}\n${tail}`;
 }
 
 export class StatusCommand extends PoolCommand {

@@ -13,7 +13,9 @@ type Method = 'GET' | 'POST';
 interface Route {
   /** The procedure's input schema and operation, called directly (see src/rpc/operations.ts for why). */
   readonly input?: { safeParse(body: unknown): { success: true; data: unknown } | { success: false; error: unknown } };
-  readonly run: (ctx: Context, input: never) => unknown;
+  readonly run: (ctx: Context, input: never, signal?: AbortSignal) => unknown;
+  /** The operation may take long (a request waiting for a slot) and should know when the client hangs up. */
+  readonly abortable?: true;
 }
 
 /** A route that writes its own reply (the status page, the live stream) rather than a JSON value. */
@@ -29,7 +31,7 @@ const statusPage: RawRoute = { serve: (options, res) => sendPrepared(res, option
  * It implements no operation.
  */
 const ROUTES: Readonly<Record<string, { readonly GET?: Route | RawRoute; readonly POST?: Route }>> = {
-  '/request': { POST: { input: RequestInput, run: operations.request } },
+  '/request': { POST: { input: RequestInput, run: operations.request, abortable: true } },
   '/release': { POST: { input: ReleaseInput, run: operations.release } },
   '/heartbeat': { POST: { input: HeartbeatInput, run: operations.heartbeat } },
   '/status': { GET: { run: operations.status } },
@@ -124,7 +126,7 @@ export function createBridgeServer(options: BridgeOptions): Server {
         // A GET's input is its query string (`/events?agent=cfo&limit=20`).
         if (handler.input !== undefined) body = queryObject(req.url ?? '');
       }
-      send(res, 200, await call(handler, body));
+      send(res, 200, await call(handler, body, handler.abortable ? clientGone(res) : undefined));
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
       const close = error.status === 413;
@@ -134,7 +136,7 @@ export function createBridgeServer(options: BridgeOptions): Server {
     }
   }
 
-  async function call(route: Route, body: unknown): Promise<unknown> {
+  async function call(route: Route, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
     let input: unknown;
     if (route.input !== undefined) {
       const parsed = route.input.safeParse(body);
@@ -142,8 +144,10 @@ export function createBridgeServer(options: BridgeOptions): Server {
       input = parsed.data;
     }
     try {
-      return await route.run(ctx, input as never);
+      return await route.run(ctx, input as never, signal);
     } catch (error) {
+      // Nobody to answer: the client hung up while its request waited.
+      if (signal?.aborted) throw new ClientGone('client went away');
       const agent = (body as { agent?: unknown } | undefined)?.agent;
       const reply = replyForError(error, typeof agent === 'string' ? agent : '');
       if (reply === undefined) throw error;
@@ -152,6 +156,15 @@ export function createBridgeServer(options: BridgeOptions): Server {
   }
 
   return server;
+}
+
+/** Aborts when the client hangs up before its reply is out (a request waiting for a slot then leaves the line). */
+function clientGone(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return controller.signal;
 }
 
 function queryObject(url: string): Record<string, string> {

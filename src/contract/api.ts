@@ -8,14 +8,18 @@ export { MAX_BUSY_SECONDS, MAX_EVENTS_LIMIT, MAX_WAIT_SECONDS };
 
 // ---- inputs (HTTP bodies and tRPC procedure inputs are the same objects) ----
 
+/** An optional number of seconds from 0 to `max`, with messages naming the field. */
+const secondsField = (name: string, max: number) =>
+  z
+    .number({ error: `${name} must be a number` })
+    .min(0, { error: `${name} must be at least 0` })
+    .max(max, { error: `${name} must be at most ${max}` })
+    .optional();
+
 export const RequestInput = z.object({
   agent: AgentName,
   requested_by: RequesterName.default('api'),
-  wait_seconds: z
-    .number({ error: 'wait_seconds must be a number' })
-    .min(0, { error: 'wait_seconds must be at least 0' })
-    .max(MAX_WAIT_SECONDS, { error: `wait_seconds must be at most ${MAX_WAIT_SECONDS}` })
-    .optional(),
+  wait_seconds: secondsField('wait_seconds', MAX_WAIT_SECONDS),
 });
 export type RequestInput = z.input<typeof RequestInput>;
 export type RequestCommand = z.output<typeof RequestInput>;
@@ -27,11 +31,7 @@ export type ReleaseInput = z.input<typeof ReleaseInput>;
 export const HeartbeatInput = z.object({
   agent: AgentName,
   /** The agent is mid-task: protect it from eviction this long from now (capped by BUSY_MAX_SECONDS). */
-  busy_seconds: z
-    .number({ error: 'busy_seconds must be a number' })
-    .min(0, { error: 'busy_seconds must be at least 0' })
-    .max(MAX_BUSY_SECONDS, { error: `busy_seconds must be at most ${MAX_BUSY_SECONDS}` })
-    .optional(),
+  busy_seconds: secondsField('busy_seconds', MAX_BUSY_SECONDS),
 });
 export type HeartbeatInput = z.input<typeof HeartbeatInput>;
 export type HeartbeatCommand = z.output<typeof HeartbeatInput>;

@@ -6,10 +6,24 @@ export abstract class PoolError extends Error {
   abstract readonly code: string;
 }
 
+export interface PoolFullDetails {
+  /** The request waited this long for a slot (`wait_seconds`) before giving up. */
+  readonly waitedSeconds?: number;
+  /** The request would have waited, but QUEUE_MAX agents already were. */
+  readonly queueFull?: boolean;
+}
+
 export class PoolFullError extends PoolError {
   readonly code = 'pool_full';
-  constructor(readonly agent: string) {
-    super('all agents recently active, try again later');
+  constructor(
+    readonly agent: string,
+    readonly details: PoolFullDetails = {},
+  ) {
+    super(
+      details.queueFull ? 'all agents recently active and the wait queue is full, try again later'
+      : details.waitedSeconds !== undefined ? `no slot came free within ${details.waitedSeconds} s: all agents recently active, try again later`
+      : 'all agents recently active, try again later',
+    );
     this.name = 'PoolFullError';
   }
 }
@@ -48,12 +62,27 @@ export class DriverError extends PoolError {
   }
 }
 
+/** The client stopped waiting for its answer (hung up while its request waited for a slot): nobody to answer. */
+export class ClientGoneError extends Error {
+  constructor(agent: string) {
+    super(`${agent}: the client went away while waiting for a slot`);
+    this.name = 'ClientGoneError';
+  }
+}
+
 /**
  * The one mapping of pool errors to the bridge's reply objects (SPEC §2), which `poolctl --json`
  * prints too; undefined for anything that is not a pool error.
  */
 export function replyForError(error: unknown, agent: string): Record<string, unknown> | undefined {
-  if (error instanceof PoolFullError) return { status: 'pool_full', error: error.message };
+  if (error instanceof PoolFullError) {
+    return {
+      status: 'pool_full',
+      error: error.message,
+      ...(error.details.waitedSeconds !== undefined && { waited_seconds: error.details.waitedSeconds }),
+      ...(error.details.queueFull && { queue_full: true }),
+    };
+  }
   if (error instanceof UnknownAgentError) return { status: 'unknown_agent', agent, error: error.message, known: error.known };
   if (error instanceof ForbiddenAgentError) return { status: 'forbidden', agent, error: error.message };
   if (error instanceof DriverError) return { status: 'error', agent, error: error.message };

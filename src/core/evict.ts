@@ -36,6 +36,17 @@ export function protectedUntil(name: string, record: AgentRecord, now: number, r
   return Math.max(now <= graceEnd ? graceEnd : -Infinity, busyEnd);
 }
 
+/**
+ * The first moment after `now` at which a time-bound protection of the agent (grace period, busy
+ * hold) has ended; Infinity when none is pending. Protections hold up to their end inclusive
+ * (see `protection`), so this is one millisecond past it.
+ */
+export function protectionEndsAt(record: AgentRecord, now: number, rules: PoolRules): number {
+  let at = Infinity;
+  for (const end of [record.lastActive + rules.evictGraceMs, record.busyUntil ?? -Infinity]) if (end + 1 > now) at = Math.min(at, end + 1);
+  return at;
+}
+
 /** Orders by least recently active; ties go to the earlier start, then to the name, so the choice is deterministic. */
 export function byLeastRecentlyActive([nameA, a]: [string, AgentRecord], [nameB, b]: [string, AgentRecord]): number {
   return a.lastActive - b.lastActive || a.started - b.started || (nameA < nameB ? -1 : nameA > nameB ? 1 : 0);

@@ -8,3 +8,4 @@ export * from './errors.js';
 export type * from './driver.js';
 export * from './event-text.js';
 export * from './time-text.js';
+export * from './queue.js';

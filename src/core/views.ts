@@ -1,5 +1,6 @@
 import { type AgentView, type StatusReply, formatWireTime } from '../contract/index.js';
-import { byLeastRecentlyActive, protectedUntil, protection } from './evict.js';
+import { byLeastRecentlyActive, protectedUntil, protection, protectionEndsAt } from './evict.js';
+import { type WaitQueue, emptyQueue, queueView } from './queue.js';
 import { type AgentRecord, type PoolRules, type PoolState, slotsUsed } from './state.js';
 
 /**
@@ -29,37 +30,31 @@ export function agentView(id: string, record: AgentRecord, now: number, rules: P
   };
 }
 
-/** The first moment after `now` at which the agent's view changes by time alone (a grace period or busy hold ends). */
-function viewChangesAt(record: AgentRecord, now: number, rules: PoolRules): number {
-  // Protections hold up to their end inclusive (see `protection`); the view changes just after.
-  const ends = [record.lastActive + rules.evictGraceMs + 1, (record.busyUntil ?? -Infinity) + 1];
-  return Math.min(...ends.filter((at) => at > now), Infinity);
-}
 
 /**
  * The last reply computed for each state, kept while it is still what `statusView` would compute:
  * the same state and rules, and `now` before the first moment an agent's grace protection ends.
  * A reply is shared by every caller in that window, so it is frozen.
  */
-const statusCache = new WeakMap<PoolState, { rules: PoolRules; from: number; until: number; reply: StatusReply }>();
+const statusCache = new WeakMap<PoolState, { rules: PoolRules; queue: WaitQueue; from: number; until: number; reply: StatusReply }>();
 
 /** The pool as `/status`, `roster.json` and the socket show it: agents in start order. */
-export function statusView(state: PoolState, now: number, rules: PoolRules): StatusReply {
+export function statusView(state: PoolState, now: number, rules: PoolRules, queue: WaitQueue = emptyQueue): StatusReply {
   const cached = statusCache.get(state);
-  if (cached !== undefined && cached.rules === rules && now >= cached.from && now < cached.until) return cached.reply;
+  if (cached !== undefined && cached.rules === rules && cached.queue === queue && now >= cached.from && now < cached.until) return cached.reply;
   const entries = [...state.agents].sort(([a, ra], [b, rb]) => ra.started - rb.started || byLeastRecentlyActive([a, ra], [b, rb]));
   let until = Infinity;
   const running = entries.map(([id, record]) => {
-    until = Math.min(until, viewChangesAt(record, now, rules));
+    until = Math.min(until, protectionEndsAt(record, now, rules));
     return Object.freeze(agentView(id, record, now, rules));
   });
   const reply: StatusReply = Object.freeze({
     running: Object.freeze(running) as StatusReply['running'],
     slots_total: rules.maxAgents,
     slots_free: Math.max(0, rules.maxAgents - slotsUsed(state)),
-    queue: [],
+    queue: Object.freeze(queueView(queue)) as StatusReply['queue'],
   });
-  statusCache.set(state, { rules, from: now, until, reply });
+  statusCache.set(state, { rules, queue, from: now, until, reply });
   return reply;
 }
 

@@ -10,7 +10,7 @@ import { createLiveStreams } from '../bridge/live.js';
 import { type PreparedReply, loadStatusPage, pageUnavailableReply } from '../bridge/page.js';
 import { createBridgeServer } from '../bridge/server.js';
 import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, parseWireTime } from '../contract/index.js';
-import { parseAutostart, rulesFromConfig } from '../core/index.js';
+import { ClientGoneError, parseAutostart, rulesFromConfig } from '../core/index.js';
 import { type OpenedDriver, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
@@ -23,6 +23,9 @@ import { type Pool, type PoolSettings, createPool } from './pool.js';
 
 export const VERSION = '0.1.0';
 export const AUTOSTART_FILE = 'autostart.txt';
+/** How long replies in flight may take to go out when the daemon stops. */
+const SHUTDOWN_GRACE_MS = 500;
+
 /** Docker events arrive in bursts (create, start, attach, ...): one reconcile per burst. */
 const EVENT_DEBOUNCE_MS = 250;
 const EVENTS_BACKOFF_MIN_MS = 1000;
@@ -43,6 +46,7 @@ export interface DaemonOptions {
 const settingsOf = (config: PoolConfig): PoolSettings => ({
   rules: rulesFromConfig(config),
   stopTimeoutMs: config.stopTimeoutSeconds * 1000,
+  queueMax: config.queueMax,
 });
 
 /**
@@ -261,7 +265,7 @@ export function createDaemon(options: DaemonOptions) {
           return createContext(rpcDeps);
         },
         onError: ({ error, path }) => {
-          if (error.code === 'INTERNAL_SERVER_ERROR') onError(`in ${path ?? 'rpc'}`, error.cause ?? error);
+          if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause instanceof ClientGoneError)) onError(`in ${path ?? 'rpc'}`, error.cause ?? error);
         },
       });
       try {
@@ -357,13 +361,17 @@ export function createDaemon(options: DaemonOptions) {
       lifetime.abort();
       clearTimeout(syncTimer);
       clearTimeout(debounceTimer);
+      // Clients waiting for a slot get an answer before the servers close.
+      pool?.dismissWaiters();
       const servers = [...bridges.values(), ...(socketServer ? [socketServer] : [])];
       await Promise.all(
         servers.map(
           (server) =>
             new Promise<void>((resolve) => {
               server.close(() => resolve());
-              server.closeAllConnections();
+              server.closeIdleConnections();
+              // Replies being written get a moment to go out; whatever still runs after that is cut.
+              setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref();
             }),
         ),
       );

@@ -9,6 +9,7 @@ import type {
 import { formatWireTime } from '../contract/index.js';
 import {
   type AgentDriver,
+  ClientGoneError,
   type Catalogue,
   DriverError,
   ForbiddenAgentError,
@@ -21,7 +22,14 @@ import {
   planAutostart,
   decideRelease,
   decideRequest,
+  emptyQueue,
+  enqueue,
   evictionFailed,
+  expiredWaiters,
+  headAdmissible,
+  nextQueueWake,
+  type WaitQueue,
+  withoutWaiters,
   recordHeartbeat,
   reconcile,
   startFailed,
@@ -36,6 +44,25 @@ type Started = StartedReply;
 export interface PoolSettings {
   readonly rules: PoolRules;
   readonly stopTimeoutMs: number;
+  /** Most distinct agents waiting for a slot at once (QUEUE_MAX). */
+  readonly queueMax: number;
+}
+
+export interface RequestOptions {
+  /** Reconcile-time starts (autostart) must not evict anybody. */
+  readonly allowEvict?: boolean;
+  /** When the pool is full and nobody can be evicted, wait in line this long for a slot. */
+  readonly waitSeconds?: number;
+  /** The client went away: leave the line. */
+  readonly signal?: AbortSignal;
+}
+
+/** A waiting client's way to get its answer. */
+interface WaitingClient {
+  readonly agent: string;
+  readonly by: string;
+  readonly since: number;
+  readonly settle: (outcome: { reply: StartReply } | { error: unknown }) => void;
 }
 
 export interface PoolDeps {
@@ -78,6 +105,10 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
   let storeProblem: string | undefined;
   let reconciling: Promise<void> | undefined;
   let reconcileAgain = false;
+  let queue: WaitQueue = emptyQueue;
+  const waiting = new Map<number, WaitingClient>();
+  let waiterIds = 0;
+  let wakeTimer: NodeJS.Timeout | undefined;
 
   const flushTimer = setInterval(() => {
     if (dirty) void persist();
@@ -104,7 +135,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
       storeProblem = `cannot write state: ${(error as Error).message}`;
       deps.onError('saving state.json', error);
     }
-    await deps.publish(statusView(snapshot, deps.clock(), settings.rules)).catch((error) => deps.onError('writing roster.json', error));
+    await deps.publish(statusView(snapshot, deps.clock(), settings.rules, queue)).catch((error) => deps.onError('writing roster.json', error));
   }
 
   function track<T>(map: Map<string, Promise<T>>, agent: string, operation: Promise<T>): Promise<T> {
@@ -132,6 +163,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     }
     state = stopConfirmed(state, agent);
     emit(type, agent, by, extra);
+    serveQueue();
     await persist();
   }
 
@@ -141,6 +173,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
         await eviction.stopped;
       } catch (error) {
         state = evictionFailed(state, eviction.victim, agent);
+        serveQueue();
         await persist();
         throw asDriverError(error, agent);
       }
@@ -151,6 +184,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     } catch (error) {
       state = startFailed(state, agent);
       emit('failed', agent, by, { reason: `start failed: ${(error as Error).message}` });
+      serveQueue();
       await persist();
       throw asDriverError(error, agent);
     }
@@ -178,7 +212,102 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     }
   }
 
-  async function request(agent: string, requestedBy: string, options: { allowEvict?: boolean } = {}): Promise<StartReply> {
+  const secondsSince = (since: number) => Math.round((deps.clock() - since) / 100) / 10;
+
+  /**
+   * SPEC §1 request. Waiting requests are served first come first served: a new request is only
+   * decided after the line has been served, so it can never take a slot the head of the line could.
+   */
+  async function request(agent: string, requestedBy: string, options: RequestOptions = {}): Promise<StartReply> {
+    serveQueue();
+    try {
+      return await admit(agent, requestedBy, options);
+    } catch (error) {
+      if (!(error instanceof PoolFullError)) throw error;
+      if (options.waitSeconds === undefined || options.waitSeconds <= 0) {
+        emit('pool_full', agent, requestedBy, { reason: 'all agents recently active' });
+        throw error;
+      }
+      return await waitForSlot(agent, requestedBy, options.waitSeconds, options.signal);
+    }
+  }
+
+  function waitForSlot(agent: string, by: string, waitSeconds: number, signal: AbortSignal | undefined): Promise<StartReply> {
+    const now = deps.clock();
+    const waiter = { id: ++waiterIds, since: now, deadline: now + waitSeconds * 1000 };
+    const entered = enqueue(queue, agent, by, waiter, settings.queueMax);
+    if (entered.outcome === 'full') {
+      emit('pool_full', agent, by, { reason: `wait queue full (QUEUE_MAX=${settings.queueMax})` });
+      throw new PoolFullError(agent, { queueFull: true });
+    }
+    queue = entered.queue;
+    emit('waiting', agent, by, { reason: `up to ${waitSeconds} s, place ${queue.findIndex((e) => e.agent === agent) + 1} of ${queue.length} in line` });
+    return new Promise<StartReply>((resolve, reject) => {
+      const leave = () => {
+        if (!waiting.delete(waiter.id)) return;
+        queue = withoutWaiters(queue, new Set([waiter.id]));
+        reject(new ClientGoneError(agent));
+        armQueueWake();
+      };
+      if (signal?.aborted) return leave();
+      signal?.addEventListener('abort', leave, { once: true });
+      waiting.set(waiter.id, {
+        agent,
+        by,
+        since: now,
+        settle: (outcome) => {
+          signal?.removeEventListener('abort', leave);
+          if ('reply' in outcome) resolve(outcome.reply);
+          else reject(outcome.error);
+        },
+      });
+      armQueueWake();
+    });
+  }
+
+  /** Answers waiters whose deadline came, then serves the head of the line for as long as it can be served. */
+  function serveQueue(): void {
+    if (queue.length === 0) return;
+    const now = deps.clock();
+    const expired = expiredWaiters(queue, now);
+    queue = withoutWaiters(queue, expired);
+    for (const id of expired) {
+      const client = waiting.get(id);
+      if (client === undefined) continue;
+      waiting.delete(id);
+      const waited = secondsSince(client.since);
+      emit('pool_full', client.agent, client.by, { reason: `waited ${waited} s, no slot came free` });
+      client.settle({ error: new PoolFullError(client.agent, { waitedSeconds: waited }) });
+    }
+    while (headAdmissible(queue, state, now, settings.rules, catalogue)) {
+      const [head, ...rest] = queue as [WaitQueue[number], ...WaitQueue];
+      queue = rest;
+      const clients = head.waiters.map((w) => waiting.get(w.id)).filter((c) => c !== undefined);
+      for (const w of head.waiters) waiting.delete(w.id);
+      emit('waited', head.agent, head.requestedBy, {
+        reason: `${clients.length === 1 ? 'waited' : `${clients.length} requests waited up to`} ${secondsSince(Math.min(...clients.map((c) => c.since)))} s for a slot`,
+      });
+      // admit() decides and reserves synchronously, so the next head is judged on the updated state.
+      admit(head.agent, head.requestedBy).then(
+        (reply) => {
+          for (const c of clients) c.settle({ reply: { ...reply, waited_seconds: secondsSince(c.since) } });
+        },
+        (error: unknown) => {
+          for (const c of clients) c.settle({ error });
+        },
+      );
+    }
+    armQueueWake();
+  }
+
+  function armQueueWake(): void {
+    clearTimeout(wakeTimer);
+    const wake = nextQueueWake(queue, state, deps.clock(), settings.rules);
+    if (wake === undefined) return;
+    wakeTimer = setTimeout(serveQueue, Math.max(0, wake - deps.clock()));
+  }
+
+  async function admit(agent: string, requestedBy: string, options: RequestOptions = {}): Promise<StartReply> {
     let refreshed = false;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const d = decideRequest(state, { agent, requestedBy }, deps.clock(), settings.rules, catalogue, options);
@@ -265,6 +394,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
       const changed = result.lost.length + result.adopted.length + result.stopped.length + result.stop.length > 0;
       if (result.state !== state) dirty = true;
       state = result.state;
+      serveQueue();
       for (const { agent, reason } of result.lost) emit('lost', agent, 'reconcile', { reason });
       for (const agent of result.adopted) emit('adopted', agent, 'reconcile', { reason: 'running container not in state' });
       for (const agent of result.stopped) emit('stopped', agent, 'reconcile', { reason: 'stop completed before a restart' });
@@ -304,7 +434,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     release,
     heartbeat,
     reconcile: requestReconcile,
-    status: (): StatusReply => statusView(state, deps.clock(), settings.rules),
+    status: (): StatusReply => statusView(state, deps.clock(), settings.rules, queue),
     available: (): string[] => availableAgents(state),
     known: (): string[] => [...catalogue.known].sort(),
     health: () => {
@@ -318,8 +448,18 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
       settings = next;
       catalogue = catalogueOf(names ?? [...catalogue.known], next.rules);
       dirty = true;
+      serveQueue();
     },
     /** Stops the flush timer after a last flush; waits for operations in flight. */
+    /** Answers every waiting request with an error (the daemon is stopping) and empties the line. */
+    dismissWaiters() {
+      clearTimeout(wakeTimer);
+      for (const [id, client] of waiting) {
+        waiting.delete(id);
+        client.settle({ error: new DriverError(`${client.agent}: the pool manager is shutting down`, [], undefined, '') });
+      }
+      queue = emptyQueue;
+    },
     async close() {
       clearInterval(flushTimer);
       await Promise.allSettled([...starts.values(), ...stops.values()]);

@@ -12,6 +12,10 @@ export interface ComposeDriverOptions {
   readonly project: string | undefined;
   /** Upper bound for one compose command that is not a stop (ms). */
   readonly commandTimeoutMs?: number;
+  /** How long a start of a service with a healthcheck waits for it to be healthy (ms). */
+  readonly readyTimeoutMs?: number;
+  /** The graceful part of stopping a start that never became healthy (ms). */
+  readonly stopTimeoutMs?: number;
 }
 
 export interface ComposeProjectInfo {
@@ -22,6 +26,7 @@ export interface ComposeProjectInfo {
 }
 
 const COMMAND_TIMEOUT_MS = 120_000;
+const READY_TIMEOUT_MS = 120_000;
 /**
  * Read-only queries (`docker ps`, network lookups) answer in well under a second on a healthy
  * engine; a hung dockerd (socket accepting, nothing answering) must turn into a reconcile error,
@@ -39,7 +44,10 @@ const ONEOFF_LABEL = 'com.docker.compose.oneoff';
 /** Drives `docker compose` in one project directory. Agents are services, found by their compose labels. */
 export function createComposeDriver(options: ComposeDriverOptions) {
   const commandTimeoutMs = options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
+  const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS;
   let projectName = options.project;
+  /** Services whose compose definition has a healthcheck: their start waits until Docker calls them healthy. */
+  let healthchecked = new Set<string>();
 
   const compose = (args: string[], timeoutMs = commandTimeoutMs, signal?: AbortSignal) => {
     const argv: [string, ...string[]] = [options.dockerBin, 'compose', '--project-directory', options.composeDir];
@@ -87,11 +95,23 @@ export function createComposeDriver(options: ComposeDriverOptions) {
 
   const isRunning = async (agent: string) => (await list()).some((o) => o.agent === agent && o.running);
 
+  /** The health of the agent's running container and its last probe's output; undefined when none runs. */
+  const healthOf = async (agent: string): Promise<string | undefined> => {
+    const id = (await compose(['ps', '--quiet', agent], queryTimeoutMs)).split('\n').find(Boolean);
+    if (id === undefined) return undefined;
+    const health = JSON.parse(await docker(['inspect', '--format', '{{json .State.Health}}', id], queryTimeoutMs)) as {
+      Status?: string;
+      Log?: { Output?: string }[];
+    } | null;
+    const last = health?.Log?.at(-1)?.Output?.trim().replace(/\s+/g, ' ').slice(0, 200);
+    return `${health?.Status ?? 'none'}${last ? `; last check said: ${last}` : ''}`;
+  };
+
   /** Resolves the project's name, services and networks from its compose file (`docker compose config`). */
   const init = async (): Promise<ComposeProjectInfo> => {
     const config = JSON.parse(await compose(['config', '--format', 'json'])) as {
       name: string;
-      services?: Record<string, { networks?: Record<string, unknown> | null; network_mode?: string }>;
+      services?: Record<string, { networks?: Record<string, unknown> | null; network_mode?: string; healthcheck?: { disable?: boolean } }>;
       networks?: Record<string, { name?: string; external?: boolean }>;
     };
     projectName ??= config.name;
@@ -102,6 +122,10 @@ export function createComposeDriver(options: ComposeDriverOptions) {
       for (const key of Object.keys(service.networks ?? { default: null })) used.add(key);
     }
     const networks = [...used].map((key) => config.networks?.[key]?.name ?? `${config.name}_${key}`);
+    healthchecked = new Set(services.filter((name) => {
+      const check = config.services?.[name]?.healthcheck;
+      return check !== undefined && !check.disable;
+    }));
     return { name: config.name, services, networks };
   };
 
@@ -121,11 +145,29 @@ export function createComposeDriver(options: ComposeDriverOptions) {
         probeError = error;
         engineDown.abort();
       });
+      // --no-deps: the daemon never starts anything but the agent (infrastructure is always on).
+      const up = ['up', '--detach', '--no-deps', agent];
+      if (!healthchecked.has(agent)) {
+        try {
+          await compose(up, commandTimeoutMs, engineDown.signal);
+        } catch (error) {
+          throw probeError ?? error;
+        }
+        return;
+      }
+      const readySeconds = Math.ceil(readyTimeoutMs / 1000);
       try {
-        // --no-deps: the daemon never starts anything but the agent (infrastructure is always on).
-        await compose(['up', '--detach', '--no-deps', agent], commandTimeoutMs, engineDown.signal);
+        await compose([...up.slice(0, -1), '--wait', '--wait-timeout', String(readySeconds), agent], commandTimeoutMs + readyTimeoutMs, engineDown.signal);
       } catch (error) {
-        throw probeError ?? error;
+        if (probeError !== undefined) throw probeError;
+        const health = await healthOf(agent).catch(() => undefined);
+        // Not a start that failed but one that never became ready: it must not keep running uncounted.
+        if (health === undefined) throw error;
+        await driver.stop(agent, options.stopTimeoutMs ?? 10_000);
+        throw new DriverError(
+          `${agent} did not become healthy within ${readySeconds} s (health: ${health}); stopped it`,
+          (error as DriverError).argv ?? [], (error as DriverError).exitCode, (error as DriverError).stderr ?? '', { cause: error },
+        );
       }
     },
 

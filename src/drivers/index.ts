@@ -19,7 +19,13 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
     const services = await driver.services();
     return { driver, project: { name: `processes of ${config.processRoster}`, services, networks: [] }, networkGateways: async () => [] };
   }
-  const driver = createComposeDriver({ dockerBin: config.dockerBin, composeDir: config.composeDir, project: config.composeProject });
+  const driver = createComposeDriver({
+    dockerBin: config.dockerBin,
+    composeDir: config.composeDir,
+    project: config.composeProject,
+    readyTimeoutMs: config.readyTimeoutSeconds * 1000,
+    stopTimeoutMs: config.stopTimeoutSeconds * 1000,
+  });
   const project = await driver.init();
   return { driver, project, networkGateways: (networks) => driver.networkGateways(networks) };
 }

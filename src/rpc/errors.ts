@@ -1,5 +1,5 @@
 import { TRPCError } from '@trpc/server';
-import { DriverError, PoolError, UnknownAgentError } from '../core/errors.js';
+import { DriverError, PoolError, PoolFullError, UnknownAgentError } from '../core/errors.js';
 
 type TRPCCode = TRPCError['code'];
 
@@ -17,7 +17,8 @@ export function toTRPCError(error: PoolError): TRPCError {
 
 /** The data of a pool error as the socket's clients receive it, so the SDK can rebuild the typed error. */
 export type PoolErrorData =
-  | { code: 'pool_full' | 'forbidden'; agent: string }
+  | { code: 'pool_full'; agent: string; waitedSeconds?: number; queueFull?: boolean }
+  | { code: 'forbidden'; agent: string }
   | { code: 'unknown_agent'; agent: string; known: string[] }
   | { code: 'driver_error'; argv: string[]; exitCode: number | null; stderr: string };
 
@@ -25,7 +26,8 @@ export function poolErrorData(cause: unknown): PoolErrorData | null {
   if (!(cause instanceof PoolError)) return null;
   if (cause instanceof UnknownAgentError) return { code: 'unknown_agent', agent: cause.agent, known: [...cause.known] };
   if (cause instanceof DriverError) return { code: 'driver_error', argv: [...cause.argv], exitCode: cause.exitCode ?? null, stderr: cause.stderr };
-  return { code: cause.code as 'pool_full' | 'forbidden', agent: (cause as PoolError & { agent: string }).agent };
+  if (cause instanceof PoolFullError) return { code: 'pool_full', agent: cause.agent, ...cause.details };
+  return { code: 'forbidden', agent: (cause as PoolError & { agent: string }).agent };
 }
 
 /** Zod's issues of a rejected input, as `path: message` lines. */

@@ -9,7 +9,9 @@ import type { Context } from './context.js';
  * costs more than the whole of a `/status` or `/heartbeat` answer (see bench/README.md).
  */
 export const operations = {
-  request: (ctx: Context, input: z.output<typeof RequestInput>) => ctx.pool.request(input.agent, input.requested_by),
+  /** `signal`: the client went away; a request waiting for a slot leaves the line. */
+  request: (ctx: Context, input: z.output<typeof RequestInput>, signal?: AbortSignal) =>
+    ctx.pool.request(input.agent, input.requested_by, { waitSeconds: input.wait_seconds, signal }),
   release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.pool.release(input.agent, input.requested_by),
   heartbeat: (ctx: Context, input: z.output<typeof HeartbeatInput>) => {
     ctx.pool.heartbeat(input.agent, input.busy_seconds);

@@ -118,12 +118,33 @@ describe.skipIf(!docker)('poolctl against a real daemon', () => {
     const child = spawn(process.execPath, [POOLCTL, 'watch', '--socket', p.socketPath], { env: { ...process.env, NO_COLOR: '1' } });
     let out = '';
     child.stdout.on('data', (c) => (out += c));
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    // Once a probe's events show up, the subscription is live and nothing after it can be missed.
+    await eventually(async () => {
+      await p.client.request('qa', { requestedBy: 'probe' });
+      await p.client.release('qa', { requestedBy: 'probe' });
+      expect(out).toMatch(/released qa \(by probe\)/);
+    }, 15_000, 300);
     await p.client.request('designer', { requestedBy: 'ceo' });
     await eventually(() => expect(out).toMatch(/started designer \(by ceo\)/));
     expect(out).toMatch(/starting designer \(by ceo\)/);
     child.kill('SIGTERM');
     expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+  });
+
+  it('start --wait queues on a full pool and starts once a slot is free; a bad --wait is a usage error', async () => {
+    await p.client.request('ceo');
+    await p.client.request('cto');
+    const child = spawn(process.execPath, [POOLCTL, 'start', 'qa', '--wait', '30s', '--socket', p.socketPath], { env: { ...process.env, NO_COLOR: '1' } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    await eventually(() => expect(err).toMatch(/pool full: waiting for a slot \(up to 30 s, place 1 of 1 in line\)/));
+    await p.client.release('ceo');
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+    expect(out).toMatch(/^qa started after waiting \d+(\.\d)? s\n$/);
+    expect(await ctl('start', 'qa', '--wait', 'forever')).toMatchObject({ code: 2, stderr: expect.stringContaining('--wait "forever"') });
+    expect(await ctl('start', 'qa', '--wait', '2h')).toMatchObject({ code: 2, stderr: expect.stringContaining('at most 1h') });
   });
 
   it('answers "why was my agent stopped?" with events --agent --since, as lines or JSON', async () => {

@@ -45,6 +45,7 @@ describe.skipIf(!docker)('the HTTP bridge: exact shapes and status codes (SPEC Â
           requested_by: 'autostart',
           state: 'running',
           protection: 'grace',
+          protected_until: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
         },
       ],
       slots_total: 3,

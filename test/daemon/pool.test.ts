@@ -53,7 +53,7 @@ describe.skipIf(!docker)('the pool on real Docker, through the HTTP bridge', () 
   it('answers pool_full when every agent is inside the grace period, and changes nothing', async () => {
     const p = await start();
     for (const agent of ['ceo', 'cto', 'cfo']) await request(p, agent);
-    p.advance(59);
+    p.advance(30);
     expect((await request(p, 'qa')).body).toEqual({ status: 'pool_full', error: 'all agents recently active, try again later' });
     expect(await p.runningInDocker()).toEqual(['ceo', 'cfo', 'cto']);
   });

@@ -54,6 +54,18 @@ describe('the bridge client under network faults', () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
+  it('gives a request that may wait for a slot its wait on top of the timeout, and no more', async () => {
+    server.use(
+      http.post(`${BASE}/request`, async () => {
+        await delay(400);
+        return HttpResponse.json({ status: 'started', agent: 'cfo', waited_seconds: 0.4 });
+      }),
+    );
+    const client = createBridgeClient({ baseUrl: BASE, timeoutMs: 200 });
+    expect(await client.request('cfo', { waitSeconds: 1 })).toEqual({ status: 'started', agent: 'cfo', waited_seconds: 0.4 });
+    await expect(client.request('cfo')).rejects.toBeInstanceOf(BridgeTimeoutError);
+  });
+
   it.each([500, 502, 503])('throws BridgeHttpError with the status on a %i', async (status) => {
     server.use(http.get(`${BASE}/health`, () => new HttpResponse('upstream broke', { status })));
     const error = await createBridgeClient({ baseUrl: BASE }).health().catch((e: unknown) => e);
