@@ -133,6 +133,41 @@ describe.skipIf(!ready)('the status page in headless Chromium, against a real da
     expect(navigations).toBe(1);
   });
 
+  let queued: Promise<Record<string, unknown>> | undefined;
+
+  it('shows a request waiting for a slot in the wait queue within 2 s', async () => {
+    // Every agent protected (ceo pinned, cfo and designer on busy holds): a request for qa has to wait.
+    expect(await post('/heartbeat', { agent: 'designer', busy_seconds: 600 })).toEqual({ status: 'ok' });
+    queued = post('/request', { agent: 'qa', requested_by: 'cfo', wait_seconds: 60 });
+    await eventually(async () => {
+      expect(await page.getByRole('table', { name: /Requests waiting/ }).locator('tbody tr').allInnerTexts()).toEqual([
+        expect.stringMatching(/^qa\tcfo\tsince (just now|\d+s ago)\tgives up in \d+s\t1$/),
+      ]);
+      expect(await page.locator('#queue-empty').isHidden()).toBe(true);
+    }, LIVE_MS);
+  });
+
+  it('keeps screenshots at 1280×800 and 375×800, and fits a 375 px wide screen', async () => {
+    await page.screenshot({ path: await artifactPath('status-page-1280x800.png') });
+    await page.setViewportSize({ width: 375, height: 800 });
+    const width = Number(await page.evaluate('document.documentElement.scrollWidth'));
+    expect(width).toBeLessThanOrEqual(375);
+    // The table may scroll inside its region; its agent names stay readable at the left.
+    expect(await page.getByRole('rowheader', { name: 'designer' }).isVisible()).toBe(true);
+    await page.screenshot({ path: await artifactPath('status-page-375x800.png') });
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  it('empties the queue when the waiting request gets its slot', async () => {
+    expect(await post('/release', { agent: 'designer', requested_by: 'ops' })).toEqual({ status: 'stopped', agent: 'designer' });
+    expect(await queued).toMatchObject({ status: 'started', agent: 'qa', waited_seconds: expect.any(Number) });
+    await eventually(async () => {
+      expect(await page.locator('#queue-empty').innerText()).toBe('Nobody is waiting.');
+      expect((await agentRows(page)).map((cells) => cells[0])).toEqual(['ceo', 'cfo', 'qa']);
+      expect(await timeline(page)).toContainEqual(expect.stringMatching(/ waited qa \(by cfo; waited [\d.]+ s for a slot\)$/));
+    }, LIVE_MS);
+  });
+
   it('is read-only and asks for nothing secret: GETs to its own origin only, no token, no errors', async () => {
     const origin = new URL(url).origin;
     expect(requests.length).toBeGreaterThan(0);
@@ -147,17 +182,6 @@ describe.skipIf(!ready)('the status page in headless Chromium, against a real da
     expect(consoleErrors).toEqual([]);
   });
 
-  it('keeps screenshots at 1280×800 and 375×800, and fits a 375 px wide screen', async () => {
-    await page.screenshot({ path: await artifactPath('status-page-1280x800.png') });
-    await page.setViewportSize({ width: 375, height: 800 });
-    const width = Number(await page.evaluate('document.documentElement.scrollWidth'));
-    expect(width).toBeLessThanOrEqual(375);
-    // The table may scroll inside its region; its agent names stay readable at the left.
-    expect(await page.getByRole('rowheader', { name: 'designer' }).isVisible()).toBe(true);
-    await page.screenshot({ path: await artifactPath('status-page-375x800.png') });
-    await page.setViewportSize({ width: 1280, height: 800 });
-  });
-
   it('polls /status every second when it cannot have a stream, and goes live again when it can', async () => {
     // The page holds one stream; fill the rest so a second page is refused one.
     const held: SseConnection[] = [];
@@ -167,10 +191,10 @@ describe.skipIf(!ready)('the status page in headless Chromium, against a real da
       const second = await browser.context.newPage();
       await second.goto(`${url}/ui`);
       await eventually(async () => expect(await connection(second)).toBe('Live stream unavailable: polling every second'), 10_000);
-      expect(await post('/release', { agent: 'designer', requested_by: 'ops' })).toEqual({ status: 'stopped', agent: 'designer' });
+      expect(await post('/release', { agent: 'qa', requested_by: 'ops' })).toEqual({ status: 'stopped', agent: 'qa' });
       await eventually(async () => {
         expect((await agentRows(second)).map((cells) => cells[0])).toEqual(['ceo', 'cfo']);
-        expect((await timeline(second))[0]).toMatch(/ released designer \(by ops\)$/);
+        expect((await timeline(second))[0]).toMatch(/ released qa \(by ops\)$/);
       }, LIVE_MS);
 
       for (const s of held.splice(0)) s.close();
