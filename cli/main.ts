@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { Builtins, Cli } from 'clipanion';
 import { EXIT } from './base.js';
+import { DoctorCommand } from './commands/doctor.js';
 import { EventsCommand } from './commands/events.js';
 import { HealthCommand } from './commands/health.js';
+import { MetricsCommand } from './commands/metrics.js';
 import { ShutdownCommand } from './commands/shutdown.js';
 import { StartCommand } from './commands/start.js';
 import { StatusCommand } from './commands/status.js';
@@ -17,7 +19,7 @@ const cli = new Cli({
   // clipanion colours even when piped otherwise.
   enableColors: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
 });
-for (const command of [StartCommand, StopCommand, StatusCommand, WhoCommand, HealthCommand, WatchCommand, EventsCommand, ShutdownCommand]) cli.register(command);
+for (const command of [StartCommand, StopCommand, StatusCommand, WhoCommand, HealthCommand, WatchCommand, EventsCommand, ShutdownCommand, DoctorCommand, MetricsCommand]) cli.register(command);
 cli.register(Builtins.HelpCommand);
 cli.register(Builtins.VersionCommand);
 

@@ -1,10 +1,11 @@
-import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client';
+import { createTRPCClient, httpSubscriptionLink, splitLink } from '@trpc/client';
 import type { EventsInput, PoolEvent } from '../src/contract/api.js';
 import superjson from 'superjson';
 import type { AppRouter } from '../src/rpc/routers/_app.js';
 import { DaemonUnreachableError, fromRpcError } from './errors.js';
 import { eventSourceOver } from './event-source.js';
-import { socketFetch } from './transport.js';
+import { socketLink } from './link.js';
+import { socketTransport } from './transport.js';
 
 export const DEFAULT_SOCKET = '/run/openclaw-pool/pool.sock';
 
@@ -20,14 +21,14 @@ export interface PoolClientOptions {
  */
 export function createPoolClient(options: PoolClientOptions = {}) {
   const socketPath = options.socketPath ?? process.env.POOL_SOCKET ?? DEFAULT_SOCKET;
-  const transport = socketFetch(socketPath);
+  const transport = socketTransport(socketPath);
   const url = 'http://localhost';
   const trpc = createTRPCClient<AppRouter>({
     links: [
       splitLink({
         condition: (op) => op.type === 'subscription',
         true: httpSubscriptionLink({ url, transformer: superjson, EventSource: eventSourceOver(transport.fetch) }),
-        false: httpLink({ url, transformer: superjson, fetch: transport.fetch }),
+        false: socketLink(socketPath, transport.agent),
       }),
     ],
   });
@@ -103,6 +104,10 @@ export function createPoolClient(options: PoolClientOptions = {}) {
     known: () => call(() => trpc.info.known.query()),
     /** Past events from the daemon's event log, oldest first: `history({ agent: 'cfo', since: '2026-11-25T12:00:00Z' })`. */
     history: (query: EventsInput = {}) => call(() => trpc.info.history.query(query)),
+    /** The daemon's Prometheus metrics (what GET /metrics serves), or the same families as JSON. */
+    metrics: (opts: { format?: 'text' | 'json' } = {}) => call(() => trpc.info.metrics.query({ format: opts.format ?? 'text' })),
+    /** What the running daemon says about itself: where its bridge listens. */
+    diagnostics: () => call(() => trpc.info.diagnostics.query()),
     /** Asks the daemon to exit; with `stopAgents`, after stopping every pooled agent (the systemd stop path). */
     shutdown: (opts: { stopAgents?: boolean } = {}) => call(() => trpc.admin.shutdown.mutate({ stopAgents: opts.stopAgents ?? false })),
     /**

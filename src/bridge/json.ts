@@ -1,17 +1,14 @@
 import type { ServerResponse } from 'node:http';
+import { oncePerFrozenValue } from '../rpc/frozen.js';
 
-/** JSON of frozen replies (the pool shares one `/status` reply until the pool changes): serialized once. */
-const frozenJson = new WeakMap<object, string>();
-
-export function toJson(body: unknown): string {
-  if (typeof body !== 'object' || body === null || !Object.isFrozen(body)) return JSON.stringify(body);
-  let text = frozenJson.get(body);
-  if (text === undefined) frozenJson.set(body, (text = JSON.stringify(body)));
-  return text;
-}
+/** How the bridge writes its replies; shared by the route table, the status page and the live stream. */
+export const toJson = oncePerFrozenValue((body) => JSON.stringify(body));
 
 export function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = toJson(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
+  write(res, status, 'application/json', toJson(body), headers);
+}
+
+export function write(res: ServerResponse, status: number, type: string, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }

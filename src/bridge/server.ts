@@ -5,7 +5,7 @@ import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import { operations } from '../rpc/operations.js';
-import { send } from './json.js';
+import { send, write } from './json.js';
 import type { LiveStreams } from './live.js';
 import type { PreparedReply } from './page.js';
 
@@ -16,6 +16,8 @@ interface Route {
   readonly run: (ctx: Context, input: never, signal?: AbortSignal) => unknown;
   /** The operation may take long (a request waiting for a slot) and should know when the client hangs up. */
   readonly abortable?: true;
+  /** The operation answers a document of its own type (`{content_type, text}`) instead of JSON. */
+  readonly document?: true;
 }
 
 /** A route that writes its own reply (the status page, the live stream) rather than a JSON value. */
@@ -38,6 +40,8 @@ const ROUTES: Readonly<Record<string, { readonly GET?: Route | RawRoute; readonl
   '/available': { GET: { run: operations.available } },
   '/health': { GET: { run: operations.health } },
   '/events': { GET: { input: EventsInput, run: operations.events } },
+  // Open like every GET (Prometheus scrapes without credentials); it names no agent and no secret.
+  '/metrics': { GET: { run: (ctx) => operations.metrics(ctx, { format: 'text' }), document: true } },
   '/': { GET: statusPage },
   '/ui': { GET: statusPage },
   '/events/stream': { GET: { serve: (options, res) => options.live.serve(res) } },
@@ -126,7 +130,9 @@ export function createBridgeServer(options: BridgeOptions): Server {
         // A GET's input is its query string (`/events?agent=cfo&limit=20`).
         if (handler.input !== undefined) body = queryObject(req.url ?? '');
       }
-      send(res, 200, await call(handler, body, handler.abortable ? clientGone(res) : undefined));
+      const reply = await call(handler, body, handler.abortable ? clientGone(res) : undefined);
+      if (handler.document === undefined) send(res, 200, reply);
+      else write(res, 200, (reply as { content_type: string }).content_type, (reply as { text: string }).text);
     } catch (error) {
       if (!(error instanceof HttpError)) throw error;
       const close = error.status === 413;

@@ -3,3 +3,4 @@ export * from './time.js';
 export * from './api.js';
 export * from './files.js';
 export * from './config.js';
+export * from './ops.js';

@@ -5,7 +5,6 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createHTTPServer } from '@trpc/server/adapters/standalone';
 import { createLiveStreams } from '../bridge/live.js';
 import { type PreparedReply, loadStatusPage, pageUnavailableReply } from '../bridge/page.js';
 import { createBridgeServer } from '../bridge/server.js';
@@ -14,11 +13,13 @@ import { ClientGoneError, parseAutostart, rulesFromConfig } from '../core/index.
 import { type OpenedDriver, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
+import { createRpcServer } from '../rpc/server.js';
 import { listenOnSocket } from '../rpc/socket.js';
 import { type EventLog, createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
 import { formatEvent } from '../core/event-text.js';
 import { TIMELINE_MAX_EVENTS, TIMELINE_WINDOW_MS } from '../ui/view.js';
 import { type Logger, describeError } from './log.js';
+import { createMetrics } from './metrics.js';
 import { type Pool, type PoolSettings, createPool } from './pool.js';
 
 export const VERSION = '0.1.0';
@@ -110,11 +111,19 @@ export function createDaemon(options: DaemonOptions) {
     return { ...config, token: config.token === undefined ? undefined : '(set)' };
   }
 
+  const metrics = createMetrics({
+    status: () => requirePool().status(),
+    dockerReachable: () => requirePool().health().docker,
+    clock,
+  });
+
   const rpcDeps = {
     get pool() {
       return requirePool();
     },
     health,
+    metrics,
+    diagnostics: () => ({ bridge: { addresses: [...bridges.keys()], port: bridgePort } }),
     subscribe,
     configView,
     events: async (query: EventsQuery) => {
@@ -185,7 +194,9 @@ export function createDaemon(options: DaemonOptions) {
   async function reconcileNow(): Promise<void> {
     try {
       await requirePool().reconcile();
+      metrics.reconciled();
     } catch (error) {
+      metrics.reconcileFailed(error);
       onError('reconciling with Docker (will retry)', error);
       return;
     }
@@ -258,13 +269,13 @@ export function createDaemon(options: DaemonOptions) {
 
     async start(): Promise<void> {
       // The socket comes first: it is the lock that keeps a second daemon off the same pool.
-      const rpcServer = createHTTPServer({
+      const rpcServer = createRpcServer({
         router: appRouter,
         createContext: async () => {
           await ready;
           return createContext(rpcDeps);
         },
-        onError: ({ error, path }) => {
+        onError: (error, path) => {
           if (error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause instanceof ClientGoneError)) onError(`in ${path ?? 'rpc'}`, error.cause ?? error);
         },
       });
@@ -306,11 +317,12 @@ export function createDaemon(options: DaemonOptions) {
 
       pool = createPool(
         {
-          driver,
+          driver: metrics.timed(driver),
           save: (state) => store.save(state),
           publish: (status) => roster.write(status, clock()),
           readActivity: () => readActivityMarks(config.poolDir),
           onEvent: (event) => {
+            metrics.onEvent(event);
             if (!TRANSITIONAL_EVENTS.has(event.type)) {
               log.info(formatEvent(event));
               void events.append(event);

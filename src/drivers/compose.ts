@@ -41,6 +41,16 @@ const STOP_SLACK_MS = 15_000;
 const SERVICE_LABEL = 'com.docker.compose.service';
 const ONEOFF_LABEL = 'com.docker.compose.oneoff';
 
+/** The Docker engine's version (`docker version`); throws a DriverError when the engine does not answer. */
+export async function engineVersion(dockerBin: string, timeoutMs: number): Promise<string> {
+  return (await run([dockerBin, 'version', '--format', '{{.Server.Version}}'], { timeoutMs })).trim();
+}
+
+/** Compose v2's version (`docker compose version`); throws a DriverError when the plugin is missing. */
+export async function composeVersion(dockerBin: string, timeoutMs: number): Promise<string> {
+  return (await run([dockerBin, 'compose', 'version', '--short'], { timeoutMs })).trim();
+}
+
 /** Drives `docker compose` in one project directory. Agents are services, found by their compose labels. */
 export function createComposeDriver(options: ComposeDriverOptions) {
   const commandTimeoutMs = options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
@@ -64,7 +74,7 @@ export function createComposeDriver(options: ComposeDriverOptions) {
   /** Fails fast, with what Docker said or a clear timeout, when the engine is down or not answering. */
   const probe = async () => {
     try {
-      await docker(['version', '--format', '{{.Server.Version}}'], PROBE_TIMEOUT_MS);
+      await engineVersion(options.dockerBin, PROBE_TIMEOUT_MS);
     } catch (error) {
       if (error instanceof DriverError && /timed out/.test(error.message)) {
         throw new DriverError(
@@ -76,17 +86,25 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     }
   };
 
-  const list = async (): Promise<ObservedAgent[]> => {
+  /** One `docker ps` of the project's service containers (`--all`: stopped ones too), as tab-separated `fields` after the service. */
+  const ps = async (all: boolean, fields: string[]): Promise<[string, ...string[]][]> => {
     const stdout = await docker([
-      'ps', '--all', '--no-trunc',
+      'ps', ...(all ? ['--all'] : []), '--no-trunc',
       '--filter', `label=com.docker.compose.project=${requireProject()}`,
-      '--format', `{{.Label "${SERVICE_LABEL}"}}\t{{.Label "${ONEOFF_LABEL}"}}\t{{.State}}\t{{.CreatedAt}}`,
+      '--format', [`{{.Label "${SERVICE_LABEL}"}}`, `{{.Label "${ONEOFF_LABEL}"}}`, ...fields].join('\t'),
     ], queryTimeoutMs);
-    const observed: ObservedAgent[] = [];
+    const rows: [string, ...string[]][] = [];
     for (const line of stdout.split('\n')) {
-      const [agent, oneoff, state, created] = line.split('\t');
+      const [service, oneoff, ...rest] = line.split('\t');
       // `docker compose run` containers are one-off jobs, not the agent.
-      if (!agent || oneoff === 'True') continue;
+      if (service && oneoff !== 'True') rows.push([service, ...rest]);
+    }
+    return rows;
+  };
+
+  const list = async (): Promise<ObservedAgent[]> => {
+    const observed: ObservedAgent[] = [];
+    for (const [agent, state, created] of await ps(true, ['{{.State}}', '{{.CreatedAt}}'])) {
       const startedAt = parseDockerTime(created ?? '');
       observed.push({ agent, running: state === 'running', ...(startedAt !== undefined && { startedAt }) });
     }
@@ -211,6 +229,22 @@ export function createComposeDriver(options: ComposeDriverOptions) {
       }
     },
 
+    /** Memory in use by each running service's container (`docker stats`, which takes a second or two), in bytes. */
+    async memoryUsage(): Promise<Map<string, number>> {
+      const services = new Map((await ps(false, ['{{.ID}}'])).map(([service, id]) => [id ?? '', service]));
+      if (services.size === 0) return new Map();
+      const stdout = await docker(['stats', '--no-stream', '--format', '{{.Container}}\t{{.MemUsage}}', ...services.keys()], queryTimeoutMs);
+      const usage = new Map<string, number>();
+      for (const line of stdout.split('\n')) {
+        const [id, memory] = line.split('\t');
+        const service = services.get(id ?? '');
+        // "12.3MiB / 7.7GiB": what the container uses, then its limit.
+        const bytes = parseDockerSize(memory?.split('/')[0] ?? '');
+        if (service !== undefined && bytes !== undefined) usage.set(service, bytes);
+      }
+      return usage;
+    },
+
     /** Gateway addresses of the given Docker networks that exist now (one `docker network inspect`). */
     async networkGateways(networks: readonly string[]): Promise<string[]> {
       if (networks.length === 0) return [];
@@ -224,6 +258,16 @@ export function createComposeDriver(options: ComposeDriverOptions) {
 }
 
 export type ComposeDriver = ReturnType<typeof createComposeDriver>;
+
+const SIZE_UNITS = new Map(Object.entries({ B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 }));
+
+/** Docker's human sizes (`352KiB`, `1.045GiB`, `12.4 MB`, `0B`) in bytes; undefined for anything else. */
+export function parseDockerSize(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$/.exec(text);
+  if (match === null) return undefined;
+  const unit = SIZE_UNITS.get(match[2] ?? '');
+  return unit === undefined ? undefined : Math.round(Number(match[1]) * unit);
+}
 
 /** `docker ps` prints CreatedAt as `2026-11-25 10:50:19 +0000 UTC`. */
 function parseDockerTime(text: string): number | undefined {

@@ -53,6 +53,10 @@ export async function run(argv: readonly [string, ...string[]], options: RunOpti
   if ((result as { code?: string }).code === 'ENOENT') {
     throw new DriverError(`${file} not found: is Docker installed and on PATH (or DOCKER_BIN set)?`, argv, undefined, stderr);
   }
+  // spawn says only "spawn docker EACCES", whether the binary or the working directory refused this user.
+  if ((result as { code?: string }).code === 'EACCES') {
+    throw new DriverError(`permission denied running ${file}${options.cwd === undefined ? '' : ` in ${options.cwd}`}`, argv, undefined, stderr);
+  }
   throw new DriverError(said, argv, result.exitCode, stderr, { cause: result });
 }
 

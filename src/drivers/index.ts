@@ -10,6 +10,8 @@ export interface OpenedDriver {
   readonly project: { readonly name: string; readonly services: string[]; readonly networks: string[] };
   /** Gateway addresses of those networks that exist now (the bridge's default bind); none for local processes. */
   networkGateways(networks: readonly string[]): Promise<string[]>;
+  /** Memory in use by each running service, in bytes, where the backend measures it (Docker does; local processes are not measured). */
+  readonly memoryUsage?: () => Promise<ReadonlyMap<string, number>>;
 }
 
 /** Makes the driver POOL_DRIVER names and reads what it manages; a failure here stops the daemon. */
@@ -27,5 +29,5 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
     stopTimeoutMs: config.stopTimeoutSeconds * 1000,
   });
   const project = await driver.init();
-  return { driver, project, networkGateways: (networks) => driver.networkGateways(networks) };
+  return { driver, project, networkGateways: (networks) => driver.networkGateways(networks), memoryUsage: () => driver.memoryUsage() };
 }

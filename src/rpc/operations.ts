@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import type { EventsInput, HeartbeatInput, MetricsInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import type { Context } from './context.js';
 
 /**
@@ -11,10 +11,11 @@ import type { Context } from './context.js';
 export const operations = {
   /** `signal`: the client went away; a request waiting for a slot leaves the line. */
   request: (ctx: Context, input: z.output<typeof RequestInput>, signal?: AbortSignal) =>
-    ctx.pool.request(input.agent, input.requested_by, { waitSeconds: input.wait_seconds, signal }),
-  release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.pool.release(input.agent, input.requested_by),
+    ctx.metrics.settle('request', ctx.pool.request(input.agent, input.requested_by, { waitSeconds: input.wait_seconds, signal })),
+  release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.metrics.settle('release', ctx.pool.release(input.agent, input.requested_by)),
   heartbeat: (ctx: Context, input: z.output<typeof HeartbeatInput>) => {
     ctx.pool.heartbeat(input.agent, input.busy_seconds);
+    ctx.metrics.heartbeat();
     return { status: 'ok' as const };
   },
   status: (ctx: Context) => ctx.pool.status(),
@@ -23,4 +24,6 @@ export const operations = {
   known: (ctx: Context) => ({ agents: ctx.pool.known() }),
   config: (ctx: Context) => ctx.configView(),
   events: (ctx: Context, input: z.output<typeof EventsInput>) => ctx.events(input),
+  metrics: (ctx: Context, input: z.output<typeof MetricsInput>) => ctx.metrics.render(input.format),
+  diagnostics: (ctx: Context) => ctx.diagnostics(),
 };

@@ -68,7 +68,8 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
-async function resolveGroup(group: string): Promise<number> {
+/** A group name (or number) as a gid; throws naming POOL_SOCKET_GROUP when there is no such group. */
+export async function resolveGroup(group: string): Promise<number> {
   if (/^\d+$/.test(group)) return Number(group);
   const line = (await readFile('/etc/group', 'utf8')).split('\n').find((l) => l.split(':')[0] === group);
   const gid = line?.split(':')[2];

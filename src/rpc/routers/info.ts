@@ -1,4 +1,4 @@
-import { EventsInput } from '../../contract/index.js';
+import { EventsInput, MetricsInput } from '../../contract/index.js';
 import { operations } from '../operations.js';
 import { procedure, router } from '../trpc.js';
 
@@ -11,6 +11,10 @@ export const infoRouter = router({
   config: procedure.query(({ ctx }) => operations.config(ctx)),
   /** The event log: "why was my agent stopped?" */
   history: procedure.input(EventsInput).query(({ ctx, input }) => operations.events(ctx, input)),
+  /** The Prometheus metrics the bridge serves on GET /metrics, as text or as JSON. */
+  metrics: procedure.input(MetricsInput).query(({ ctx, input }) => operations.metrics(ctx, input)),
+  /** What the daemon says about itself, for `poolctl doctor`. */
+  diagnostics: procedure.query(({ ctx }) => operations.diagnostics(ctx)),
   /** Live pool events (started, evicted, released, lost, adopted, failed) as they happen. */
   events: procedure.subscription(async function* ({ ctx, signal }) {
     yield* ctx.subscribe(signal ?? new AbortController().signal);

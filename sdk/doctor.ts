@@ -1,0 +1,186 @@
+import { constants } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { access, lstat, readFile, stat } from 'node:fs/promises';
+import { ConfigError, type DiagnosticsReply, type DoctorCheck, type DoctorReport, type PoolConfig } from '../src/contract/index.js';
+import {
+  type DaemonFacts,
+  type DirFacts,
+  type PathFacts,
+  type Probed,
+  type SocketFacts,
+  bridgeCheck,
+  composeCheck,
+  configChecks,
+  daemonCheck,
+  dockerCheck,
+  doctorReport,
+  infraCheck,
+  parseMemTotal,
+  poolDirCheck,
+  projectCheck,
+  sizingCheck,
+  skipped,
+  socketCheck,
+} from '../src/core/doctor.js';
+import { readConfig } from '../src/daemon/config.js';
+import { composeVersion, engineVersion } from '../src/drivers/compose.js';
+import { type OpenedDriver, openDriver } from '../src/drivers/index.js';
+import { resolveGroup } from '../src/rpc/socket.js';
+import { DEFAULT_SOCKET, createPoolClient } from './client.js';
+
+/** Each Docker question the doctor asks; a healthy engine answers in well under a second. */
+const DOCKER_TIMEOUT_MS = 15_000;
+const INVALID_CONFIG = 'needs a valid pool.env';
+
+export interface DiagnoseOptions {
+  /** The pool.env to check (default: $POOL_ENV, ./pool.env, /etc/openclaw-pool/pool.env, as the daemon reads it). */
+  readonly configPath?: string;
+  /** The daemon's socket (default: POOL_SOCKET from pool.env or the environment, then /run/openclaw-pool/pool.sock). */
+  readonly socketPath?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+}
+
+const probe = <T>(work: Promise<T>): Promise<Probed<T>> =>
+  work.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error: error instanceof Error ? error.message : String(error) }),
+  );
+
+/**
+ * Checks what the pool needs on this host, as `poolctl doctor` prints it: pool.env, Docker and
+ * Compose, the project's services and infrastructure, the daemon's socket and health, the
+ * bridge's addresses, POOL_DIR, and a MAX_AGENTS suggestion from the agents' measured memory.
+ * Each verdict is decided by the pure checks in src/core/doctor.ts; this only gathers the facts.
+ */
+export async function diagnose(options: DiagnoseOptions = {}): Promise<DoctorReport> {
+  const env = options.env ?? process.env;
+  let config: PoolConfig | undefined;
+  const checks: DoctorCheck[] = [];
+  try {
+    const loaded = await readConfig({ ...(options.configPath !== undefined && { envFile: options.configPath }), env, cwd: options.cwd ?? process.cwd() });
+    config = loaded.config;
+    checks.push(...configChecks({ file: loaded.file, problems: [] }));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    checks.push(...configChecks({ file: undefined, problems: error.problems }));
+  }
+  const socketPath = options.socketPath ?? config?.socketPath ?? env.POOL_SOCKET ?? DEFAULT_SOCKET;
+  const [docker, daemon] = await Promise.all([inspectDocker(config, env.DOCKER_BIN), askDaemon(socketPath)]);
+  checks.push(...docker.checks);
+  checks.push(socketCheck(socketPath, await socketFacts(socketPath), await socketGroup(config)));
+  checks.push(daemonCheck(daemon.facts));
+  if (config === undefined) {
+    checks.push(skipped('bridge', INVALID_CONFIG), skipped('pool dir', INVALID_CONFIG), skipped('sizing', INVALID_CONFIG));
+    return doctorReport(checks);
+  }
+  checks.push(bridgeCheck(await bridgeFacts(config, daemon.bridge, docker.found)));
+  checks.push(poolDirCheck(config.poolDir, await dirFacts(config.poolDir), { uid: process.getuid?.() ?? -1 }));
+  const sizing = sizingCheck({ totalBytes: await hostMemory(), ...(await measureAgents(config, docker.found)), configured: config.maxAgents });
+  checks.push(sizing.check);
+  return doctorReport(checks, sizing.figures);
+}
+
+interface DockerFindings {
+  readonly checks: DoctorCheck[];
+  /** The project, when it could be read (and the engine answers, for listings and stats). */
+  readonly found?: { readonly opened: OpenedDriver; readonly engine: boolean };
+}
+
+async function inspectDocker(config: PoolConfig | undefined, envDockerBin: string | undefined): Promise<DockerFindings> {
+  if (config?.driver === 'process') {
+    const why = 'POOL_DRIVER=process: Docker is not used';
+    const opened = await probe(openDriver(config));
+    return {
+      checks: [
+        skipped('docker', why),
+        skipped('compose', why),
+        projectCheck(mapProbe(opened, (o) => o.project), { infra: config.infraServices, pinned: config.pinnedAgents }, `the process roster ${config.processRoster}`),
+        skipped('infrastructure', why),
+      ],
+      ...(opened.ok && { found: { opened: opened.value, engine: false } }),
+    };
+  }
+  const dockerBin = config?.dockerBin ?? envDockerBin ?? 'docker';
+  const [engine, compose] = await Promise.all([probe(engineVersion(dockerBin, DOCKER_TIMEOUT_MS)), probe(composeVersion(dockerBin, DOCKER_TIMEOUT_MS))]);
+  const checks = [dockerCheck(engine), composeCheck(compose)];
+  if (config === undefined) return { checks: [...checks, skipped('project', INVALID_CONFIG), skipped('infrastructure', INVALID_CONFIG)] };
+  if (!compose.ok) return { checks: [...checks, skipped('project', 'needs docker compose'), skipped('infrastructure', 'needs docker compose')] };
+  const opened = await probe(openDriver(config));
+  checks.push(projectCheck(mapProbe(opened, (o) => o.project), { infra: config.infraServices, pinned: config.pinnedAgents }, `the compose project in ${config.composeDir}`));
+  if (!opened.ok) return { checks: [...checks, skipped('infrastructure', 'needs the compose project')] };
+  // `docker compose config` reads files only; which services run needs the engine.
+  const listed = engine.ok ? await probe(opened.value.driver.list()) : undefined;
+  const running = listed?.ok ? new Set(listed.value.filter((o) => o.running).map((o) => o.agent)) : undefined;
+  checks.push(infraCheck(config.infraServices, opened.value.project.services, running));
+  return { checks, found: { opened: opened.value, engine: engine.ok } };
+}
+
+function mapProbe<T, U>(probed: Probed<T>, map: (value: T) => U): Probed<U> {
+  return probed.ok ? { ok: true, value: map(probed.value) } : probed;
+}
+
+async function askDaemon(socketPath: string): Promise<{ facts: DaemonFacts; bridge?: DiagnosticsReply['bridge'] }> {
+  const client = createPoolClient({ socketPath });
+  try {
+    const [health, diagnostics] = await Promise.all([client.health(), client.diagnostics()]);
+    return { facts: { reachable: true, health }, bridge: diagnostics.bridge };
+  } catch (error) {
+    return { facts: { reachable: false, error: error instanceof Error ? error.message : String(error) } };
+  } finally {
+    client.close();
+  }
+}
+
+async function socketFacts(path: string): Promise<SocketFacts> {
+  const info = await look(() => lstat(path));
+  return info.state === 'found' ? { state: 'found', isSocket: info.stats.isSocket(), mode: info.stats.mode, gid: info.stats.gid } : info;
+}
+
+async function look(read: () => Promise<Stats>): Promise<PathFacts<{ stats: Stats }>> {
+  try {
+    return { state: 'found', stats: await read() };
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    return code === 'ENOENT' ? { state: 'missing' } : { state: 'hidden', error: code === 'EACCES' ? 'permission denied' : message };
+  }
+}
+
+async function socketGroup(config: PoolConfig | undefined) {
+  const name = config?.socketGroup;
+  if (name === undefined) return undefined;
+  return { name, gid: await resolveGroup(name).catch(() => undefined) };
+}
+
+/** Where the bridge listens (the daemon says), or would listen (pool.env, and the networks that exist now). */
+async function bridgeFacts(config: PoolConfig, listening: DiagnosticsReply['bridge'] | undefined, found: DockerFindings['found']) {
+  const common = { defaultBind: config.bind === undefined, token: config.token !== undefined };
+  if (listening !== undefined) return { source: 'daemon' as const, ...listening, ...common };
+  const gateways = config.bind === undefined && found?.engine ? await found.opened.networkGateways(found.opened.project.networks).catch(() => []) : [];
+  return { source: 'config' as const, addresses: config.bind ?? ['127.0.0.1', ...gateways], port: config.port, ...common };
+}
+
+async function dirFacts(path: string): Promise<DirFacts> {
+  const info = await look(() => stat(path));
+  if (info.state !== 'found') return info;
+  const writable = await access(path, constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+  return { state: 'found', isDirectory: info.stats.isDirectory(), writable };
+}
+
+async function hostMemory(): Promise<number | undefined> {
+  return parseMemTotal(await readFile('/proc/meminfo', 'utf8').catch(() => ''));
+}
+
+/** Memory of the running agents (infrastructure excluded), or why there is none to go by. */
+async function measureAgents(config: PoolConfig, found: DockerFindings['found']): Promise<{ samples: number[]; unmeasured: string }> {
+  if (config.driver === 'process') return { samples: [], unmeasured: 'POOL_DRIVER=process: agents are not measured' };
+  if (found?.opened.memoryUsage === undefined) return { samples: [], unmeasured: 'the compose project could not be read' };
+  if (!found.engine) return { samples: [], unmeasured: 'Docker does not answer' };
+  const usage = await probe(found.opened.memoryUsage());
+  if (!usage.ok) return { samples: [], unmeasured: `docker stats failed: ${usage.error}` };
+  const samples = [...usage.value].filter(([service]) => !config.infraServices.includes(service)).map(([, bytes]) => bytes);
+  return { samples, unmeasured: 'no agent running to measure' };
+}

@@ -1,0 +1,58 @@
+import type { AgentStatus, PoolEvent, StatusReply } from '../contract/index.js';
+import { replyForError } from './errors.js';
+
+/**
+ * What an operation's end says: its outcome label, the status of its reply (for a refusal thrown
+ * as a pool error, the status the bridge answers with: `pool_full`, `unknown_agent`, `forbidden`,
+ * `error`), so that both faces count alike; and how long it waited for a slot, when it queued.
+ * Anything else thrown is a bug, counted as `internal_error`.
+ */
+export function settledFigures(
+  settled: { readonly reply: { readonly status: string; readonly waited_seconds?: number } } | { readonly error: unknown },
+): { readonly outcome: string; readonly waitedSeconds: number | undefined } {
+  const reply = 'reply' in settled ? settled.reply : replyForError(settled.error, '');
+  const { status, waited_seconds: waited } = reply ?? {};
+  return { outcome: typeof status === 'string' ? status : 'internal_error', waitedSeconds: typeof waited === 'number' ? waited : undefined };
+}
+
+export type EvictionCause = 'request' | 'reconcile';
+
+/**
+ * Why an agent was evicted: to make room for a request (the event names whom the slot is `for`),
+ * or to bring a pool found over its cap back under it (reconcile, after adoption or a lowered cap).
+ */
+export function evictionCause(event: PoolEvent): EvictionCause | undefined {
+  if (event.type !== 'evicted') return undefined;
+  return event.for === undefined ? 'reconcile' : 'request';
+}
+
+export interface PoolGauges {
+  readonly agents: Readonly<Record<AgentStatus, number>>;
+  readonly slotsTotal: number;
+  readonly slotsFree: number;
+  /** Agents queued for a slot (each needs one). */
+  readonly queueLength: number;
+  /** Requests waiting in that queue (several may wait for one agent). */
+  readonly queueWaiters: number;
+}
+
+/** The pool's gauges, read from the status view at scrape time. */
+export function poolGauges(status: StatusReply): PoolGauges {
+  const agents: Record<AgentStatus, number> = { starting: 0, running: 0, stopping: 0 };
+  for (const agent of status.running) agents[agent.state] += 1;
+  return {
+    agents,
+    slotsTotal: status.slots_total,
+    slotsFree: status.slots_free,
+    queueLength: status.queue.length,
+    queueWaiters: status.queue.reduce((sum, entry) => sum + entry.waiters, 0),
+  };
+}
+
+/**
+ * Seconds since the last reconcile that reached Docker; before the first one, since `since` (the
+ * daemon's start). It grows without bound while reconciles fail, which is what an alert wants.
+ */
+export function reconcileLagSeconds(lastSuccessAt: number | undefined, since: number, now: number): number {
+  return Math.max(0, now - (lastSuccessAt ?? since)) / 1000;
+}

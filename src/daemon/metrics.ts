@@ -1,0 +1,213 @@
+import { performance } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { MetricFamily, MetricsReply, PoolEvent, StatusReply } from '../contract/index.js';
+import type { AgentDriver } from '../core/driver.js';
+import { type PoolGauges, evictionCause, poolGauges, reconcileLagSeconds, settledFigures } from '../core/metrics.js';
+import type { OperationMetrics } from '../rpc/context.js';
+
+const PREFIX = 'openclaw_pool_';
+/** A `docker ps` answers in ~0.06 s, `compose up` in ~0.2-1 s, a stop within STOP_TIMEOUT_SECONDS plus a kill. */
+const DOCKER_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** A queued request waits at most MAX_WAIT_SECONDS (an hour). */
+const WAIT_BUCKETS_SECONDS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
+/** Docker's messages can be long (a whole stderr line); a label should stay readable. */
+const ERROR_LABEL_MAX_CHARS = 200;
+
+export interface MetricsDeps {
+  readonly status: () => StatusReply;
+  readonly dockerReachable: () => boolean;
+  /** Wall clock (epoch ms): reconcile lag and error timestamps. */
+  readonly clock: () => number;
+  /** Monotonic milliseconds for durations, which a wall clock that jumps would distort. */
+  readonly monotonic?: () => number;
+}
+
+/**
+ * The daemon's Prometheus metrics, on a registry of its own (several daemons may share a process,
+ * as in the tests). Fed by the pool's events, the operations' replies, a timing decorator around
+ * the driver and the reconcile loop; the pool's gauges are read from its status at scrape time.
+ */
+export function createMetrics(deps: MetricsDeps) {
+  const monotonic = deps.monotonic ?? (() => performance.now());
+  const registry = new Registry();
+  const registers = [registry];
+  const since = deps.clock();
+  let lastReconcileAt: number | undefined;
+  // Heartbeats are the hot path (tens of thousands a second under load): a plain integer there,
+  // folded into the counter when it is scraped.
+  let heartbeats = 0;
+  let heartbeatsCounted = 0;
+
+  const operations = new Counter({
+    name: `${PREFIX}requests_total`,
+    help: 'Operations answered on the socket and the bridge (request, release, heartbeat), by outcome: the status of the reply.',
+    labelNames: ['operation', 'outcome'],
+    registers,
+    collect() {
+      if (heartbeats === heartbeatsCounted) return;
+      this.inc({ operation: 'heartbeat', outcome: 'ok' }, heartbeats - heartbeatsCounted);
+      heartbeatsCounted = heartbeats;
+    },
+  });
+  const waits = new Histogram({
+    name: `${PREFIX}wait_seconds`,
+    help: 'How long requests that asked to wait (wait_seconds) queued for a slot, by outcome.',
+    labelNames: ['outcome'],
+    buckets: WAIT_BUCKETS_SECONDS,
+    registers,
+  });
+  const events = new Counter({
+    name: `${PREFIX}events_total`,
+    help: 'Pool events by type (started, evicted, released, stopped, lost, adopted, failed, pool_full, waiting, waited, starting, stopping).',
+    labelNames: ['type'],
+    registers,
+  });
+  const evictions = new Counter({
+    name: `${PREFIX}evictions_total`,
+    help: 'Agents evicted, by cause: to make room for a request, or to bring the pool back under its cap after a reconcile.',
+    labelNames: ['cause'],
+    registers,
+  });
+  const docker = new Histogram({
+    name: `${PREFIX}docker_operation_seconds`,
+    help: 'Duration of driver operations (start: compose up; stop: compose stop, then kill; list: docker ps; services: compose config), by outcome.',
+    labelNames: ['operation', 'outcome'],
+    buckets: DOCKER_BUCKETS_SECONDS,
+    registers,
+  });
+  const reconciles = new Counter({
+    name: `${PREFIX}reconciles_total`,
+    help: 'Reconciliations with Docker, by outcome.',
+    labelNames: ['outcome'],
+    registers,
+  });
+  new Gauge({
+    name: `${PREFIX}reconcile_lag_seconds`,
+    help: 'Seconds since the last successful reconcile (since start-up before the first one).',
+    registers,
+    collect() {
+      this.set(reconcileLagSeconds(lastReconcileAt, since, deps.clock()));
+    },
+  });
+  const lastErrorTime = new Gauge({
+    name: `${PREFIX}last_reconcile_error_timestamp_seconds`,
+    help: 'Unix time of the last failed reconcile; 0 when none failed since start-up.',
+    registers,
+  });
+  const lastErrorInfo = new Gauge({
+    name: `${PREFIX}last_reconcile_error_info`,
+    help: 'The last reconcile error, as the error label (value 1); absent when none failed since start-up.',
+    labelNames: ['error'],
+    registers,
+  });
+  new Gauge({
+    name: `${PREFIX}docker_up`,
+    help: '1 when the last reconcile reached Docker, 0 when it could not.',
+    registers,
+    collect() {
+      this.set(deps.dockerReachable() ? 1 : 0);
+    },
+  });
+
+  const poolGauge = (name: string, help: string, read: (gauges: PoolGauges) => number) =>
+    new Gauge({
+      name: `${PREFIX}${name}`,
+      help,
+      registers,
+      collect() {
+        this.set(read(poolGauges(deps.status())));
+      },
+    });
+  new Gauge({
+    name: `${PREFIX}agents`,
+    help: 'Pooled agents by state (starting, running and stopping all count against MAX_AGENTS).',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      for (const [state, count] of Object.entries(poolGauges(deps.status()).agents)) this.set({ state }, count);
+    },
+  });
+  poolGauge('slots_total', 'MAX_AGENTS: the pool size.', (g) => g.slotsTotal);
+  poolGauge('slots_free', 'Slots free now.', (g) => g.slotsFree);
+  poolGauge('queue_length', 'Agents queued for a slot.', (g) => g.queueLength);
+  poolGauge('queue_waiters', 'Requests waiting in the queue (several may wait for one agent).', (g) => g.queueWaiters);
+
+  lastErrorTime.set(0);
+
+  const recorder: OperationMetrics = {
+    async settle(operation, reply) {
+      const count = (settled: Parameters<typeof settledFigures>[0]) => {
+        const { outcome, waitedSeconds } = settledFigures(settled);
+        operations.inc({ operation, outcome });
+        if (waitedSeconds !== undefined) waits.observe({ outcome }, waitedSeconds);
+      };
+      try {
+        const value = await reply;
+        count({ reply: value });
+        return value;
+      } catch (error) {
+        count({ error });
+        throw error;
+      }
+    },
+    heartbeat() {
+      heartbeats += 1;
+    },
+    async render(format): Promise<MetricsReply> {
+      // prom-client's typings declare `type` a numeric enum; at run time it is the name ('counter').
+      if (format === 'json') return { format, families: (await registry.getMetricsAsJSON()) as unknown as MetricFamily[] };
+      return { format, content_type: registry.contentType, text: await registry.metrics() };
+    },
+  };
+
+  return {
+    ...recorder,
+
+    onEvent(event: PoolEvent): void {
+      events.inc({ type: event.type });
+      const cause = evictionCause(event);
+      if (cause !== undefined) evictions.inc({ cause });
+    },
+
+    reconciled(): void {
+      lastReconcileAt = deps.clock();
+      reconciles.inc({ outcome: 'ok' });
+    },
+
+    reconcileFailed(error: unknown): void {
+      reconciles.inc({ outcome: 'error' });
+      lastErrorTime.set(Math.floor(deps.clock() / 1000));
+      // One series at a time: the previous message goes when a new one comes.
+      lastErrorInfo.reset();
+      lastErrorInfo.set({ error: (error instanceof Error ? error.message : String(error)).slice(0, ERROR_LABEL_MAX_CHARS) }, 1);
+    },
+
+    /** The same driver, with each operation's duration and outcome observed. */
+    timed(driver: AgentDriver): AgentDriver {
+      const time =
+        <A extends unknown[], R>(operation: string, run: (...args: A) => Promise<R>) =>
+        async (...args: A): Promise<R> => {
+          const started = monotonic();
+          const observe = (outcome: string) => docker.observe({ operation, outcome }, (monotonic() - started) / 1000);
+          try {
+            const result = await run(...args);
+            observe('ok');
+            return result;
+          } catch (error) {
+            observe('error');
+            throw error;
+          }
+        };
+      return {
+        services: time('services', () => driver.services()),
+        start: time('start', (agent: string) => driver.start(agent)),
+        stop: time('stop', (agent: string, timeoutMs: number) => driver.stop(agent, timeoutMs)),
+        list: time('list', () => driver.list()),
+        // A stream, not an operation: passed through untimed.
+        ...(driver.events !== undefined && { events: driver.events.bind(driver) }),
+      };
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
