@@ -3,9 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Fault injection and load run on their own (npm run test:reliability), and so do the tests
-    // that need a two-node swarm made around them (npm run test:swarm).
-    exclude: ['test/reliability/**', 'test/swarm/**', '**/node_modules/**'],
+    // Fault injection and load run on their own (npm run test:reliability), the browser too (npm run
+    // test:browser), and so do the tests that need a two-node swarm made around them (npm run test:swarm).
+    exclude: ['test/reliability/**', 'test/browser/**', 'test/swarm/**', '**/node_modules/**'],
     // Docker-backed suites share one engine; keep files from fighting over it while unit files stay fast.
     fileParallelism: true,
     maxWorkers: 2,

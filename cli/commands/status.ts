@@ -1,7 +1,8 @@
 import { Command } from 'clipanion';
 import type { AgentView, StatusReply } from '../../src/contract/api.js';
 import { EXIT, PoolCommand } from '../base.js';
-import { ago, left, table } from '../format.js';
+import { ago, left } from '../../src/core/time-text.js';
+import { table } from '../format.js';
 
 /** `yes`, or why not and until when: `no (busy, 12m left)`, `no (pinned)`. */
 function evictable(agent: AgentView, now: number): string {

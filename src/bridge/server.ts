@@ -3,9 +3,11 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { replyForError } from '../core/errors.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
-import { oncePerFrozenValue } from '../rpc/frozen.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import { operations } from '../rpc/operations.js';
+import { send, write } from './json.js';
+import type { LiveStreams } from './live.js';
+import type { PreparedReply } from './page.js';
 
 type Method = 'GET' | 'POST';
 interface Route {
@@ -18,12 +20,19 @@ interface Route {
   readonly document?: true;
 }
 
+/** A route that writes its own reply (the status page, the live stream) rather than a JSON value. */
+interface RawRoute {
+  readonly serve: (options: BridgeOptions, res: ServerResponse) => void;
+}
+
+const statusPage: RawRoute = { serve: (options, res) => sendPrepared(res, options.page) };
+
 /**
  * The bridge is a route table onto the router's procedures: it parses HTTP, runs the operation the
  * socket's procedure runs, with the same input schema, and renders the outcome as SPEC §2 says.
  * It implements no operation.
  */
-const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
+const ROUTES: Readonly<Record<string, { readonly GET?: Route | RawRoute; readonly POST?: Route }>> = {
   '/request': { POST: { input: RequestInput, run: operations.request, abortable: true } },
   '/release': { POST: { input: ReleaseInput, run: operations.release } },
   '/heartbeat': { POST: { input: HeartbeatInput, run: operations.heartbeat } },
@@ -33,6 +42,9 @@ const ROUTES: Readonly<Record<string, Partial<Record<Method, Route>>>> = {
   '/events': { GET: { input: EventsInput, run: operations.events } },
   // Open like every GET (Prometheus scrapes without credentials); it names no agent and no secret.
   '/metrics': { GET: { run: (ctx) => operations.metrics(ctx, { format: 'text' }), document: true } },
+  '/': { GET: statusPage },
+  '/ui': { GET: statusPage },
+  '/events/stream': { GET: { serve: (options, res) => options.live.serve(res) } },
 };
 
 export interface BridgeOptions {
@@ -42,6 +54,10 @@ export interface BridgeOptions {
   /** When it returns a token, POST endpoints require `Authorization: Bearer <token>` (read per request: SIGHUP may change it). */
   readonly token: () => string | undefined;
   readonly onError: (what: string, error: unknown) => void;
+  /** `GET /` and `GET /ui`: the status page, or why it is unavailable. */
+  readonly page: PreparedReply;
+  /** `GET /events/stream`, shared by every bridge address so its cap holds for the daemon. */
+  readonly live: LiveStreams;
 }
 
 /** Slow or idle clients must not hold connections: whole headers within 10 s, a whole request within 30 s. */
@@ -96,6 +112,11 @@ export function createBridgeServer(options: BridgeOptions): Server {
       const handler = route[req.method as Method];
       if (handler === undefined) {
         throw new HttpError(405, `method ${req.method} not allowed on ${path}`, { Allow: Object.keys(route).join(', ') });
+      }
+      // Raw routes are GETs only (ROUTES' type says so): they read the pool and take no body or token.
+      if ('serve' in handler) {
+        req.resume();
+        return handler.serve(options, res);
       }
       let body: unknown;
       if (req.method === 'POST') {
@@ -212,13 +233,7 @@ function authorized(header: string | undefined, expected: Buffer): boolean {
   return match?.[1] !== undefined && timingSafeEqual(digest(match[1].trim()), expected);
 }
 
-const toJson = oncePerFrozenValue((body) => JSON.stringify(body));
-
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  write(res, status, 'application/json', toJson(body), headers);
-}
-
-function write(res: ServerResponse, status: number, type: string, text: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+function sendPrepared(res: ServerResponse, reply: PreparedReply): void {
+  res.writeHead(reply.status, reply.headers);
+  res.end(reply.body);
 }

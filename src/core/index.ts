@@ -7,6 +7,7 @@ export * from './views.js';
 export * from './errors.js';
 export type * from './driver.js';
 export * from './event-text.js';
+export * from './time-text.js';
 export * from './queue.js';
 export * from './metrics.js';
 export * from './doctor.js';

@@ -5,6 +5,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createLiveStreams } from '../bridge/live.js';
+import { type PreparedReply, loadStatusPage, pageUnavailableReply } from '../bridge/page.js';
 import { createBridgeServer } from '../bridge/server.js';
 import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, parseWireTime } from '../contract/index.js';
 import { ClientGoneError, parseAutostart, rulesFromConfig } from '../core/index.js';
@@ -15,6 +17,7 @@ import { createRpcServer } from '../rpc/server.js';
 import { listenOnSocket } from '../rpc/socket.js';
 import { type EventLog, createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
 import { formatEvent } from '../core/event-text.js';
+import { TIMELINE_MAX_EVENTS, TIMELINE_WINDOW_MS } from '../ui/view.js';
 import { type Logger, describeError } from './log.js';
 import { createMetrics } from './metrics.js';
 import { type Pool, type PoolSettings, createPool } from './pool.js';
@@ -133,6 +136,17 @@ export function createDaemon(options: DaemonOptions) {
     },
   };
 
+  let statusPage: PreparedReply = pageUnavailableReply('the daemon is starting');
+  const live = createLiveStreams({
+    subscribe,
+    status: () => requirePool().status(),
+    history: async () => {
+      if (eventLog === undefined) return [];
+      return (await eventLog.read({ limit: TIMELINE_MAX_EVENTS, since: clock() - TIMELINE_WINDOW_MS })).events;
+    },
+    onError,
+  });
+
   async function listenBridge(address: string): Promise<void> {
     if (bridges.has(address)) return;
     const server = createBridgeServer({
@@ -140,6 +154,8 @@ export function createDaemon(options: DaemonOptions) {
       maxBodySize: config.maxBodySize,
       token: () => config.token,
       onError,
+      page: statusPage,
+      live,
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) =>
@@ -322,6 +338,10 @@ export function createDaemon(options: DaemonOptions) {
       );
 
       await reconcileNow();
+      statusPage = await loadStatusPage().catch((error: unknown) => {
+        log.error(`status page unavailable: ${describeError(error)}`);
+        return pageUnavailableReply(describeError(error));
+      });
       if (config.bind !== undefined) for (const address of config.bind) await listenBridge(address);
       else await bindDefaultAddresses();
       markReady();
