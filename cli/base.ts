@@ -34,6 +34,17 @@ export abstract class PoolCommand extends Command {
     }
   }
 
+  /** Ends a long-running command cleanly: Ctrl-C or SIGTERM aborts `controller` until the returned function is called. */
+  protected abortOnSignals(controller: AbortController): () => void {
+    const stop = () => controller.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    return () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    };
+  }
+
   protected print(text: string): void {
     this.context.stdout.write(`${text}\n`);
   }

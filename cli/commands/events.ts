@@ -2,6 +2,7 @@ import { Command, Option } from 'clipanion';
 import type { PoolEvent } from '../../src/contract/api.js';
 import { MAX_EVENTS_LIMIT, TRANSITIONAL_EVENT_TYPES } from '../../src/contract/constants.js';
 import { formatWireTime, parseDuration, parseWireTime } from '../../src/contract/time.js';
+import { notIn } from '../../src/core/event-text.js';
 import { EXIT, PoolCommand } from '../base.js';
 import { describeEvent } from '../format.js';
 
@@ -53,17 +54,14 @@ export class EventsCommand extends PoolCommand {
         if (!this.json && reply.events.length === 0) this.warn('no events');
         return EXIT.ok;
       }
-      const shown = new Set(reply.events.map((e) => JSON.stringify(e)));
-      for (const event of held) if (!shown.has(JSON.stringify(event))) this.show(event);
+      const isNew = notIn(reply.events);
+      for (const event of held) if (isNew(event)) this.show(event);
       deliver = (event) => this.show(event);
-      const stop = () => abort.abort();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      const signalsHandled = this.abortOnSignals(abort);
       try {
         await following;
       } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
+        signalsHandled();
       }
       return EXIT.ok;
     } finally {

@@ -20,8 +20,7 @@ export class WatchCommand extends PoolCommand {
     const tty = Boolean((this.context.stdout as NodeJS.WriteStream).isTTY) && !this.json;
     const abort = new AbortController();
     const stop = () => abort.abort();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    const signalsHandled = this.abortOnSignals(abort);
     const recent: string[] = [];
     let redraw: NodeJS.Timeout | undefined;
     const draw = async () => {
@@ -47,8 +46,7 @@ export class WatchCommand extends PoolCommand {
       return EXIT.ok;
     } finally {
       clearInterval(redraw);
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      signalsHandled();
     }
   }
 }

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { type PoolEvent, type StatusReply, TRANSITIONAL_EVENTS } from '../contract/index.js';
+import { notIn } from '../core/event-text.js';
 import { send, toJson } from './json.js';
 
 /** What the live stream shows, injected by the daemon. */
@@ -37,21 +38,6 @@ export function sseFrame(event: string, data: string): string {
     .split(/\r\n|\r|\n/)
     .map((line) => `data: ${line}`)
     .join('\n')}\n\n`;
-}
-
-/**
- * Which live events a stream still has to send after the history it opened with. Events that
- * happened while the log was read are queued and may be in the history too; the log is appended
- * in order, so those come first in the queue, and the first event not in the history ends the
- * overlap (an identical event later is a new one).
- */
-export function notIn(history: readonly PoolEvent[]): (event: PoolEvent) => boolean {
-  const overlap = new Set(history.map((event) => JSON.stringify(event)));
-  return (event) => {
-    if (overlap.delete(JSON.stringify(event))) return false;
-    overlap.clear();
-    return true;
-  };
 }
 
 interface Viewer {

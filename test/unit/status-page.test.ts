@@ -3,7 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AgentView, PoolEvent, StatusReply } from '../../src/contract/index.js';
-import { notIn, sseFrame } from '../../src/bridge/live.js';
+import { sseFrame } from '../../src/bridge/live.js';
+import { notIn } from '../../src/core/event-text.js';
 import { contentSecurityPolicy, loadStatusPage, pageUnavailableReply } from '../../src/bridge/page.js';
 import { ago, left } from '../../src/core/time-text.js';
 import {
