@@ -4,8 +4,9 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // Fault injection and load run on their own (npm run test:reliability), the browser too (npm run
-    // test:browser), and so do the tests that need a two-node swarm made around them (npm run test:swarm).
-    exclude: ['test/reliability/**', 'test/browser/**', 'test/swarm/**', '**/node_modules/**'],
+    // test:browser), and so do the tests that need a two-node swarm made around them (npm run test:swarm),
+    // the OpenClaw-shaped deployment (npm run test:deployment) and a real systemd (npm run test:systemd).
+    exclude: ['test/reliability/**', 'test/browser/**', 'test/swarm/**', 'test/deployment/**', 'test/systemd/**/*.systemd.test.ts', '**/node_modules/**'],
     // Docker-backed suites share one engine; keep files from fighting over it while unit files stay fast.
     fileParallelism: true,
     maxWorkers: 2,
