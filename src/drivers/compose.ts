@@ -15,12 +15,14 @@ export interface ComposeDriverOptions {
   readonly readyTimeoutMs?: number;
   /** The graceful part of stopping a start that never became healthy (ms). */
   readonly stopTimeoutMs?: number;
+  /** Services that are not agents: the networks only they use are not where agents call from. */
+  readonly infraServices?: readonly string[];
 }
 
 export interface ComposeProjectInfo {
   readonly name: string;
   readonly services: string[];
-  /** Networks the project's services attach to, by their Docker names (for the bridge's default bind). */
+  /** Networks the project's agents attach to, by their Docker names (for the bridge's default bind). */
   readonly networks: string[];
 }
 
@@ -43,7 +45,11 @@ export function createComposeDriver(options: ComposeDriverOptions) {
   let healthchecked = new Set<string>();
 
   const compose = (args: string[], timeoutMs = commandTimeoutMs, signal?: AbortSignal) => {
-    const argv: [string, ...string[]] = [options.dockerBin, 'compose', '--project-directory', options.composeDir];
+    // Every profile is active: OpenClaw puts most agents behind `profiles:`, and compose leaves the
+    // services of inactive profiles out of `config` and refuses a project whose active services
+    // depend on them. COMPOSE_PROFILES in the project's .env would otherwise decide who is an agent.
+    // Starting all of them is never the effect: the daemon names one service, with --no-deps.
+    const argv: [string, ...string[]] = [options.dockerBin, 'compose', '--project-directory', options.composeDir, '--profile', '*'];
     if (projectName !== undefined) argv.push('-p', projectName);
     return run([...argv, ...args], { cwd: options.composeDir, timeoutMs, ...(signal !== undefined && { signal }) });
   };
@@ -103,8 +109,9 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     projectName ??= config.name;
     const services = Object.keys(config.services ?? {});
     const used = new Set<string>();
-    for (const service of Object.values(config.services ?? {})) {
-      if (service.network_mode !== undefined) continue;
+    const infra = new Set(options.infraServices ?? []);
+    for (const [name, service] of Object.entries(config.services ?? {})) {
+      if (infra.has(name) || service.network_mode !== undefined) continue;
       for (const key of Object.keys(service.networks ?? { default: null })) used.add(key);
     }
     const networks = [...used].map((key) => config.networks?.[key]?.name ?? `${config.name}_${key}`);

@@ -52,6 +52,7 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
         project: config.composeProject,
         readyTimeoutMs: config.readyTimeoutSeconds * 1000,
         stopTimeoutMs: config.stopTimeoutSeconds * 1000,
+        infraServices: config.infraServices,
       });
       const project = await driver.init();
       return {

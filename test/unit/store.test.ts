@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFile, readdir, stat, utimes, writeFile, mkdir, rm } from 'node:fs/promises';
+import { chmod, readFile, readdir, stat, symlink, utimes, writeFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import {
   createRosterWriter,
   createEventLog,
   createStateStore,
+  ensureActivityDir,
   readActivityMarks,
   readEvents,
   serializeState,
@@ -179,6 +180,34 @@ describe('activity marks', () => {
     await rm(join(dir, 'activity'), { recursive: true, force: true });
     expect(await readActivityMarks(dir)).toEqual(new Map());
     expect((await stat(join(dir, 'activity'))).isDirectory()).toBe(true);
+  });
+
+  it('makes the directory sticky and writable by any uid, also one the earlier manager made root 0755', async () => {
+    const fresh = await tempDir();
+    await ensureActivityDir(fresh);
+    expect((await stat(join(fresh, 'activity'))).mode & 0o7777).toBe(0o1777);
+    const upgraded = await tempDir();
+    await mkdir(join(upgraded, 'activity'), { mode: 0o755 });
+    await ensureActivityDir(upgraded);
+    expect((await stat(join(upgraded, 'activity'))).mode & 0o7777).toBe(0o1777);
+  });
+
+  it('never changes the mode of what a symlink planted as the directory points to', async () => {
+    const dir = await tempDir();
+    const target = await tempDir();
+    await chmod(target, 0o700);
+    await symlink(target, join(dir, 'activity'));
+    await expect(ensureActivityDir(dir)).rejects.toThrow(/is not a directory \(a symlink or a file\)/);
+    expect((await stat(target)).mode & 0o7777).toBe(0o700);
+  });
+
+  it('takes no mark from a symlink, whatever it points to', async () => {
+    const dir = await tempDir();
+    await ensureActivityDir(dir);
+    const elsewhere = join(await tempDir(), 'fresh');
+    await writeFile(elsewhere, '');
+    await symlink(elsewhere, join(dir, 'activity', 'ceo'));
+    expect(await readActivityMarks(dir)).toEqual(new Map());
   });
 });
 
