@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -45,16 +45,31 @@ describe('the systemd unit and the install script', () => {
   it.each([
     ['Unit.After', 'docker.service network-online.target'],
     ['Unit.Requires', 'docker.service'],
+    ['Service.Type', 'notify'],
+    ['Service.NotifyAccess', 'all'],
+    ['Service.ExecStart', '/usr/local/bin/openclaw-pool'],
     ['Service.Restart', 'on-failure'],
     ['Service.RestartSec', '10'],
-    ['Service.EnvironmentFile', '/etc/openclaw-pool/pool.env'],
     ['Service.RuntimeDirectory', 'openclaw-pool'],
-    ['Service.ExecReload', '/bin/kill -HUP $MAINPID'],
+    ['Service.ExecReload', "/bin/sh -c 'kill -HUP $MAINPID'"],
     ['Service.ExecStop', '/usr/local/lib/openclaw-pool/systemd-stop'],
     ['Service.RestartPreventExitStatus', '78'],
+    ['Service.KillMode', 'mixed'],
+    ['Service.ProtectHome', 'read-only'],
     ['Install.WantedBy', 'multi-user.target'],
   ])('sets %s=%s', async (key, value) => {
     expect(unitKeys(await readFile(UNIT, 'utf8')).get(key)).toEqual([value]);
+  });
+
+  it('names pool.env in POOL_ENV, not EnvironmentFile= (whose copies would override the file on every reload)', async () => {
+    const keys = unitKeys(await readFile(UNIT, 'utf8'));
+    expect(keys.get('Service.Environment')).toContain('POOL_ENV=/etc/openclaw-pool/pool.env');
+    expect(keys.has('Service.EnvironmentFile')).toBe(false);
+  });
+
+  it('stages the drop-in that makes POOL_DIR writable, and systemd/ under /opt for the migration', async () => {
+    expect(await readFile(join(stage, 'etc/systemd/system/openclaw-pool.service.d/paths.conf'), 'utf8')).toMatch(/^\[Service\]\nReadWritePaths=-\/srv\/agents\/pool$/m);
+    expect(await readFile(join(stage, 'opt/openclaw-pool/systemd/openclaw-pool.service'), 'utf8')).toBe(await readFile(UNIT, 'utf8'));
   });
 
   it.skipIf(analyzer.failed)('passes systemd-analyze verify against the installed files', async () => {
@@ -77,6 +92,41 @@ describe('the systemd unit and the install script', () => {
     await writeFile(join(stage, 'etc/openclaw-pool/pool.env'), 'MAX_AGENTS=7\n');
     await run('bash', [join(ROOT, 'scripts/install.sh'), '--no-start'], { env: { ...process.env, DESTDIR: stage } });
     expect(await readFile(join(stage, 'etc/openclaw-pool/pool.env'), 'utf8')).toBe('MAX_AGENTS=7\n');
+  }, 120_000);
+
+  it('applies --compose-dir to an existing pool.env: its COMPOSE_DIR line is replaced, the rest and the mode kept, the drop-in follows', async () => {
+    const envFile = join(stage, 'etc/openclaw-pool/pool.env');
+    await writeFile(envFile, '# mine\nMAX_AGENTS=7\nCOMPOSE_DIR=/srv/old\n#COMPOSE_DIR=/commented\nINFRA_SERVICES=db\n', { mode: 0o640 });
+    await chmod(envFile, 0o640);
+    const { stdout } = await run('bash', [join(ROOT, 'scripts/install.sh'), '--no-start', '--compose-dir', '/home/alice/openclaw'], { env: { ...process.env, DESTDIR: stage } });
+    expect(stdout).toContain('COMPOSE_DIR=/home/alice/openclaw (--compose-dir) replacing its COMPOSE_DIR line');
+    expect(await readFile(envFile, 'utf8')).toBe('# mine\nMAX_AGENTS=7\nCOMPOSE_DIR=/home/alice/openclaw\n#COMPOSE_DIR=/commented\nINFRA_SERVICES=db\n');
+    expect((await stat(envFile)).mode & 0o777).toBe(0o640);
+    expect(await readFile(join(stage, 'etc/systemd/system/openclaw-pool.service.d/paths.conf'), 'utf8')).toContain('ReadWritePaths=-/home/alice/openclaw/pool\n');
+
+    await writeFile(envFile, 'MAX_AGENTS=7\nPOOL_DIR=/home/alice/state\n');
+    await run('bash', [join(ROOT, 'scripts/install.sh'), '--no-start', '--compose-dir', '/home/bob/openclaw'], { env: { ...process.env, DESTDIR: stage } });
+    expect(await readFile(envFile, 'utf8')).toBe('MAX_AGENTS=7\nPOOL_DIR=/home/alice/state\n\n# Set by install.sh --compose-dir:\nCOMPOSE_DIR=/home/bob/openclaw\n');
+    expect(await readFile(join(stage, 'etc/systemd/system/openclaw-pool.service.d/paths.conf'), 'utf8')).toContain('ReadWritePaths=-/home/alice/state\n');
+  }, 120_000);
+
+  it("leaves an earlier manager's unit of the same name alone, with no drop-in, and points to the migration", async () => {
+    const other = await mkdtemp(join(tmpdir(), 'pool-stage-'));
+    try {
+      const oldUnit = '[Service]\nExecStart=/home/alice/openclaw/pool/pool-manager.sh\n';
+      await mkdir(join(other, 'etc/systemd/system'), { recursive: true });
+      await writeFile(join(other, 'etc/systemd/system/openclaw-pool.service'), oldUnit);
+      const { stdout } = await run('bash', [join(ROOT, 'scripts/install.sh'), '--no-start', '--compose-dir', '/home/alice/openclaw'], { env: { ...process.env, DESTDIR: other } });
+      expect(stdout).toContain("an earlier pool manager's openclaw-pool.service is installed; to take it over with its agents running: sudo openclaw-pool migrate --from <its POOL_DIR> (see README: Upgrading from the bash pool manager)");
+      expect(await readFile(join(other, 'etc/systemd/system/openclaw-pool.service'), 'utf8')).toBe(oldUnit);
+      await expect(stat(join(other, 'etc/systemd/system/openclaw-pool.service.d'))).rejects.toThrow(/ENOENT/);
+      // Everything else is installed, the unit too, for the migration to put in place.
+      expect((await run(join(other, 'usr/local/bin/openclaw-pool'), ['--version'])).stdout.trim()).toBe('openclaw-pool 0.1.0');
+      expect(await readFile(join(other, 'opt/openclaw-pool/systemd/openclaw-pool.service'), 'utf8')).toBe(await readFile(UNIT, 'utf8'));
+      expect(await readFile(join(other, 'etc/openclaw-pool/pool.env'), 'utf8')).toContain('COMPOSE_DIR=/home/alice/openclaw\n');
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
   }, 120_000);
 });
 
