@@ -13,7 +13,7 @@ export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
  */
 export abstract class PoolCommand extends Command {
   json = Option.Boolean('--json', false, { description: 'Print the reply as JSON (for scripts)' });
-  socket = Option.String('--socket', { description: 'The daemon socket (default: $POOL_SOCKET, then /run/openclaw-pool/pool.sock)' });
+  socket = Option.String('--socket', { description: "The daemon socket (default: $POOL_SOCKET, then POOL_SOCKET in the daemon's pool.env, then /run/openclaw-pool/pool.sock)" });
 
   #client: PoolClient | undefined;
 

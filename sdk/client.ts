@@ -1,5 +1,6 @@
 import { createTRPCClient, httpSubscriptionLink, splitLink } from '@trpc/client';
 import type { EventsInput, PoolEvent } from '../src/contract/api.js';
+import { socketFromEnvFile } from '../src/contract/env-file.js';
 import superjson from 'superjson';
 import type { AppRouter } from '../src/rpc/routers/_app.js';
 import { DaemonUnreachableError, fromRpcError } from './errors.js';
@@ -10,7 +11,7 @@ import { socketTransport } from './transport.js';
 export const DEFAULT_SOCKET = '/run/openclaw-pool/pool.sock';
 
 export interface PoolClientOptions {
-  /** Default: $POOL_SOCKET, then /run/openclaw-pool/pool.sock. */
+  /** Default: $POOL_SOCKET, then POOL_SOCKET in the daemon's pool.env (when readable), then /run/openclaw-pool/pool.sock. */
   readonly socketPath?: string;
 }
 
@@ -20,7 +21,7 @@ export interface PoolClientOptions {
  * DriverError), and a missing or forbidden socket throws DaemonUnreachableError or PermissionDeniedError.
  */
 export function createPoolClient(options: PoolClientOptions = {}) {
-  const socketPath = options.socketPath ?? process.env.POOL_SOCKET ?? DEFAULT_SOCKET;
+  const socketPath = options.socketPath ?? (process.env.POOL_SOCKET || socketFromEnvFile(process.env, process.cwd())) ?? DEFAULT_SOCKET;
   const transport = socketTransport(socketPath);
   const url = 'http://localhost';
   const trpc = createTRPCClient<AppRouter>({

@@ -22,7 +22,7 @@ import {
   skipped,
   socketCheck,
 } from '../src/core/doctor.js';
-import { readConfig } from '../src/daemon/config.js';
+import { UnreadableConfigError, configFrom, readConfig } from '../src/daemon/config.js';
 import { composeVersion } from '../src/drivers/compose.js';
 import { engineVersion } from '../src/drivers/docker.js';
 import { type OpenedDriver, describeBackend, openDriver } from '../src/drivers/index.js';
@@ -58,13 +58,26 @@ export async function diagnose(options: DiagnoseOptions = {}): Promise<DoctorRep
   const env = options.env ?? process.env;
   let config: PoolConfig | undefined;
   const checks: DoctorCheck[] = [];
+  const cwd = options.cwd ?? process.cwd();
   try {
-    const loaded = await readConfig({ ...(options.configPath !== undefined && { envFile: options.configPath }), env, cwd: options.cwd ?? process.cwd() });
+    const loaded = await readConfig({ ...(options.configPath !== undefined && { envFile: options.configPath }), env, cwd });
     config = loaded.config;
-    checks.push(...configChecks({ file: loaded.file, problems: [] }));
+    checks.push(...configChecks({ file: loaded.file, problems: [], warnings: loaded.warnings }));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    checks.push(...configChecks({ file: undefined, problems: error.problems }));
+    if (error instanceof UnreadableConfigError) {
+      // A socket-group member may not read the 0640 file: the checks that need no secret still run.
+      const why = `${error.problems[0]}; run 'sudo poolctl doctor' to check it: the checks below use the environment and the defaults`;
+      checks.push(...configChecks({ file: error.file, problems: [], warnings: [why] }));
+      try {
+        config = configFrom({}, { env, cwd });
+      } catch (invalid) {
+        if (!(invalid instanceof ConfigError)) throw invalid;
+        checks.push(...configChecks({ file: undefined, problems: invalid.problems, warnings: [] }));
+      }
+    } else {
+      checks.push(...configChecks({ file: undefined, problems: error.problems, warnings: [] }));
+    }
   }
   const socketPath = options.socketPath ?? config?.socketPath ?? env.POOL_SOCKET ?? DEFAULT_SOCKET;
   const [docker, daemon] = await Promise.all([inspectDocker(config, env.DOCKER_BIN), askDaemon(socketPath)]);
@@ -164,7 +177,7 @@ async function socketGroup(config: PoolConfig | undefined) {
 async function bridgeFacts(config: PoolConfig, listening: DiagnosticsReply['bridge'] | undefined, found: DockerFindings['found']) {
   const common = { defaultBind: config.bind === undefined, token: config.token !== undefined };
   if (listening !== undefined) return { source: 'daemon' as const, ...listening, ...common };
-  const gateways = config.bind === undefined && found?.engine ? await found.opened.networkGateways(found.opened.project.networks).catch(() => []) : [];
+  const gateways = config.bind === undefined && found?.engine ? await found.opened.bridgeAddresses().catch(() => []) : [];
   return { source: 'config' as const, addresses: config.bind ?? ['127.0.0.1', ...gateways], port: config.port, ...common };
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ConfigError } from './env-file.js';
 import { AGENT_NAME_PATTERN } from './names.js';
 
 /** The daemon's configuration (SPEC §6), after defaults and environment overrides. */
@@ -41,68 +42,7 @@ export interface PoolConfig {
   eventLogFiles: number;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
-    this.name = 'ConfigError';
-  }
-}
-
-// ---- the file format: systemd's EnvironmentFile= syntax, which the same pool.env serves ----
-
-/**
- * Parses `KEY=VALUE` lines as systemd's `EnvironmentFile=` reads them: `#` and `;` start comment
- * lines, values may be single- or double-quoted (double quotes take backslash escapes), a trailing
- * backslash continues the line, and there are no inline comments. A leading `export ` is accepted
- * for files once sourced by the earlier bash manager.
- */
-export function parseEnvFile(text: string, source = 'pool.env'): Record<string, string> {
-  const values: Record<string, string> = {};
-  const problems: string[] = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const lineNo = i + 1;
-    let line = lines[i] ?? '';
-    // Unquoted continuation lines join before parsing, as systemd does.
-    while (line.endsWith('\\') && !/^\s*[#;]/.test(line) && i + 1 < lines.length) {
-      line = line.slice(0, -1) + (lines[++i] ?? '');
-    }
-    const trimmed = line.trim();
-    if (trimmed === '' || trimmed.startsWith('#') || trimmed.startsWith(';')) continue;
-    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(trimmed);
-    if (!match) {
-      problems.push(`${source}:${lineNo}: expected KEY=VALUE, got ${JSON.stringify(trimmed)}`);
-      continue;
-    }
-    const [, key, raw] = match as unknown as [string, string, string];
-    const value = unquote(raw);
-    if (value === undefined) {
-      problems.push(`${source}:${lineNo}: ${key} has an unterminated quote`);
-      continue;
-    }
-    values[key] = value;
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
-  return values;
-}
-
-function unquote(raw: string): string | undefined {
-  if (raw.startsWith("'")) {
-    const end = raw.indexOf("'", 1);
-    return end === -1 ? undefined : raw.slice(1, end);
-  }
-  if (raw.startsWith('"')) {
-    let out = '';
-    for (let i = 1; i < raw.length; i++) {
-      const ch = raw[i];
-      if (ch === '"') return out;
-      if (ch === '\\' && i + 1 < raw.length) out += raw[++i];
-      else out += ch;
-    }
-    return undefined;
-  }
-  return raw.trimEnd();
-}
+export { ConfigError, DEFAULT_ENV_FILES, parseEnvFile, socketFromEnvFile } from './env-file.js';
 
 // ---- variables, defaults and validation ----
 
@@ -152,6 +92,49 @@ const VARIABLES = {
 
 export type PoolVariable = keyof typeof VARIABLES;
 export const POOL_VARIABLES = Object.keys(VARIABLES) as PoolVariable[];
+
+/**
+ * Names in a pool.env that are none of ours, with the nearest known variable when one is a likely
+ * misspelling (`MAX_AGNETS` → `MAX_AGENTS`). A warning, never an error: the earlier manager's files
+ * carry names this daemon does not use, and they must keep loading.
+ */
+export function unknownVariables(file: Record<string, string>): { readonly name: string; readonly closest: PoolVariable | undefined }[] {
+  const known = new Set<string>([...POOL_VARIABLES, ...OTHER_KNOWN_VARIABLES]);
+  return Object.keys(file)
+    .filter((name) => !known.has(name))
+    .map((name) => {
+      let closest: PoolVariable | undefined;
+      let best = Math.max(2, Math.floor(name.length / 4)) + 1;
+      for (const candidate of POOL_VARIABLES) {
+        const distance = editDistance(name, candidate);
+        if (distance < best) [closest, best] = [candidate, distance];
+      }
+      return { name, closest };
+    });
+}
+
+/** The warning line for one unknown variable, as the daemon logs it and doctor shows it. */
+export function describeUnknownVariable(variable: { readonly name: string; readonly closest: string | undefined }, source: string): string {
+  return `${source}: ${variable.name} is not an openclaw-pool variable; ignored${variable.closest === undefined ? '' : ` (did you mean ${variable.closest}?)`}`;
+}
+
+/** Read from pool.env by others than loadConfig: not unknown. */
+const OTHER_KNOWN_VARIABLES = ['POOL_ENV', 'DOCKER_HOST', 'DOCKER_CONTEXT', 'DOCKER_CONFIG'];
+
+/** Optimal string alignment distance: a swap of two neighbours (AGNETS) costs one edit. */
+function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) rows[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
+      rows[i]![j] = d;
+    }
+  }
+  return rows[a.length]![b.length]!;
+}
 
 /** Lists may be set to empty on purpose (`PINNED_AGENTS=`); for any other variable empty means unset. */
 const EMPTY_MEANS_EMPTY = new Set<PoolVariable>(['INFRA_SERVICES', 'PINNED_AGENTS']);

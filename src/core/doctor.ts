@@ -50,8 +50,9 @@ export function suggestMaxAgents(totalBytes: number, perAgentBytes: number): num
 }
 
 /** One line per problem, each naming its variable (as ConfigError words them). */
-export function configChecks(read: { readonly file: string | undefined; readonly problems: readonly string[] }): DoctorCheck[] {
+export function configChecks(read: { readonly file: string | undefined; readonly problems: readonly string[]; readonly warnings: readonly string[] }): DoctorCheck[] {
   if (read.problems.length > 0) return read.problems.map((problem) => check('pool.env', 'fail', problem));
+  if (read.warnings.length > 0) return read.warnings.map((warning) => check('pool.env', 'warn', warning));
   return [check('pool.env', 'pass', read.file ?? 'no pool.env found: the environment and the defaults apply')];
 }
 

@@ -1,13 +1,14 @@
 import { access, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ConfigError, type PoolConfig, loadConfig, parseEnvFile } from '../contract/index.js';
+import { ConfigError, DEFAULT_ENV_FILES, type PoolConfig, describeUnknownVariable, loadConfig, parseEnvFile, unknownVariables } from '../contract/index.js';
 
-export const DEFAULT_ENV_FILES = ['./pool.env', '/etc/openclaw-pool/pool.env'];
 
 export interface LoadedConfig {
   readonly config: PoolConfig;
   /** The pool.env that was read, if any. */
   readonly file: string | undefined;
+  /** What in that file is ignored (unknown variables), one line each. */
+  readonly warnings: readonly string[];
 }
 
 /**
@@ -15,7 +16,7 @@ export interface LoadedConfig {
  * /etc/openclaw-pool/pool.env; with none, the environment and the defaults apply. Relative paths
  * in the result are resolved against the working directory.
  */
-export async function readConfig(options: { envFile?: string; env: NodeJS.ProcessEnv; cwd: string }): Promise<LoadedConfig> {
+export async function readConfig(options: ReadConfigOptions): Promise<LoadedConfig> {
   const explicit = options.envFile ?? options.env.POOL_ENV;
   let file: string | undefined;
   if (explicit !== undefined && explicit !== '') {
@@ -30,18 +31,47 @@ export async function readConfig(options: { envFile?: string; env: NodeJS.Proces
       }
     }
   }
-  const values = file === undefined ? {} : parseEnvFile(await readFile(file, 'utf8'), file);
-  const config = loadConfig({ file: values, env: options.env, cwd: options.cwd });
+  let text: string | undefined;
+  if (file !== undefined) {
+    const path = file;
+    text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new UnreadableConfigError(path, error);
+    });
+  }
+  const values = file === undefined || text === undefined ? {} : parseEnvFile(text, file);
   return {
     file,
-    config: {
-      ...config,
-      composeDir: resolve(options.cwd, config.composeDir),
-      poolDir: resolve(options.cwd, config.poolDir),
-      socketPath: resolve(options.cwd, config.socketPath),
-      processRoster: resolve(options.cwd, config.processRoster),
-      ...(config.logFile !== undefined && { logFile: resolve(options.cwd, config.logFile) }),
-    },
+    warnings: file === undefined ? [] : unknownVariables(values).map((variable) => describeUnknownVariable(variable, file)),
+    config: configFrom(values, options),
+  };
+}
+
+export interface ReadConfigOptions {
+  readonly envFile?: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+}
+
+/** pool.env exists but this user may not read it (it is 0640 root): a configuration problem for the daemon, a warning for doctor. */
+export class UnreadableConfigError extends ConfigError {
+  constructor(
+    readonly file: string,
+    cause: NodeJS.ErrnoException,
+  ) {
+    super([`${file}: cannot read it (${cause.code === 'EACCES' ? 'permission denied' : cause.message})`]);
+  }
+}
+
+/** The configuration from pool.env's values and the environment, with relative paths resolved against `cwd`. */
+export function configFrom(values: Record<string, string>, options: Pick<ReadConfigOptions, 'env' | 'cwd'>): PoolConfig {
+  const config = loadConfig({ file: values, env: options.env, cwd: options.cwd });
+  return {
+    ...config,
+    composeDir: resolve(options.cwd, config.composeDir),
+    poolDir: resolve(options.cwd, config.poolDir),
+    socketPath: resolve(options.cwd, config.socketPath),
+    processRoster: resolve(options.cwd, config.processRoster),
+    ...(config.logFile !== undefined && { logFile: resolve(options.cwd, config.logFile) }),
   };
 }
 

@@ -4,6 +4,7 @@ import { ConfigError } from '../contract/index.js';
 import { readConfig } from './config.js';
 import { DaemonStartError, VERSION, createDaemon } from './daemon.js';
 import { createLogger, describeError } from './log.js';
+import { createNotifier } from './notify.js';
 
 /** sysexits' EX_CONFIG: systemd's RestartPreventExitStatus= keeps a bad pool.env from a restart loop. */
 const EXIT_CONFIG = 78;
@@ -56,8 +57,10 @@ async function main(): Promise<number> {
 
   const log = createLogger({ logFile: loaded.config.logFile, clock: Date.now });
   log.info(`openclaw-pool ${VERSION} starting (config: ${loaded.file ?? 'environment and defaults'})`);
+  for (const warning of loaded.warnings) log.error(`warning: ${warning}`);
   let requested: ((reason: string) => void) | undefined;
-  const daemon = createDaemon({ config: loaded.config, log, onShutdownRequest: (reason) => requested?.(reason) });
+  const notifier = createNotifier({ env: process.env, onError: (what, error) => log.error(`error ${what}: ${describeError(error)}`) });
+  const daemon = createDaemon({ config: loaded.config, log, notifier, onShutdownRequest: (reason) => requested?.(reason) });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
@@ -74,7 +77,8 @@ async function main(): Promise<number> {
   } catch (error) {
     log.error(`cannot start: ${describeError(error)}`);
     await shutdown('start-up failed');
-    return error instanceof DaemonStartError ? 1 : 70;
+    if (!(error instanceof DaemonStartError)) return 70;
+    return error.configProblem ? EXIT_CONFIG : 1;
   }
 
   return new Promise<number>((resolve) => {
@@ -92,7 +96,10 @@ async function main(): Promise<number> {
     requested = (reason) => onSignal(reason as NodeJS.Signals);
     process.on('SIGHUP', () => {
       load()
-        .then(({ config }) => daemon.reload(config))
+        .then(({ config, warnings }) => {
+          for (const warning of warnings) log.error(`warning: ${warning}`);
+          return daemon.reload(config);
+        })
         .catch((error: unknown) => log.error(`reload failed, keeping the running configuration: ${describeError(error)}`));
     });
   });

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import { DriverError } from '../core/errors.js';
 
@@ -51,6 +52,8 @@ export async function run(argv: readonly [string, ...string[]], options: RunOpti
     throw new DriverError(`${command} timed out after ${options.timeoutMs / 1000} s`, argv, undefined, stderr);
   }
   if ((result as { code?: string }).code === 'ENOENT') {
+    // spawn says ENOENT for a missing working directory too: name the one that is missing.
+    if (options.cwd !== undefined && !existsSync(options.cwd)) throw new DriverError(`${options.cwd}: no such directory (running ${file} there)`, argv, undefined, stderr);
     throw new DriverError(`${file} not found: is Docker installed and on PATH (or DOCKER_BIN set)?`, argv, undefined, stderr);
   }
   // spawn says only "spawn docker EACCES", whether the binary or the working directory refused this user.

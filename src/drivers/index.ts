@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PoolConfig } from '../contract/index.js';
 import type { AgentDriver } from '../core/driver.js';
@@ -10,8 +11,11 @@ export interface OpenedDriver {
   readonly driver: AgentDriver;
   /** What the daemon logs and uses at start-up: the project's (or stack's) name, its services, the networks they use. */
   readonly project: { readonly name: string; readonly services: string[]; readonly networks: string[] };
-  /** Gateway addresses of those networks that exist now (the bridge's default bind); none for local processes or a swarm. */
-  networkGateways(networks: readonly string[]): Promise<string[]>;
+  /**
+   * Where agents reach the host now, beside loopback (the bridge's default bind): the gateways of
+   * their networks that exist and the engine's `host-gateway` address; none for local processes or a swarm.
+   */
+  bridgeAddresses(): Promise<string[]>;
   /** Memory in use by each running service, in bytes, where the backend measures it (the local Docker engine does; local processes and a swarm's other nodes are not measured). */
   readonly memoryUsage?: () => Promise<ReadonlyMap<string, number>>;
 }
@@ -28,6 +32,27 @@ export function describeBackend(config: PoolConfig): string {
   }
 }
 
+/**
+ * COMPOSE_DIR (or the process roster's directory) cannot be used: a configuration problem that a
+ * restart cannot fix, unlike Docker being down.
+ */
+export class ProjectDirError extends Error {
+  override name = 'ProjectDirError';
+}
+
+/** Names the directory and the likely cause, instead of what spawning docker in it would say. */
+async function requireProjectDir(dir: string, variable: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const what = code === 'ENOENT' ? 'no such directory' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    throw new ProjectDirError(`${variable} ${dir}: ${what} (check ${variable} in pool.env; a directory hidden from the service, by ProtectHome= say, also looks missing)`, { cause: error });
+  }
+  if (!info.isDirectory()) throw new ProjectDirError(`${variable} ${dir}: not a directory (check ${variable} in pool.env)`);
+}
+
 /** Makes the driver POOL_DRIVER names and reads what it manages; a failure here stops the daemon. */
 export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
   const noGateways = async () => [];
@@ -35,7 +60,7 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
     case 'process': {
       const driver = createProcessDriver({ rosterPath: config.processRoster, stateDir: join(config.poolDir, 'processes') });
       const services = await driver.services();
-      return { driver, project: { name: `processes of ${config.processRoster}`, services, networks: [] }, networkGateways: noGateways };
+      return { driver, project: { name: `processes of ${config.processRoster}`, services, networks: [] }, bridgeAddresses: noGateways };
     }
     case 'swarm': {
       if (config.swarmStack === undefined) throw new Error('SWARM_STACK is required with POOL_DRIVER=swarm');
@@ -43,9 +68,10 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
       const startTimeoutMs = COMMAND_TIMEOUT_MS + config.readyTimeoutSeconds * 1000;
       const driver = createSwarmDriver({ dockerBin: config.dockerBin, stack: config.swarmStack, startTimeoutMs });
       const stack = await driver.init();
-      return { driver, project: stack, networkGateways: noGateways };
+      return { driver, project: stack, bridgeAddresses: noGateways };
     }
     case 'compose': {
+      await requireProjectDir(config.composeDir, 'COMPOSE_DIR');
       const driver = createComposeDriver({
         dockerBin: config.dockerBin,
         composeDir: config.composeDir,
@@ -58,7 +84,7 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
       return {
         driver,
         project,
-        networkGateways: (networks) => driver.networkGateways(networks),
+        bridgeAddresses: () => driver.bridgeAddresses(),
         memoryUsage: () => driver.memoryUsage(),
       };
     }

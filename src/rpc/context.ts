@@ -23,8 +23,8 @@ export interface RpcDeps {
   readonly events: (query: EventsQuery) => Promise<EventsReply>;
   /** The configuration as the daemon runs it, secrets redacted. */
   readonly configView: () => Record<string, unknown>;
-  /** Asks the process to shut down once the current reply is out (agents are left as they are). */
-  readonly requestShutdown: (reason: string) => void;
+  /** Asks the process to shut down once the current reply is out (agents are left as they are; `agentsStopped`: they were stopped already). */
+  readonly requestShutdown: (reason: string, options?: { readonly agentsStopped?: boolean }) => void;
 }
 
 export type Context = RpcDeps;

@@ -1,5 +1,8 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseEnvFile } from '../../src/contract/index.js';
+import { ConfigError, describeUnknownVariable, loadConfig, parseEnvFile, socketFromEnvFile, unknownVariables } from '../../src/contract/index.js';
+import { useTempDir } from '../support/tmp.js';
 
 describe('parseEnvFile reads what systemd EnvironmentFile= reads', () => {
   it.each([
@@ -111,5 +114,48 @@ describe('pool.env.example', () => {
     expect(() => loadConfig({ cwd: '/', file: parseEnvFile(text, 'pool.env.example') })).not.toThrow();
     const { POOL_VARIABLES } = await import('../../src/contract/index.js');
     for (const name of POOL_VARIABLES) expect(text, name).toMatch(new RegExp(`^#?${name}=`, 'm'));
+  });
+});
+
+describe('unknown variables in pool.env', () => {
+  it.each([
+    { name: 'MAX_AGNETS', closest: 'MAX_AGENTS' },
+    { name: 'EVICT_GRACE_SECOND', closest: 'EVICT_GRACE_SECONDS' },
+    { name: 'POOL_SOKET', closest: 'POOL_SOCKET' },
+    { name: 'sync_interval', closest: undefined },
+    { name: 'AGENT_MEMORY_MB', closest: undefined },
+    { name: 'SOCAT_OPTS', closest: undefined },
+  ])('$name is reported, nearest known variable: $closest', ({ name, closest }) => {
+    expect(unknownVariables({ MAX_AGENTS: '3', [name]: '1' })).toEqual([{ name, closest }]);
+  });
+
+  it('reports nothing for a file of known variables, nor for the Docker client variables the CLI reads', () => {
+    expect(unknownVariables({ MAX_AGENTS: '3', POOL_DIR: '/srv/pool', DOCKER_HOST: 'unix:///run/docker.sock', POOL_ENV: '/etc/x' })).toEqual([]);
+  });
+
+  it('says what is ignored and what was probably meant, and the file still loads', () => {
+    const file = parseEnvFile('MAX_AGNETS=1\n');
+    expect(unknownVariables(file).map((v) => describeUnknownVariable(v, '/etc/openclaw-pool/pool.env'))).toEqual([
+      '/etc/openclaw-pool/pool.env: MAX_AGNETS is not an openclaw-pool variable; ignored (did you mean MAX_AGENTS?)',
+    ]);
+    expect(loadConfig({ file, cwd: '/srv' }).maxAgents).toBe(3);
+  });
+});
+
+describe("a client finds the socket in the daemon's pool.env", () => {
+  const tempDir = useTempDir();
+  it('reads POOL_SOCKET from $POOL_ENV, resolved against the working directory', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'pool.env'), 'MAX_AGENTS=2\nPOOL_SOCKET="run/p.sock"\n');
+    expect(socketFromEnvFile({ POOL_ENV: join(dir, 'pool.env') }, dir)).toBe(join(dir, 'run/p.sock'));
+  });
+
+  it('finds nothing in a file that does not set it, one it cannot read, or one that does not parse', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'plain.env'), 'MAX_AGENTS=2\n');
+    await writeFile(join(dir, 'broken.env'), 'POOL_SOCKET="unterminated\n');
+    expect(socketFromEnvFile({ POOL_ENV: join(dir, 'plain.env') }, dir)).toBeUndefined();
+    expect(socketFromEnvFile({ POOL_ENV: join(dir, 'missing.env') }, dir)).toBeUndefined();
+    expect(socketFromEnvFile({ POOL_ENV: join(dir, 'broken.env') }, dir)).toBeUndefined();
   });
 });

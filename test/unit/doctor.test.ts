@@ -130,11 +130,16 @@ const only = (c: DoctorCheck) => [c.verdict, c.detail];
 
 describe('the verdicts of each check', () => {
   it.each([
-    { what: 'a file read', read: { file: '/etc/openclaw-pool/pool.env', problems: [] }, checks: [['pass', '/etc/openclaw-pool/pool.env']] },
-    { what: 'no file at all', read: { file: undefined, problems: [] }, checks: [['pass', 'no pool.env found: the environment and the defaults apply']] },
+    { what: 'a file read', read: { file: '/etc/openclaw-pool/pool.env', problems: [], warnings: [] }, checks: [['pass', '/etc/openclaw-pool/pool.env']] },
+    { what: 'no file at all', read: { file: undefined, problems: [], warnings: [] }, checks: [['pass', 'no pool.env found: the environment and the defaults apply']] },
+    {
+      what: 'a misspelt variable: a warning naming the closest one, not a failure',
+      read: { file: '/etc/openclaw-pool/pool.env', problems: [], warnings: ['/etc/openclaw-pool/pool.env: MAX_AGNETS is not an openclaw-pool variable; ignored (did you mean MAX_AGENTS?)'] },
+      checks: [['warn', '/etc/openclaw-pool/pool.env: MAX_AGNETS is not an openclaw-pool variable; ignored (did you mean MAX_AGENTS?)']],
+    },
     {
       what: 'two bad variables: one failing line each',
-      read: { file: undefined, problems: ['MAX_AGENTS="x": expected a whole number', 'POOL_PORT="-1": expected at least 0'] },
+      read: { file: undefined, problems: ['MAX_AGENTS="x": expected a whole number', 'POOL_PORT="-1": expected at least 0'], warnings: [] },
       checks: [
         ['fail', 'MAX_AGENTS="x": expected a whole number'],
         ['fail', 'POOL_PORT="-1": expected at least 0'],

@@ -9,7 +9,7 @@ export const adminRouter = router({
    */
   shutdown: procedure.input(z.object({ stopAgents: z.boolean().default(false) })).mutation(async ({ ctx, input }) => {
     if (input.stopAgents) await ctx.pool.stopAll('shutdown');
-    ctx.requestShutdown(input.stopAgents ? 'poolctl shutdown --stop-agents' : 'poolctl shutdown');
+    ctx.requestShutdown(input.stopAgents ? 'poolctl shutdown --stop-agents' : 'poolctl shutdown', { agentsStopped: input.stopAgents });
     return { status: 'ok' as const, stopped_agents: input.stopAgents };
   }),
 });
