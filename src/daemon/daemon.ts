@@ -10,7 +10,7 @@ import { type PreparedReply, loadStatusPage, pageUnavailableReply } from '../bri
 import { createBridgeServer } from '../bridge/server.js';
 import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, parseWireTime } from '../contract/index.js';
 import { ClientGoneError, parseAutostart, rulesFromConfig } from '../core/index.js';
-import { type OpenedDriver, describeBackend, openDriver } from '../drivers/index.js';
+import { type OpenedDriver, ProjectDirError, describeBackend, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
 import { createRpcServer } from '../rpc/server.js';
@@ -20,10 +20,12 @@ import { formatEvent } from '../core/event-text.js';
 import { TIMELINE_MAX_EVENTS, TIMELINE_WINDOW_MS } from '../ui/view.js';
 import { type Logger, describeError } from './log.js';
 import { createMetrics } from './metrics.js';
+import type { Notifier } from './notify.js';
 import { type Pool, type PoolSettings, createPool } from './pool.js';
 
 export const VERSION = '0.1.0';
 export const AUTOSTART_FILE = 'autostart.txt';
+const LOOPBACK = '127.0.0.1';
 /** How long replies in flight may take to go out when the daemon stops. */
 const SHUTDOWN_GRACE_MS = 500;
 
@@ -34,6 +36,13 @@ const EVENTS_BACKOFF_MAX_MS = 60_000;
 
 export class DaemonStartError extends Error {
   override name = 'DaemonStartError';
+  constructor(
+    message: string,
+    /** A configuration problem: restarting cannot fix it (main exits 78, which the unit does not restart). */
+    readonly configProblem = false,
+  ) {
+    super(message);
+  }
 }
 
 export interface DaemonOptions {
@@ -42,6 +51,8 @@ export interface DaemonOptions {
   readonly clock?: () => number;
   /** Called when a client asks the daemon to exit (`poolctl shutdown`); the process owner decides how. */
   readonly onShutdownRequest?: (reason: string) => void;
+  /** systemd's readiness and status (Type=notify); none outside systemd. */
+  readonly notifier?: Notifier;
 }
 
 const settingsOf = (config: PoolConfig): PoolSettings => ({
@@ -67,8 +78,11 @@ export function createDaemon(options: DaemonOptions) {
   let opened: OpenedDriver | undefined;
   let pool: Pool | undefined;
   let eventLog: EventLog | undefined;
-  let networks: string[] = [];
+  /** Default-bind addresses that could not be listened on, so each is reported once, not every reconcile. */
+  const unbindable = new Set<string>();
   let bridgePort = config.port;
+  /** `poolctl shutdown --stop-agents` stopped them before asking the daemon to exit. */
+  let agentsStopped = false;
   let syncTimer: NodeJS.Timeout | undefined;
   let debounceTimer: NodeJS.Timeout | undefined;
   const background = new Set<Promise<unknown>>();
@@ -130,7 +144,8 @@ export function createDaemon(options: DaemonOptions) {
       if (eventLog === undefined) throw new Error('daemon not started');
       return eventLog.read({ limit: query.limit, agent: query.agent, since: query.since === undefined ? undefined : parseWireTime(query.since) });
     },
-    requestShutdown: (reason: string) => {
+    requestShutdown: (reason: string, { agentsStopped: stopped = false } = {}) => {
+      agentsStopped ||= stopped;
       // After the reply has been written: closing the servers first would cut it off.
       setImmediate(() => options.onShutdownRequest?.(reason));
     },
@@ -147,6 +162,7 @@ export function createDaemon(options: DaemonOptions) {
     onError,
   });
 
+  /** Listens on `address`; a failure is a DaemonStartError naming the address and what to do. */
   async function listenBridge(address: string): Promise<void> {
     if (bridges.has(address)) return;
     const server = createBridgeServer({
@@ -170,17 +186,61 @@ export function createDaemon(options: DaemonOptions) {
     // With POOL_PORT=0 the first listener picks the port and the others share it.
     bridgePort = (server.address() as AddressInfo).port;
     bridges.set(address, server);
-    log.info(`bridge listening on http://${address.includes(':') ? `[${address}]` : address}:${bridgePort}`);
+    unbindable.delete(address);
+    log.info(`bridge listening on ${endpoint(address)}`);
   }
 
-  /** SPEC §6: loopback plus the gateway of each Docker network the agents use, as soon as those networks exist. */
+  const endpoint = (address: string) => `http://${address.includes(':') ? `[${address}]` : address}:${bridgePort}`;
+
+  function closeBridge(address: string): void {
+    const server = bridges.get(address);
+    if (server === undefined) return;
+    bridges.delete(address);
+    server.close();
+    server.closeIdleConnections();
+    log.info(`bridge no longer listening on ${endpoint(address)}: the Docker network is gone`);
+  }
+
+  /**
+   * SPEC §6, POOL_BIND unset: loopback, the gateway of each Docker network the agents use, and the
+   * address `host-gateway` resolves to, each as soon as it exists; a network that is gone closes its
+   * listener. Loopback is required; a discovered address that cannot be listened on (not on this
+   * host's network namespace, say) is reported once and tried again at the next reconcile.
+   * When Docker cannot be asked, the listeners stay as they are.
+   */
   async function bindDefaultAddresses(): Promise<void> {
     if (config.bind !== undefined || opened === undefined) return;
-    const gateways = await opened.networkGateways(networks).catch((error: unknown) => {
-      onError('reading Docker network gateways', error);
-      return [];
-    });
-    for (const address of ['127.0.0.1', ...gateways]) await listenBridge(address);
+    if (!bridges.has(LOOPBACK)) await listenBridge(LOOPBACK);
+    let found: string[];
+    try {
+      found = await opened.bridgeAddresses();
+    } catch (error) {
+      onError('reading the Docker networks the agents use (the bridge keeps its addresses)', error);
+      return;
+    }
+    const wanted = new Set([LOOPBACK, ...found]);
+    for (const address of bridges.keys()) if (!wanted.has(address)) closeBridge(address);
+    for (const address of wanted) {
+      if (bridges.has(address)) continue;
+      try {
+        await listenBridge(address);
+      } catch (error) {
+        if (!unbindable.has(address)) log.error(`bridge not listening on ${endpoint(address)}: ${describeError(error)}; will retry after each reconcile`);
+        unbindable.add(address);
+      }
+    }
+  }
+
+  function publishStatus(): void {
+    options.notifier?.status(occupancy());
+  }
+
+  /** `systemctl status` shows this line. */
+  function occupancy(): string {
+    const status = requirePool().status();
+    const queued = status.queue?.length ?? 0;
+    const docker = requirePool().health().docker ? '' : '; Docker unreachable';
+    return `${status.slots_total - status.slots_free} of ${status.slots_total} slots used${queued > 0 ? `, ${queued} waiting` : ''}${docker}`;
   }
 
   function scheduleReconcile(): void {
@@ -199,8 +259,10 @@ export function createDaemon(options: DaemonOptions) {
       metrics.reconcileFailed(error);
       onError('reconciling with Docker (will retry)', error);
       return;
+    } finally {
+      publishStatus();
     }
-    if (config.bind === undefined && bridges.size < networks.length + 1) await bindDefaultAddresses();
+    await bindDefaultAddresses();
   }
 
   function armSyncTimer(): void {
@@ -290,10 +352,10 @@ export function createDaemon(options: DaemonOptions) {
       try {
         opened = await openDriver(config);
       } catch (error) {
+        if (error instanceof ProjectDirError) throw new DaemonStartError(error.message, true);
         throw new DaemonStartError(`cannot read ${describeBackend(config)}: ${describeError(error)}`);
       }
       const { driver, project } = opened;
-      networks = project.networks;
       const kind = { compose: 'compose project ', swarm: 'swarm stack ', process: '' }[config.driver];
       log.info(`${kind}${project.name}: agents ${project.services.filter((s) => !config.infraServices.includes(s)).join(', ') || '(none)'}; infrastructure ${config.infraServices.join(', ') || '(none)'}`);
 
@@ -328,6 +390,7 @@ export function createDaemon(options: DaemonOptions) {
               void events.append(event);
             }
             bus.emit('event', event);
+            publishStatus();
           },
           onError,
           clock,
@@ -337,22 +400,27 @@ export function createDaemon(options: DaemonOptions) {
         project.services,
       );
 
-      await reconcileNow();
       statusPage = await loadStatusPage().catch((error: unknown) => {
         log.error(`status page unavailable: ${describeError(error)}`);
         return pageUnavailableReply(describeError(error));
       });
+      // Listening comes before the first reconcile, which waits out a hung or down Docker: the
+      // daemon is up (and systemd told so) even then. Requests wait for that reconcile (`ready`)
+      // so that their decisions see the containers Docker runs now, not only state.json's.
       if (config.bind !== undefined) for (const address of config.bind) await listenBridge(address);
       else await bindDefaultAddresses();
+      options.notifier?.ready(occupancy());
+      await reconcileNow();
       markReady();
       armSyncTimer();
       runInBackground(followDockerEvents());
       runInBackground(autostart());
-      log.info(`ready: ${config.maxAgents} slots, ${requirePool().status().slots_free} free`);
+      log.info(`ready: ${config.maxAgents} slots, ${requirePool().status().slots_free} free; bridge on ${[...bridges.keys()].map(endpoint).join(', ')}`);
     },
 
     /** Re-reads the configuration (SIGHUP). What cannot change without a restart is named, not applied. */
     async reload(next: PoolConfig): Promise<void> {
+      options.notifier?.reloading();
       const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster', 'swarmStack', 'eventLogMaxBytes', 'eventLogFiles', 'readyTimeoutSeconds'] as const;
       const changed = fixed.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (changed.length > 0) log.error(`reload: ${changed.join(', ')} changed; restart the daemon to apply them`);
@@ -365,11 +433,14 @@ export function createDaemon(options: DaemonOptions) {
       log.info(`reloaded configuration: MAX_AGENTS=${config.maxAgents}, EVICT_GRACE_SECONDS=${config.evictGraceSeconds}, SYNC_INTERVAL=${config.syncIntervalSeconds}`);
       armSyncTimer();
       await reconcileNow();
+      options.notifier?.ready(occupancy());
     },
 
     /** Closes servers and timers. Agents keep running unless `stopAgents` (the systemd stop path). */
     async stop(reason: string, { stopAgents = false } = {}): Promise<void> {
-      log.info(`shutting down (${reason})${stopAgents ? ', stopping pooled agents' : '; agents keep running'}`);
+      options.notifier?.stopping();
+      const agents = stopAgents ? ', stopping pooled agents' : agentsStopped ? '; pooled agents stopped' : '; agents keep running';
+      log.info(`shutting down (${reason})${agents}`);
       lifetime.abort();
       clearTimeout(syncTimer);
       clearTimeout(debounceTimer);

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import type { AgentDriver } from '../core/driver.js';
 import { DriverError } from '../core/errors.js';
 import type { ObservedAgent } from '../core/reconcile.js';
@@ -43,6 +45,8 @@ export function createComposeDriver(options: ComposeDriverOptions) {
   let projectName = options.project;
   /** Services whose compose definition has a healthcheck: their start waits until Docker calls them healthy. */
   let healthchecked = new Set<string>();
+  /** Docker names of the networks the agents attach to, as of the last `init`. */
+  let networks: string[] = [];
 
   const compose = (args: string[], timeoutMs = commandTimeoutMs, signal?: AbortSignal) => {
     // Every profile is active: OpenClaw puts most agents behind `profiles:`, and compose leaves the
@@ -114,7 +118,7 @@ export function createComposeDriver(options: ComposeDriverOptions) {
       if (infra.has(name) || service.network_mode !== undefined) continue;
       for (const key of Object.keys(service.networks ?? { default: null })) used.add(key);
     }
-    const networks = [...used].map((key) => config.networks?.[key]?.name ?? `${config.name}_${key}`);
+    networks = [...used].map((key) => config.networks?.[key]?.name ?? `${config.name}_${key}`);
     healthchecked = new Set(services.filter((name) => {
       const check = config.services?.[name]?.healthcheck;
       return check !== undefined && !check.disable;
@@ -199,19 +203,65 @@ export function createComposeDriver(options: ComposeDriverOptions) {
       return usage;
     },
 
-    /** Gateway addresses of the given Docker networks that exist now (one `docker network inspect`). */
-    async networkGateways(networks: readonly string[]): Promise<string[]> {
-      if (networks.length === 0) return [];
+    /**
+     * Where containers of this project reach the host: the gateway of each of the agents' networks
+     * that exists now, and the address `host-gateway` resolves to on this engine (what
+     * `extra_hosts: pool-manager:host-gateway` puts in a container's /etc/hosts). Two docker calls.
+     */
+    async bridgeAddresses(): Promise<string[]> {
       const existing = (await docker(['network', 'ls', '--format', '{{.Name}}'], queryTimeoutMs)).split('\n').filter((n) => networks.includes(n));
-      if (existing.length === 0) return [];
-      const out = await docker(['network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Gateway}} {{end}}', ...existing], queryTimeoutMs);
-      return [...new Set(out.split(/\s+/).filter(Boolean))];
+      const out = await docker(['network', 'inspect', '--format', NETWORK_FORMAT, DEFAULT_BRIDGE, ...existing], queryTimeoutMs);
+      const gateways = parseNetworkGateways(out, localInterfaceAddresses());
+      const hostGateway = configuredHostGateway(await readDaemonJson()) ?? gateways.get(DEFAULT_BRIDGE) ?? [];
+      return [...new Set([...existing.flatMap((name) => gateways.get(name) ?? []), ...hostGateway])];
     },
   } satisfies AgentDriver & Record<string, unknown>;
   return driver;
 }
 
 export type ComposeDriver = ReturnType<typeof createComposeDriver>;
+
+/** Docker's name for its default bridge, whose gateway `host-gateway` means unless dockerd is told otherwise. */
+const DEFAULT_BRIDGE = 'bridge';
+const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
+const NETWORK_FORMAT = `{{.Name}}\t{{range .IPAM.Config}}{{.Gateway}} {{end}}\t{{index .Options "${BRIDGE_NAME_OPTION}"}}`;
+/** Where Debian's dockerd reads `host-gateway-ip` from (its `--host-gateway-ip` flag is not visible through the API). */
+export const DOCKER_DAEMON_JSON = '/etc/docker/daemon.json';
+
+/**
+ * Each network's gateway addresses from `docker network inspect` lines (name, gateways, bridge
+ * interface). The default bridge's IPAM config carries no gateway (dockerd 20.10 leaves it out),
+ * so a network without one is reached at its bridge interface's addresses on this host.
+ */
+export function parseNetworkGateways(out: string, interfaces: ReadonlyMap<string, readonly string[]>): Map<string, string[]> {
+  const gateways = new Map<string, string[]>();
+  for (const line of out.split('\n')) {
+    const [name, listed = '', bridge = ''] = line.split('\t');
+    if (!name) continue;
+    const addresses = listed.split(' ').map((a) => a.replace(/\/\d+$/, '')).filter(Boolean);
+    gateways.set(name, addresses.length > 0 ? addresses : [...(interfaces.get(bridge) ?? [])]);
+  }
+  return gateways;
+}
+
+/** dockerd's `host-gateway-ip` from its daemon.json text, when set. */
+export function configuredHostGateway(daemonJson: string | undefined): string[] | undefined {
+  if (daemonJson === undefined) return undefined;
+  try {
+    const address = (JSON.parse(daemonJson) as { 'host-gateway-ip'?: unknown })['host-gateway-ip'];
+    return typeof address === 'string' && address !== '' ? [address] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readDaemonJson(): Promise<string | undefined> {
+  return readFile(DOCKER_DAEMON_JSON, 'utf8').catch(() => undefined);
+}
+
+function localInterfaceAddresses(): Map<string, string[]> {
+  return new Map(Object.entries(networkInterfaces()).map(([name, infos]) => [name, (infos ?? []).filter((i) => i.family === 'IPv4').map((i) => i.address)]));
+}
 
 const SIZE_UNITS = new Map(Object.entries({ B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 }));
 

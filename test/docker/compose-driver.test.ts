@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DriverError } from '../../src/core/errors.js';
 import { createComposeDriver } from '../../src/drivers/compose.js';
-import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
+import { execa } from 'execa';
+import { type ComposeProject, TEST_IMAGE, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 
 const docker = await requireDocker();
 
@@ -21,6 +22,12 @@ async function dockerShim(dir: string, behaviour = ''): Promise<{ bin: string; c
   return { bin, calls: async () => (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
 }
 
+/** What `extra_hosts: x:host-gateway` puts in a container's /etc/hosts on this engine: the ground truth. */
+async function resolveHostGateway(project: ComposeProject): Promise<string> {
+  const { stdout } = await execa('docker', ['run', '--rm', '--network', 'none', '--add-host', 'probe:host-gateway', '--label', `com.docker.compose.project=${project.name}-probe`, TEST_IMAGE, 'sh', '-c', 'grep probe /etc/hosts']);
+  return stdout.trim().split(/\s+/)[0]!;
+}
+
 describe.skipIf(!docker)('the compose driver against real dockerd', () => {
   let project: ComposeProject;
   let scratch: string;
@@ -31,7 +38,12 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
       stubborn: agentService({ command: ['sh', '-c', "trap '' TERM; while :; do sleep 0.2; done"] }),
       bridged: { ...agentService(), network_mode: undefined },
       ghost: agentService({ image: 'openclaw-pool/absent:1' }),
-    });
+      // OpenClaw's shape: agents behind profiles, depending on infrastructure behind another one.
+      designer: agentService({ profiles: ['series-a'], depends_on: ['ollama'] }),
+      ollama: { ...agentService({ profiles: ['gpu'] }), network_mode: undefined, networks: ['models'] },
+    }, { networks: { models: {} } });
+    // Compose reads COMPOSE_PROFILES from the project's .env: neither profile above is in it.
+    await writeFile(join(project.dir, '.env'), 'COMPOSE_PROFILES=seed\n');
     scratch = await mkdtemp(join(tmpdir(), 'pool-shim-'));
   });
   afterAll(async () => {
@@ -39,13 +51,24 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     await rm(scratch, { recursive: true, force: true });
   });
   const driverFor = (dockerBin = 'docker', commandTimeoutMs?: number) =>
-    createComposeDriver({ dockerBin, composeDir: project.dir, project: undefined, ...(commandTimeoutMs && { commandTimeoutMs }) });
+    createComposeDriver({ dockerBin, composeDir: project.dir, project: undefined, infraServices: ['ollama'], ...(commandTimeoutMs && { commandTimeoutMs }) });
 
   it('reads the project name, its services and the networks they use from the compose file', async () => {
     const info = await driverFor().init();
     expect(info.name).toBe(project.name);
-    expect(info.services.sort()).toEqual(['bridged', 'ceo', 'cfo', 'cto', 'ghost', 'qa', 'stubborn']);
+    expect(info.services.sort()).toEqual(['bridged', 'ceo', 'cfo', 'cto', 'designer', 'ghost', 'ollama', 'qa', 'stubborn']);
+    // `models` is used by infrastructure only: agents never call from it.
     expect(info.networks).toEqual([`${project.name}_default`]);
+  });
+
+  it('starts an agent behind an inactive profile alone, without the infrastructure it depends on', async () => {
+    const driver = driverFor();
+    await driver.init();
+    await driver.start('designer');
+    expect(await project.containers()).toEqual([{ service: 'designer', state: 'running' }]);
+    await driver.stop('designer', 2000);
+    expect((await driver.list()).find((o) => o.agent === 'designer')?.running).toBe(false);
+    await project.compose('rm', '--force', 'designer');
   });
 
   it('starts one service, lists it by its compose label, and stops it', async () => {
@@ -113,7 +136,7 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     expect(error).toBeInstanceOf(DriverError);
     expect(error.message).toMatch(/no such image: openclaw-pool\/absent:1/i);
     expect(error.exitCode).toBe(1);
-    expect(error.argv).toEqual(['docker', 'compose', '--project-directory', project.dir, '-p', project.name, 'up', '--detach', '--no-deps', 'ghost']);
+    expect(error.argv).toEqual(['docker', 'compose', '--project-directory', project.dir, '--profile', '*', '-p', project.name, 'up', '--detach', '--no-deps', 'ghost']);
     expect(error.stderr).toMatch(/absent/);
   });
 
@@ -148,12 +171,20 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     await driver.stop('ceo', 2000);
   });
 
-  it('finds the gateway of a network the project has created, and nothing for one that does not exist yet', async () => {
-    const driver = driverFor();
-    const info = await driver.init();
-    expect(await driver.networkGateways([`${project.name}_not_created`])).toEqual([]);
-    await driver.start('bridged');
-    expect(await driver.networkGateways(info.networks)).toEqual([expect.stringMatching(/^\d+\.\d+\.\d+\.1$/)]);
-    await driver.stop('bridged', 2000);
+  it("finds the agents' network gateway while the network exists, and always the address host-gateway resolves to", async () => {
+    const fresh = await createComposeProject({ solo: { ...agentService(), network_mode: undefined } });
+    try {
+      const driver = createComposeDriver({ dockerBin: 'docker', composeDir: fresh.dir, project: undefined });
+      await driver.init();
+      const hostGateway = await resolveHostGateway(fresh);
+      expect(await driver.bridgeAddresses()).toEqual([hostGateway]);
+      await driver.start('solo');
+      const { stdout } = await execa('docker', ['network', 'inspect', '--format', '{{range .IPAM.Config}}{{.Gateway}}{{end}}', `${fresh.name}_default`]);
+      expect(await driver.bridgeAddresses()).toEqual([stdout.trim(), hostGateway]);
+      await fresh.compose('down', '--timeout', '0');
+      expect(await driver.bridgeAddresses()).toEqual([hostGateway]);
+    } finally {
+      await fresh.remove();
+    }
   });
 });

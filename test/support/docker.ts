@@ -52,11 +52,13 @@ export interface ComposeProject {
 }
 
 /** Writes a compose project (JSON is YAML) into a temp dir, with a unique project name. */
-export async function createComposeProject(services: Record<string, Record<string, unknown>>): Promise<ComposeProject> {
+export async function createComposeProject(services: Record<string, Record<string, unknown>>, topLevel: Record<string, unknown> = {}): Promise<ComposeProject> {
   const dir = await mkdtemp(join(tmpdir(), 'pool-compose-'));
   const name = `pooltest-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  await writeFile(join(dir, 'compose.yaml'), JSON.stringify({ name, services }, null, 2));
-  const compose = async (...args: string[]) => (await execa('docker', ['compose', '--project-directory', dir, '-p', name, ...args])).stdout;
+  await writeFile(join(dir, 'compose.yaml'), JSON.stringify({ name, services, ...topLevel }, null, 2));
+  // Every profile, as the daemon does: a project with profiles is otherwise only partly visible.
+  const composeArgv = ['compose', '--project-directory', dir, '--profile', '*', '-p', name];
+  const compose = async (...args: string[]) => (await execa('docker', [...composeArgv, ...args])).stdout;
   return {
     dir,
     name,
@@ -72,7 +74,7 @@ export async function createComposeProject(services: Record<string, Record<strin
       });
     },
     async remove() {
-      await execa('docker', ['compose', '--project-directory', dir, '-p', name, 'down', '--timeout', '0', '--remove-orphans'], { reject: false });
+      await execa('docker', [...composeArgv, 'down', '--timeout', '0', '--remove-orphans'], { reject: false });
       await rm(dir, { recursive: true, force: true });
     },
   };
