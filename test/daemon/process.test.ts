@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +42,19 @@ describe('the openclaw-pool process: configuration errors', () => {
     const d = spawnDaemon(tmpdir(), ['--config', '/nonexistent/pool.env']);
     expect(await d.exited).toBe(78);
     expect(d.output()).toContain('/nonexistent/pool.env: no such file (named by --config)');
+  });
+
+  it('names a COMPOSE_DIR that does not exist and exits 78, which systemd does not restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pool-'));
+    try {
+      await writeFile(join(dir, 'pool.env'), `COMPOSE_DIR=${dir}/gone\nPOOL_DIR=${dir}/pool\nPOOL_SOCKET=${dir}/s.sock\nPOOL_PORT=0\nPOOL_BIND=127.0.0.1\n`);
+      const d = spawnDaemon(dir);
+      expect(await d.exited).toBe(78);
+      expect(d.output()).toContain(`COMPOSE_DIR ${dir}/gone: no such directory`);
+      expect(d.output()).not.toContain('not found: is Docker installed');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('answers --help with usage and exit code 0, and an unknown flag with exit code 2', async () => {
@@ -93,6 +106,46 @@ describe.skipIf(!docker)('the openclaw-pool process on real Docker', () => {
     expect(d.output()).toContain('shutting down (SIGTERM); agents keep running');
     await expect(access(join(dir, 's.sock'))).rejects.toThrow();
     expect(await project.containers()).toEqual([{ service: 'ceo', state: 'running' }]);
+  });
+
+  it('warns of a misspelt variable, naming the one meant, and starts with the rest', async () => {
+    const env = await writeEnv('MAX_AGNETS=1\n');
+    const d = await start(env);
+    expect(d.output()).toContain(`warning: ${env}: MAX_AGNETS is not an openclaw-pool variable; ignored (did you mean MAX_AGENTS?)`);
+    expect(d.output()).toContain('ready: 3 slots');
+  });
+
+  it('tells systemd it is ready once it listens, with Docker down, and how full the pool is', async () => {
+    const env = await writeEnv('MAX_AGENTS=2\nSYNC_INTERVAL=60\n');
+    const bin = join(dir, 'bin');
+    await mkdir(bin);
+    await writeFile(join(bin, 'systemd-notify'), `#!/bin/sh\necho "$*" >> ${dir}/notified\n`);
+    await chmod(join(bin, 'systemd-notify'), 0o755);
+    const d = spawnDaemon(project.dir, ['--config', env], { NOTIFY_SOCKET: '@test', PATH: `${bin}:${process.env.PATH}`, DOCKER_HOST: `unix://${dir}/no-docker.sock` });
+    running.push(d);
+    await eventually(async () => expect(await readFile(join(dir, 'notified'), 'utf8')).toContain('READY=1 STATUS=0 of 2 slots used'), 20_000);
+    const health = await eventually(async () => {
+      const reply = await (await fetch(`${/bridge listening on (http:\/\/\S+)/.exec(d.output())![1]}/health`)).json() as { status: string; reason?: string };
+      expect(reply.status).toBe('degraded');
+      return reply;
+    });
+    expect(health.reason).toMatch(/docker/i);
+    await eventually(async () => expect(await readFile(join(dir, 'notified'), 'utf8')).toContain('STATUS=0 of 2 slots used; Docker unreachable'));
+    d.child.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
+    expect(await readFile(join(dir, 'notified'), 'utf8')).toContain('STOPPING=1');
+  });
+
+  it('says the agents were stopped when poolctl shutdown --stop-agents stopped them', async () => {
+    const env = await writeEnv('MAX_AGENTS=3\n');
+    const d = await start(env);
+    const client = createPoolClient({ socketPath: join(dir, 's.sock') });
+    await client.request('ceo');
+    await client.shutdown({ stopAgents: true });
+    client.close();
+    expect(await d.exited).toBe(0);
+    expect(d.output()).toContain('shutting down (poolctl shutdown --stop-agents); pooled agents stopped');
+    expect(d.output()).not.toContain('agents keep running');
   });
 
   it('makes a second daemon on the same socket exit 1, naming the socket', async () => {
