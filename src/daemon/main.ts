@@ -13,6 +13,7 @@ const EXIT_USAGE = 2;
 const SHUTDOWN_GRACE_MS = 30_000;
 
 const USAGE = `Usage: openclaw-pool [--config PATH]
+       openclaw-pool migrate --from POOL_DIR [--dry-run]   take over the bash pool manager (migrate --help)
 
 Keeps a bounded pool of agent containers (docker compose services) running, with LRU eviction.
 
@@ -25,6 +26,8 @@ Signals: SIGTERM/SIGINT stop the daemon and leave agents running; SIGHUP re-read
 Every variable is documented in pool.env.example.`;
 
 async function main(): Promise<number> {
+  // Loaded only when asked for, so the daemon's start-up does not pay for it.
+  if (process.argv[2] === 'migrate') return (await import('../migrate/cli.js')).runMigrate(process.argv.slice(3));
   let args;
   try {
     args = parseArgs({
