@@ -27,8 +27,12 @@ export const isAlive = (pid: number): boolean => {
 /**
  * A private dockerd of our own (own socket, data-root, exec-root and containerd), so the tests can
  * stop and restart it without touching the machine's engine that others use.
+ * `ownNetwork`: in a network namespace of its own (`unshare --net`). Without it the engine shares
+ * the host's: `--bridge=none` makes dockerd delete the host's docker0 at start-up (moby's
+ * removeDefaultBridgeInterface), and networks it creates draw from the same address pools as the
+ * main engine's. Its containers can then reach nothing outside that namespace.
  */
-export async function startPrivateDockerd(root?: string) {
+export async function startPrivateDockerd(root?: string, { ownNetwork = false }: { ownNetwork?: boolean } = {}) {
   const dir = root ?? (await mkdtemp('/tmp/d-'));
   const sock = join(dir, 'docker.sock');
   const pidfile = join(dir, 'docker.pid');
@@ -40,12 +44,11 @@ export async function startPrivateDockerd(root?: string) {
     execa('docker', ['-H', host, ...args], { reject: false, timeout: options.timeout ?? 30_000, env: { DOCKER_HOST: host } });
 
   async function up(): Promise<void> {
-    child = spawn(
-      'dockerd',
-      ['--host', host, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', pidfile,
-        '--bridge=none', '--iptables=false', '--ip-masq=false'],
-      { stdio: ['ignore', 'pipe', 'pipe'], detached: false },
-    );
+    const dockerd = ['dockerd', '--host', host, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', pidfile,
+      '--bridge=none', '--iptables=false', '--ip-masq=false'];
+    // unshare execs dockerd: the pidfile's process is still the child.
+    const [command, ...args] = ownNetwork ? ['unshare', '--net', '--', ...dockerd] : dockerd;
+    child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
     child.stdout!.on('data', (c) => (log += c));
     child.stderr!.on('data', (c) => (log += c));
     await eventually(async () => {
