@@ -35,6 +35,8 @@ export interface MigrateIo {
   readonly stderr: (text: string) => void;
   /** OPENCLAW_POOL_ROOT (the root of /etc, /run, /opt and /var/lib) and OPENCLAW_POOL_SYSTEMCTL are for tests. */
   readonly env: NodeJS.ProcessEnv;
+  /** The running agents the daemon on a socket lists (default: asked over the socket with the SDK). */
+  readonly poolStatus?: (socket: string) => Promise<readonly string[]>;
 }
 
 const processIo: MigrateIo = {
@@ -97,12 +99,11 @@ export async function runMigrate(argv: readonly string[], io: MigrateIo = proces
     return 0;
   }
 
-  // Every file migrate makes starts private; its final mode is set explicitly once written. This
-  // process runs only the migration, so the process-wide umask is ours to set.
-  process.umask(0o077);
+  // Every file migrate makes starts private; its final mode is set explicitly once written.
+  const umask = process.umask(0o077);
   say('');
   try {
-    const warnings = await executeMigration(plan.actions, { systemctl, poolStatus, log: say, sleep: (ms) => sleep(ms) });
+    const warnings = await executeMigration(plan.actions, { systemctl, poolStatus: io.poolStatus ?? poolStatus, log: say, sleep: (ms) => sleep(ms) });
     for (const warning of warnings) complain(`warning: ${warning}`);
     say(`done: openclaw-pool runs with ${layout.poolEnv}; what a rollback needs is in ${plan.backupDir} (sh ${plan.backupDir}/ROLLBACK)`);
     return 0;
@@ -111,6 +112,8 @@ export async function runMigrate(argv: readonly string[], io: MigrateIo = proces
     complain(`failed: ${error.message}`);
     complain(`the agents were not stopped. The new daemon's log: journalctl -u openclaw-pool. Run the same command again to continue from here, or go back to the bash manager with: sh ${plan.backupDir}/ROLLBACK`);
     return EXIT_FAILED;
+  } finally {
+    process.umask(umask);
   }
 }
 

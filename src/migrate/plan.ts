@@ -101,9 +101,9 @@ export function planMigration(install: Install, now: number): MigrationPlan {
   const values = new Map<PoolVariable, string>();
   const composeDir = placeComposeDir(known.has('COMPOSE_DIR') ? expand('COMPOSE_DIR') : undefined, workingDir, install.from, lines, problems);
   if (composeDir !== undefined) values.set('COMPOSE_DIR', composeDir);
+  known.set('COMPOSE_DIR', composeDir ?? '');
   placePoolDir(known.has('POOL_DIR') ? expand('POOL_DIR') : undefined, workingDir ?? composeDir, install.from, lines, problems);
   values.set('POOL_DIR', install.from);
-  known.set('COMPOSE_DIR', composeDir ?? '');
   known.set('POOL_DIR', install.from);
 
   for (const [name, { value, origin }] of old) {
