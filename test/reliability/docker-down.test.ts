@@ -33,7 +33,7 @@ describe.skipIf(!dockerdAvailable)('Docker down and back, under a running daemon
 
   beforeAll(async () => {
     await buildOnce();
-    engine = await startPrivateDockerd();
+    engine = await startPrivateDockerd(undefined, { ownNetwork: true });
     project = await createProjectOn(engine.host, {
       ceo: agentService(),
       cto: agentService(),
