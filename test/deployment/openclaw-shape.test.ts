@@ -196,7 +196,7 @@ describe.skipIf(!docker)('an OpenClaw-shaped compose project under the daemon wi
     await expectPoolMatchesDocker();
   });
 
-  it('from both networks, the old bash client reads /status and sends heartbeats, and the heartbeat shim beats and creates its activity mark as uid 1001', async () => {
+  it('from both networks, the old bash client reads /status and sends heartbeats, and the heartbeat shim (curl or busybox wget) beats and creates its activity mark as uid 1001', async () => {
     for (const agent of ['ceo', 'researcher']) {
       const seen = await project.exec(agent, [OLD_CLIENT, 'status']);
       expect(seen.code).toBe(0);
@@ -214,6 +214,9 @@ describe.skipIf(!docker)('an OpenClaw-shaped compose project under the daemon wi
 
       const shim = await project.exec(agent, ['heartbeat', '--once']);
       expect(shim).toMatchObject({ code: 0, stderr: '' });
+      // Without curl on PATH the shim beats through busybox wget, as in images that have no curl.
+      const viaWget = await project.exec(agent, ['env', 'PATH=/usr/local/bin:/bin', 'heartbeat', '--once']);
+      expect(viaWget).toMatchObject({ code: 0, stderr: '' });
       // The shim skips the mark silently when /pool/activity is not writable: the file proves it was.
       expect((await stat(join(project.poolDir, 'activity', agent))).uid).toBe(1001);
     }
