@@ -110,7 +110,7 @@ export async function runMigrate(argv: readonly string[], io: MigrateIo = proces
   } catch (error) {
     if (!(error instanceof StepError)) throw error;
     complain(`failed: ${error.message}`);
-    complain(`the agents were not stopped. The new daemon's log: journalctl -u openclaw-pool. Run the same command again to continue from here, or go back to the bash manager with: sh ${plan.backupDir}/ROLLBACK`);
+    complain(`migrate stopped no agent (it never runs systemctl stop). The new daemon's log: journalctl -u openclaw-pool. Run the same command again to continue from here, or go back to the bash manager with: sh ${plan.backupDir}/ROLLBACK`);
     return EXIT_FAILED;
   } finally {
     process.umask(umask);

@@ -146,6 +146,8 @@ export function describeAction(action: Action): string {
       return `write ${action.path} (mode ${octal(action.mode)})`;
     case 'save':
       return `save ${action.from} as ${action.to} (mode ${octal(action.mode)})`;
+    case 'kill':
+      return `systemctl kill --kill-whom=all --signal=SIGKILL ${action.unit}, if active, and wait until it is down`;
     default:
       return renderShell(action);
   }
