@@ -127,11 +127,12 @@ describe.skipIf(!docker)('an OpenClaw-shaped compose project under the daemon wi
       });
     }
     expect(config.services.cfo).toMatchObject({ profiles: ['seed', 'series-a'] });
-    expect(config.services.researcher).toMatchObject({ profiles: ['series-a'], networks: { research: null } });
+    expect(config.services['software-engineer']).toMatchObject({ profiles: ['series-a'] });
+    expect(config.services.researcher).toMatchObject({ profiles: ['series-b'], networks: { research: null } });
     expect(config.services.cto).toMatchObject({ container_name: project.ctoContainerName });
     expect(config.services.ollama).toMatchObject({ profiles: ['gpu'] });
-    // What the operator's compose sees with COMPOSE_PROFILES=seed from .env: not researcher, not ollama.
-    expect((await project.compose('config', '--services')).split('\n').sort()).toEqual(['ceo', 'cfo', 'cto', 'gateway', 'software-engineer']);
+    // What the operator's compose sees with COMPOSE_PROFILES=seed from .env: neither software-engineer nor researcher nor ollama.
+    expect((await project.compose('config', '--services')).split('\n').sort()).toEqual(['ceo', 'cfo', 'cto', 'gateway']);
   });
 
   it('knows every profile\'s services as agents and no infrastructure service, whatever COMPOSE_PROFILES says', async () => {
@@ -140,7 +141,7 @@ describe.skipIf(!docker)('an OpenClaw-shaped compose project under the daemon wi
     expect([...(reply.body.known as string[])].sort()).toEqual(AGENTS);
   });
 
-  it('starts software-engineer, a profiled agent listed in autostart.txt, at start-up, and nothing else', async () => {
+  it('starts software-engineer, listed in autostart.txt behind a profile COMPOSE_PROFILES leaves out, at start-up, and nothing else', async () => {
     await eventually(
       async () => expect((await status()).running.map((r) => [r.id, r.requested_by, r.state])).toEqual([['software-engineer', 'autostart', 'running']]),
       30_000,
