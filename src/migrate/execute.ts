@@ -195,7 +195,7 @@ async function writeDurably(path: string, text: string, mode: number): Promise<v
 
 async function systemctlOrThrow(systemctl: Systemctl, args: readonly string[]): Promise<CommandResult> {
   const result = await systemctl(args);
-  if (result.exitCode !== 0) throw new Error(`systemctl ${args.join(' ')} exited with ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`);
+  if (result.exitCode !== 0) throw new Error(`exited with ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`);
   return result;
 }
 
