@@ -58,6 +58,12 @@ export interface BridgeOptions {
   readonly page: PreparedReply;
   /** `GET /events/stream`, shared by every bridge address so its cap holds for the daemon. */
   readonly live: LiveStreams;
+  /**
+   * Settles once the daemon has reconciled with Docker for the first time. The bridge listens
+   * before that (systemd hears READY then), but POSTs wait for it, as the socket's calls do: a
+   * decision made from state.json alone would not count containers Docker restarted on its own.
+   */
+  readonly ready?: Promise<void>;
 }
 
 /** Slow or idle clients must not hold connections: whole headers within 10 s, a whole request within 30 s. */
@@ -125,6 +131,7 @@ export function createBridgeServer(options: BridgeOptions): Server {
           throw new HttpError(401, 'unauthorized: send Authorization: Bearer <POOL_TOKEN>', { 'WWW-Authenticate': 'Bearer' });
         }
         body = parseJsonObject(await readBody(req, options.maxBodySize));
+        await options.ready;
       } else {
         req.resume();
         // A GET's input is its query string (`/events?agent=cfo&limit=20`).

@@ -172,6 +172,7 @@ export function createDaemon(options: DaemonOptions) {
       onError,
       page: statusPage,
       live,
+      ready,
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) =>
