@@ -1,4 +1,5 @@
 import { access, mkdir, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 
@@ -13,6 +14,7 @@ import { execa } from 'execa';
 
 export const SYSTEMD_IMAGE = process.env.POOL_SYSTEMD_IMAGE ?? 'openclaw-pool/systemd:bookworm';
 const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+const NPM_CACHE = join(tmpdir(), 'openclaw-pool-systemd-npm-cache');
 
 export interface ExecResult {
   stdout: string;
@@ -97,6 +99,7 @@ export async function startSystemdBox(options: SystemdBoxOptions = {}): Promise<
   const docker = await realpath((await execa('sh', ['-c', 'command -v docker'])).stdout.trim());
   const caBundle = '/etc/ssl/certs/ca-certificates.crt';
   const haveCa = await access(caBundle).then(() => true, () => false);
+  await mkdir(NPM_CACHE, { recursive: true });
   const mounts: [string, string, 'ro' | 'rw'][] = [
     ['/var/run/docker.sock', '/run/docker.sock', 'rw'],
     [docker, '/usr/bin/docker', 'ro'],
@@ -106,6 +109,8 @@ export async function startSystemdBox(options: SystemdBoxOptions = {}): Promise<
     // install.sh runs from the checkout; its `npm ci --omit=dev` needs this machine's CA bundle.
     [ROOT, ROOT, 'ro'],
     ...(haveCa ? [['/etc/ssl/certs', '/etc/ssl/certs', 'ro'] as [string, string, 'ro']] : []),
+    // One npm cache for every box (npm's cache is safe to share): each install.sh runs `npm ci`.
+    [NPM_CACHE, '/root/.npm', 'rw'],
     ...(options.binds ?? []).map((dir): [string, string, 'rw'] => [dir, dir, 'rw']),
   ];
   // A network of its own: the box reaches the npm registry through it and shares nothing with others' containers.
