@@ -2,13 +2,25 @@ import { access, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigError, DEFAULT_ENV_FILES, type PoolConfig, describeUnknownVariable, loadConfig, parseEnvFile, unknownVariables } from '../contract/index.js';
 
-
 export interface LoadedConfig {
   readonly config: PoolConfig;
   /** The pool.env that was read, if any. */
   readonly file: string | undefined;
   /** What in that file is ignored (unknown variables), one line each. */
   readonly warnings: readonly string[];
+  /** The file's variables as read. */
+  readonly values: Readonly<Record<string, string>>;
+}
+
+/**
+ * The environment for re-reading pool.env on SIGHUP. Variables whose value at start-up was exactly
+ * the file's are copies of the file, made by a unit's `EnvironmentFile=` (the earlier manager's
+ * had one): left in, they would override every later edit of that file and a reload would change
+ * nothing. Only values an operator set apart from the file keep overriding it.
+ */
+export function reloadEnvironment(env: NodeJS.ProcessEnv, atStart: LoadedConfig): NodeJS.ProcessEnv {
+  const copies = Object.entries(atStart.values).filter(([name, value]) => env[name] === value).map(([name]) => name);
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !copies.includes(name)));
 }
 
 /**
@@ -42,6 +54,7 @@ export async function readConfig(options: ReadConfigOptions): Promise<LoadedConf
   return {
     file,
     warnings: file === undefined ? [] : unknownVariables(values).map((variable) => describeUnknownVariable(variable, file)),
+    values,
     config: configFrom(values, options),
   };
 }

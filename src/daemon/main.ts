@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../contract/index.js';
-import { readConfig } from './config.js';
+import { readConfig, reloadEnvironment } from './config.js';
 import { DaemonStartError, VERSION, createDaemon } from './daemon.js';
 import { createLogger, describeError } from './log.js';
 import { createNotifier } from './notify.js';
@@ -48,7 +48,7 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const load = () => readConfig({ ...(args.config !== undefined && { envFile: args.config }), env: process.env, cwd: process.cwd() });
+  const load = (env = process.env) => readConfig({ ...(args.config !== undefined && { envFile: args.config }), env, cwd: process.cwd() });
   let loaded;
   try {
     loaded = await load();
@@ -58,6 +58,7 @@ async function main(): Promise<number> {
     return EXIT_CONFIG;
   }
 
+  const started = loaded;
   const log = createLogger({ logFile: loaded.config.logFile, clock: Date.now });
   log.info(`openclaw-pool ${VERSION} starting (config: ${loaded.file ?? 'environment and defaults'})`);
   for (const warning of loaded.warnings) log.error(`warning: ${warning}`);
@@ -98,7 +99,7 @@ async function main(): Promise<number> {
     process.once('SIGINT', onSignal);
     requested = (reason) => onSignal(reason as NodeJS.Signals);
     process.on('SIGHUP', () => {
-      load()
+      load(reloadEnvironment(process.env, started))
         .then(({ config, warnings }) => {
           for (const warning of warnings) log.error(`warning: ${warning}`);
           return daemon.reload(config);

@@ -170,4 +170,16 @@ describe.skipIf(!docker)('the openclaw-pool process on real Docker', () => {
     expect(d.output()).toContain('reloaded configuration: MAX_AGENTS=1');
     client.close();
   });
+
+  it("applies a reload when a unit's EnvironmentFile= copied pool.env into the environment, and keeps the operator's own override", async () => {
+    const env = await writeEnv('MAX_AGENTS=3\nEVICT_GRACE_SECONDS=60\n');
+    // As systemd's EnvironmentFile= would: every variable of the file, plus one set apart from it.
+    const copies = Object.fromEntries((await readFile(env, 'utf8')).trim().split('\n').map((line) => line.split('=') as [string, string]));
+    const d = spawnDaemon(project.dir, ['--config', env], { ...copies, EVICT_GRACE_SECONDS: '0' });
+    running.push(d);
+    await eventually(() => expect(d.output()).toContain('ready:'), 20_000);
+    await writeFile(env, (await readFile(env, 'utf8')).replace('MAX_AGENTS=3', 'MAX_AGENTS=2').replace('EVICT_GRACE_SECONDS=60', 'EVICT_GRACE_SECONDS=30'));
+    d.child.kill('SIGHUP');
+    await eventually(() => expect(d.output()).toContain('reloaded configuration: MAX_AGENTS=2, EVICT_GRACE_SECONDS=0'), 20_000);
+  });
 });
