@@ -24,6 +24,18 @@ while [ $# -gt 0 ]; do
 done
 log() { printf 'install: %s\n' "$*"; }
 
+# Node >= 20.19 (package.json's engines), both here (npm ci) and where the unit finds it: systemd
+# runs `#!/usr/bin/env node` with its own PATH, so a Node in ~/.nvm or /opt/node/bin is not seen.
+node_ok() { env "$@" node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null; }
+if ! node_ok; then
+  log "Node >= 20.19 is needed (found: $(node --version 2>/dev/null || echo none)); Debian bookworm ships 18: see the README's install section" >&2
+  exit 1
+fi
+if [ -z "$dest" ] && ! node_ok PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; then
+  log "the service would not find Node >= 20.19 in systemd's PATH (/usr/local/bin, /usr/bin); link it there, e.g. ln -s $(command -v node) /usr/local/bin/node" >&2
+  exit 1
+fi
+
 if [ ! -f "$src/dist/src/daemon/main.js" ] || [ ! -f "$src/dist/poolctl.mjs" ]; then
   log "building"
   (cd "$src" && npm ci --no-audit --no-fund && npm run build)

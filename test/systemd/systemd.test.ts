@@ -110,6 +110,20 @@ describe('the systemd unit and the install script', () => {
     expect(await readFile(join(stage, 'etc/systemd/system/openclaw-pool.service.d/paths.conf'), 'utf8')).toContain('ReadWritePaths=-/home/alice/state\n');
   }, 120_000);
 
+  it("refuses a Node older than 20.19 (Debian bookworm's is 18) before installing anything", async () => {
+    const bin = await mkdtemp(join(tmpdir(), 'pool-node18-'));
+    try {
+      await writeFile(join(bin, 'node'), '#!/bin/sh\n[ "$1" = --version ] && { echo v18.19.0; exit 0; }\nexit 1\n', { mode: 0o755 });
+      const other = join(bin, 'stage');
+      const result = await execa('bash', [join(ROOT, 'scripts/install.sh'), '--no-start'], { env: { ...process.env, DESTDIR: other, PATH: `${bin}:${process.env.PATH}` }, reject: false });
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain('Node >= 20.19 is needed (found: v18.19.0)');
+      await expect(stat(other)).rejects.toThrow(/ENOENT/);
+    } finally {
+      await rm(bin, { recursive: true, force: true });
+    }
+  });
+
   it("leaves an earlier manager's unit of the same name alone, with no drop-in, and points to the migration", async () => {
     const other = await mkdtemp(join(tmpdir(), 'pool-stage-'));
     try {
