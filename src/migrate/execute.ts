@@ -43,7 +43,8 @@ export async function readInstall(from: string, layout: Layout, systemctl: Syste
   const unitDropIns = await Promise.all(
     (await listDir(layout.unitDropInDir)).map(async (name) => ({ name, text: await readFile(join(layout.unitDropInDir, name), 'utf8') })),
   );
-  const [active, enabled] = await Promise.all([systemctl(['is-active', UNIT_NAME]), systemctl(['is-enabled', UNIT_NAME])]);
+  const active = await systemctl(['is-active', UNIT_NAME]);
+  const enabled = await systemctl(['is-enabled', UNIT_NAME]);
   return {
     layout,
     from,

@@ -157,7 +157,7 @@ export function planMigration(install: Install, now: number): MigrationPlan {
     lines.push(`replace ${layout.unit}: it runs ${execProgram(last(unit.get('Service.ExecStart')) ?? '') || 'nothing'} (backup in ${backupDir}/${UNIT_NAME})`);
     lines.push(
       install.unitActive === 'active'
-        ? "stop the old manager: systemctl kill --signal=SIGKILL, its ExecStop= and Restart= switched off first (its own stop would stop the agents: never systemctl stop); the agents keep running, the bridge is down for a few seconds"
+        ? "stop the old manager: systemctl kill --signal=SIGKILL, its ExecStop=, ExecStopPost= and Restart= switched off first (its own stop would stop the agents: never systemctl stop); the agents keep running, the bridge is down for a few seconds"
         : `note the old unit is ${install.unitActive}: there is no old manager to stop`,
     );
     for (const { name } of oldDropIns) lines.push(`move ${join(layout.unitDropInDir, name)} → ${backupDir}/dropin-${name}: the old unit's drop-in would apply to openclaw-pool's`);
@@ -229,10 +229,11 @@ function planFinish(install: Install): MigrationPlan {
 }
 
 /**
- * The old unit is left in place but stops stopping anything, then its processes are killed:
- * systemd runs a unit's ExecStop= even after its processes were killed (systemd.service(5)), and
- * Restart= would bring the old manager back. The drop-in is a runtime one, gone at reboot, and is
- * removed as soon as the kill is done.
+ * The old unit is left in place but stops stopping anything, then its processes are killed: after
+ * a kill systemd still runs ExecStopPost= (and ExecStop= too where the kill counts as success,
+ * SuccessExitStatus=), either of which may stop the agents, and Restart= would bring the old
+ * manager back. The systemd suite saw an ExecStopPost= stop the agents without this. The drop-in
+ * is a runtime one, gone at reboot, and is removed as soon as the kill is done.
  */
 function stopKeepingAgents(layout: Layout): Action[] {
   return [

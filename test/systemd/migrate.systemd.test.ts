@@ -7,8 +7,9 @@ import { type HomeComposeProject, type SystemdBox, createHomeComposeProject, ins
 
 /**
  * `openclaw-pool migrate` on a copy of an install of the earlier bash manager, with its agents
- * running, under a real systemd: the old unit (a bash loop whose TERM trap, like its ExecStop=,
- * would stop the agents), then install.sh, a dry run, the migration, a second run and the ROLLBACK.
+ * running, under a real systemd: the old unit (a bash loop whose TERM trap, like its ExecStop= and
+ * ExecStopPost=, would stop the agents), then install.sh, a dry run, the migration, a second run
+ * and the ROLLBACK.
  * The tests run in order on one box, each from the state the previous one left.
  */
 const docker = await requireDocker();
@@ -43,6 +44,7 @@ WorkingDirectory=${dir}
 EnvironmentFile=${dir}/pool/pool.env
 ExecStart=${dir}/pool-manager.sh
 ExecStop=/bin/sh -c 'touch execstop-ran; docker compose stop'
+ExecStopPost=/bin/sh -c 'touch execstoppost-ran; docker compose stop'
 Restart=always
 RestartSec=1
 
@@ -95,10 +97,10 @@ describe.skipIf(!docker)('openclaw-pool migrate from the bash manager, with its 
     (await box.sh(`for d in /etc/systemd/system /etc/openclaw-pool /var/lib/openclaw-pool /run/systemd/system ${pool}/pool.env; do
       [ -e "$d" ] && find "$d" \\( -type f -o -type l \\) -exec stat -c '%n %a %U' {} \\; -exec sha256sum {} \\;
     done | sort`)).stdout;
-  /** Neither the old manager's TERM trap nor its ExecStop= ran, and no agent was restarted. */
+  /** None of the old manager's TERM trap, ExecStop= and ExecStopPost= ran, and no agent was restarted. */
   const agentsUntouched = async () => {
     expect(await project.starts()).toEqual(agentsAtStart);
-    for (const marker of ['trap-ran', 'execstop-ran']) await expect(stat(join(project.dir, marker))).rejects.toThrow('ENOENT');
+    for (const marker of ['trap-ran', 'execstop-ran', 'execstoppost-ran']) await expect(stat(join(project.dir, marker))).rejects.toThrow('ENOENT');
   };
 
   it('install.sh leaves the old unit as it is, running, and points at migrate', async () => {
