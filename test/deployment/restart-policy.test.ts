@@ -1,23 +1,11 @@
-import { rm } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_IMAGE, ensureAgentImage } from '../support/agent-image.js';
 import { eventually } from '../support/daemon.js';
 import { requireDocker } from '../support/docker.js';
-import {
-  type PrivateDockerd,
-  type SpawnedDaemon,
-  buildOnce,
-  createProjectOn,
-  http,
-  scratchDir,
-  spawnDaemon,
-  startPrivateDockerd,
-  waitReady,
-} from '../reliability/support.js';
+import { type PrivateDockerd, type SpawnedDaemon, type createProjectOn, daemonOnPrivateEngine, http } from '../reliability/support.js';
 
 const docker = await requireDocker();
 const dockerdAvailable = docker && spawnSync('dockerd', ['--version']).status === 0;
@@ -36,7 +24,6 @@ const STOP_TIMEOUT = 2;
 describe.skipIf(!dockerdAvailable)('restart policies across a restart of the Docker engine', () => {
   let engine: PrivateDockerd;
   let project: Awaited<ReturnType<typeof createProjectOn>>;
-  let scratch: string;
   let daemon: SpawnedDaemon;
   let url: string;
   const figures: Record<string, number> = {};
@@ -67,47 +54,28 @@ describe.skipIf(!dockerdAvailable)('restart policies across a restart of the Doc
   };
   let hostHadDocker0: boolean;
 
+  let remove: () => Promise<void>;
   beforeAll(async () => {
-    await buildOnce();
     hostHadDocker0 = await hostHas('docker0');
-    engine = await startPrivateDockerd(undefined, { ownNetwork: true });
-    await ensureAgentImage(engine.host);
-    project = await createProjectOn(engine.host, {
+    const services = {
       ceo: agent('unless-stopped'),
       cto: agent('unless-stopped'),
       cfo: agent('unless-stopped'),
       designer: agent('unless-stopped'),
       legal: agent('always'),
       gateway: agent('unless-stopped'),
-    });
-    const up = await project.compose('up', '-d', 'gateway');
-    if (up.failed) throw new Error(`cannot start gateway on the private engine: ${up.stderr}`);
-    scratch = await scratchDir();
-    daemon = spawnDaemon(project.dir, {
-      DOCKER_HOST: engine.host,
-      COMPOSE_DIR: project.dir,
-      COMPOSE_PROJECT: project.name,
-      POOL_DIR: join(scratch, 'pool'),
-      POOL_SOCKET: join(scratch, 's.sock'),
-      POOL_PORT: '0',
-      POOL_BIND: '127.0.0.1',
-      INFRA_SERVICES: 'gateway',
-      MAX_AGENTS: String(MAX_AGENTS),
-      EVICT_GRACE_SECONDS: '0',
-      SYNC_INTERVAL: String(SYNC_INTERVAL),
-      STOP_TIMEOUT_SECONDS: String(STOP_TIMEOUT),
-    });
-    url = await waitReady(daemon);
+    };
+    const env = { MAX_AGENTS: String(MAX_AGENTS), EVICT_GRACE_SECONDS: '0', SYNC_INTERVAL: String(SYNC_INTERVAL), STOP_TIMEOUT_SECONDS: String(STOP_TIMEOUT) };
+    ({ engine, project, daemon, url, remove } = await daemonOnPrivateEngine(services, env, async (privateEngine, created) => {
+      await ensureAgentImage(privateEngine.host);
+      const up = await created.compose('up', '-d', 'gateway');
+      if (up.failed) throw new Error(`cannot start gateway on the private engine: ${up.stderr}`);
+    }));
   });
 
   afterAll(async () => {
     console.info(`restart-policy figures: ${JSON.stringify(figures)}`);
-    await daemon?.kill();
-    if (process.env.POOL_TEST_LOGS) console.log(daemon?.output());
-    await engine?.up().catch(() => {});
-    await project?.remove().catch(() => {});
-    await engine?.remove();
-    if (scratch) await rm(scratch, { recursive: true, force: true });
+    await remove?.();
   });
 
   it('the private engine keeps its networks to itself: the host keeps its docker0 and has none of the private bridges', async () => {

@@ -1,20 +1,8 @@
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentService, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
-import {
-  type PrivateDockerd,
-  type SpawnedDaemon,
-  buildOnce,
-  createProjectOn,
-  http,
-  scratchDir,
-  spawnDaemon,
-  startPrivateDockerd,
-  waitReady,
-} from './support.js';
+import { type PrivateDockerd, type SpawnedDaemon, type createProjectOn, daemonOnPrivateEngine, http } from './support.js';
 
 const docker = await requireDocker();
 const dockerdAvailable = docker && (await import('node:child_process')).spawnSync('dockerd', ['--version']).status === 0;
@@ -26,47 +14,25 @@ const dockerdAvailable = docker && (await import('node:child_process')).spawnSyn
 describe.skipIf(!dockerdAvailable)('Docker down and back, under a running daemon', () => {
   let engine: PrivateDockerd;
   let project: Awaited<ReturnType<typeof createProjectOn>>;
-  let scratch: string;
   let daemon: SpawnedDaemon;
   let url: string;
   const figures: Record<string, number> = {};
 
+  let remove: () => Promise<void>;
   beforeAll(async () => {
-    await buildOnce();
-    engine = await startPrivateDockerd(undefined, { ownNetwork: true });
-    project = await createProjectOn(engine.host, {
+    const services = {
       ceo: agentService(),
       cto: agentService(),
       cfo: agentService(),
       // A start Docker refuses: the image does not exist and may not be pulled.
       ghost: agentService({ image: 'openclaw-pool/does-not-exist:1', pull_policy: 'never' }),
-    });
-    scratch = await scratchDir();
-    daemon = spawnDaemon(project.dir, {
-      DOCKER_HOST: engine.host,
-      COMPOSE_DIR: project.dir,
-      COMPOSE_PROJECT: project.name,
-      POOL_DIR: join(scratch, 'pool'),
-      POOL_SOCKET: join(scratch, 's.sock'),
-      POOL_PORT: '0',
-      POOL_BIND: '127.0.0.1',
-      INFRA_SERVICES: 'gateway',
-      MAX_AGENTS: '2',
-      EVICT_GRACE_SECONDS: '0',
-      SYNC_INTERVAL: '1',
-      STOP_TIMEOUT_SECONDS: '2',
-    });
-    url = await waitReady(daemon);
+    };
+    ({ engine, project, daemon, url, remove } = await daemonOnPrivateEngine(services, { MAX_AGENTS: '2', EVICT_GRACE_SECONDS: '0', SYNC_INTERVAL: '1', STOP_TIMEOUT_SECONDS: '2' }));
   });
 
   afterAll(async () => {
     console.info(`docker-down figures: ${JSON.stringify(figures)}`);
-    await daemon?.kill();
-    if (process.env.POOL_TEST_LOGS) console.log(daemon?.output());
-    await engine?.up().catch(() => {});
-    await project?.remove().catch(() => {});
-    await engine?.remove();
-    if (scratch) await rm(scratch, { recursive: true, force: true });
+    await remove?.();
   });
 
   it('starts an agent on the private engine', async () => {

@@ -26,13 +26,13 @@ export const isAlive = (pid: number): boolean => {
 
 /**
  * A private dockerd of our own (own socket, data-root, exec-root and containerd), so the tests can
- * stop and restart it without touching the machine's engine that others use.
- * `ownNetwork`: in a network namespace of its own (`unshare --net`). Without it the engine shares
- * the host's: `--bridge=none` makes dockerd delete the host's docker0 at start-up (moby's
- * removeDefaultBridgeInterface), and networks it creates draw from the same address pools as the
- * main engine's. Its containers can then reach nothing outside that namespace.
+ * stop and restart it without touching the machine's engine that others use. It runs in a network
+ * namespace of its own (`unshare --net`): in the host's, `--bridge=none` makes dockerd delete the
+ * host's docker0 at start-up (moby's removeDefaultBridgeInterface), and networks it creates would
+ * draw from the main engine's address pools. Its containers reach nothing outside that namespace;
+ * the daemon under test reaches the engine through its socket, a file.
  */
-export async function startPrivateDockerd(root?: string, { ownNetwork = false }: { ownNetwork?: boolean } = {}) {
+export async function startPrivateDockerd(root?: string) {
   const dir = root ?? (await mkdtemp('/tmp/d-'));
   const sock = join(dir, 'docker.sock');
   const pidfile = join(dir, 'docker.pid');
@@ -47,8 +47,7 @@ export async function startPrivateDockerd(root?: string, { ownNetwork = false }:
     const dockerd = ['dockerd', '--host', host, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', pidfile,
       '--bridge=none', '--iptables=false', '--ip-masq=false'];
     // unshare execs dockerd: the pidfile's process is still the child.
-    const [command, ...args] = ownNetwork ? ['unshare', '--net', '--', ...dockerd] : dockerd;
-    child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+    child = spawn('unshare', ['--net', '--', ...dockerd], { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
     child.stdout!.on('data', (c) => (log += c));
     child.stderr!.on('data', (c) => (log += c));
     await eventually(async () => {
@@ -202,4 +201,48 @@ export async function scratchDir(prefix = '/tmp/r-'): Promise<string> {
   const dir = await mkdtemp(prefix);
   await mkdir(join(dir, 'pool'), { recursive: true });
   return dir;
+}
+
+/**
+ * A built daemon, spawned, on a compose project of its own private engine (so the engine can be
+ * stopped, hung or restarted under it), bridge on loopback; `env` sets the pool.env variables a
+ * test varies. `prepare` runs once the project exists, before the daemon starts. `remove` undoes
+ * all of it, engine included.
+ */
+export async function daemonOnPrivateEngine(
+  services: Record<string, Record<string, unknown>>,
+  env: Record<string, string>,
+  prepare: (engine: PrivateDockerd, project: Awaited<ReturnType<typeof createProjectOn>>) => Promise<void> = async () => {},
+) {
+  await buildOnce();
+  const engine = await startPrivateDockerd();
+  const project = await createProjectOn(engine.host, services);
+  const scratch = await scratchDir();
+  let daemon: SpawnedDaemon | undefined;
+  const remove = async () => {
+    await daemon?.kill();
+    if (process.env.POOL_TEST_LOGS) console.log(daemon?.output());
+    await engine.up().catch(() => {});
+    await project.remove().catch(() => {});
+    await engine.remove();
+    await rm(scratch, { recursive: true, force: true });
+  };
+  try {
+    await prepare(engine, project);
+    daemon = spawnDaemon(project.dir, {
+      DOCKER_HOST: engine.host,
+      COMPOSE_DIR: project.dir,
+      COMPOSE_PROJECT: project.name,
+      POOL_DIR: join(scratch, 'pool'),
+      POOL_SOCKET: join(scratch, 's.sock'),
+      POOL_PORT: '0',
+      POOL_BIND: '127.0.0.1',
+      INFRA_SERVICES: 'gateway',
+      ...env,
+    });
+    return { engine, project, daemon, url: await waitReady(daemon), remove };
+  } catch (error) {
+    await remove();
+    throw error;
+  }
 }
