@@ -76,54 +76,7 @@ export function planMigration(install: Install, now: number): MigrationPlan {
     if (file !== oldEnvPath) problems.push(`the old unit reads EnvironmentFile=${file}, not ${oldEnvPath}: put those settings into ${oldEnvPath}, or run migrate --from the directory that holds it`);
   }
 
-  // systemd's rule: what EnvironmentFile= sets overrides Environment=.
-  const fromUnit = parseEnvironmentLines(unit.get('Service.Environment') ?? []);
-  let fromFile: Record<string, string> = {};
-  try {
-    fromFile = install.poolEnv ? parseEnvFile(install.poolEnv.text, oldEnvPath) : {};
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    problems.push(...error.problems);
-  }
-  const old = new Map<string, { value: string; origin: string }>();
-  for (const [name, value] of Object.entries(fromUnit)) old.set(name, { value, origin: " (from the old unit's Environment=)" });
-  for (const [name, value] of Object.entries(fromFile)) old.set(name, { value, origin: '' });
-
-  // The paths first: the other values may refer to them ($POOL_DIR/pool.log), as the bash manager's did.
-  const known = new Map<string, string>([...old].map(([name, { value }]) => [name, value]));
-  const expand = (name: string): string | undefined => {
-    const value = known.get(name) as string;
-    const expanded = expandShellReferences(value, known);
-    if (typeof expanded === 'string') return expanded;
-    problems.push(`${name}=${JSON.stringify(value)}: refers to ${expanded.missing}, which neither the old pool.env nor the old unit sets (the bash manager's shell expanded it; systemd does not): write the value out in ${oldEnvPath}`);
-    return undefined;
-  };
-  const values = new Map<PoolVariable, string>();
-  const composeDir = placeComposeDir(known.has('COMPOSE_DIR') ? expand('COMPOSE_DIR') : undefined, workingDir, install.from, lines, problems);
-  if (composeDir !== undefined) values.set('COMPOSE_DIR', composeDir);
-  known.set('COMPOSE_DIR', composeDir ?? '');
-  placePoolDir(known.has('POOL_DIR') ? expand('POOL_DIR') : undefined, workingDir ?? composeDir, install.from, lines, problems);
-  values.set('POOL_DIR', install.from);
-  known.set('POOL_DIR', install.from);
-
-  for (const [name, { value, origin }] of old) {
-    if (name === 'COMPOSE_DIR' || name === 'POOL_DIR') continue;
-    if (!KNOWN.has(name)) {
-      lines.push(`ignore ${name}=${shown(name, value)}: not used by openclaw-pool`);
-      continue;
-    }
-    const expanded = expand(name);
-    if (expanded === undefined) continue;
-    values.set(name as PoolVariable, expanded);
-    lines.push(expanded === value ? `keep ${name}=${shown(name, value)}${origin}` : `change ${name}: ${value} (expanded by the bash manager's shell) → ${expanded}`);
-  }
-  if (!values.has('POOL_SOCKET_GROUP')) {
-    values.set('POOL_SOCKET_GROUP', SOCKET_GROUP);
-    lines.push(`add POOL_SOCKET_GROUP=${SOCKET_GROUP}: the socket's group (usermod -aG ${SOCKET_GROUP} <user> to use poolctl without sudo)`);
-  }
-  if (!values.has('POOL_BIND')) {
-    lines.push('change POOL_BIND: unset → loopback and the Docker gateways the agents use (a socat TCP-LISTEN takes every interface; set POOL_BIND=0.0.0.0 for that)');
-  }
+  const { values, composeDir } = planVariables(install, unit, workingDir, lines, problems);
   const user = last(unit.get('Service.User'));
   if (user !== undefined && user !== 'root' && user !== '0') {
     lines.push(`change User=${user}: openclaw-pool runs as root (it drives Docker); for poolctl: usermod -aG ${SOCKET_GROUP} ${user}`);
@@ -199,6 +152,69 @@ export function planMigration(install: Install, now: number): MigrationPlan {
     ...(install.poolEnv ? [{ kind: 'remove', path: oldEnvPath } as const] : []),
   ];
   return { outcome: 'migrate', lines, actions, backupDir };
+}
+
+/**
+ * The new pool.env's values from the old pool.env and the old unit's Environment=, a line for each
+ * (kept, changed, ignored, added); problems for what cannot be carried over.
+ */
+function planVariables(
+  install: Install,
+  unit: ReadonlyMap<string, readonly string[]>,
+  workingDir: string | undefined,
+  lines: string[],
+  problems: string[],
+): { values: Map<PoolVariable, string>; composeDir: string | undefined } {
+  const oldEnvPath = join(install.from, 'pool.env');
+  // systemd's rule: what EnvironmentFile= sets overrides Environment=.
+  const fromUnit = parseEnvironmentLines(unit.get('Service.Environment') ?? []);
+  let fromFile: Record<string, string> = {};
+  try {
+    fromFile = install.poolEnv ? parseEnvFile(install.poolEnv.text, oldEnvPath) : {};
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  const old = new Map<string, { value: string; origin: string }>();
+  for (const [name, value] of Object.entries(fromUnit)) old.set(name, { value, origin: " (from the old unit's Environment=)" });
+  for (const [name, value] of Object.entries(fromFile)) old.set(name, { value, origin: '' });
+
+  // The paths first: the other values may refer to them ($POOL_DIR/pool.log), as the bash manager's did.
+  const known = new Map<string, string>([...old].map(([name, { value }]) => [name, value]));
+  const expand = (name: string): string | undefined => {
+    const value = known.get(name) as string;
+    const expanded = expandShellReferences(value, known);
+    if (typeof expanded === 'string') return expanded;
+    problems.push(`${name}=${JSON.stringify(value)}: refers to ${expanded.missing}, which neither the old pool.env nor the old unit sets (the bash manager's shell expanded it; systemd does not): write the value out in ${oldEnvPath}`);
+    return undefined;
+  };
+  const values = new Map<PoolVariable, string>();
+  const composeDir = placeComposeDir(known.has('COMPOSE_DIR') ? expand('COMPOSE_DIR') : undefined, workingDir, install.from, lines, problems);
+  if (composeDir !== undefined) values.set('COMPOSE_DIR', composeDir);
+  known.set('COMPOSE_DIR', composeDir ?? '');
+  placePoolDir(known.has('POOL_DIR') ? expand('POOL_DIR') : undefined, workingDir ?? composeDir, install.from, lines, problems);
+  values.set('POOL_DIR', install.from);
+  known.set('POOL_DIR', install.from);
+
+  for (const [name, { value, origin }] of old) {
+    if (name === 'COMPOSE_DIR' || name === 'POOL_DIR') continue;
+    if (!KNOWN.has(name)) {
+      lines.push(`ignore ${name}=${shown(name, value)}: not used by openclaw-pool`);
+      continue;
+    }
+    const expanded = expand(name);
+    if (expanded === undefined) continue;
+    values.set(name as PoolVariable, expanded);
+    lines.push(expanded === value ? `keep ${name}=${shown(name, value)}${origin}` : `change ${name}: ${value} (expanded by the bash manager's shell) → ${shown(name, expanded)}`);
+  }
+  if (!values.has('POOL_SOCKET_GROUP')) {
+    values.set('POOL_SOCKET_GROUP', SOCKET_GROUP);
+    lines.push(`add POOL_SOCKET_GROUP=${SOCKET_GROUP}: the socket's group (usermod -aG ${SOCKET_GROUP} <user> to use poolctl without sudo)`);
+  }
+  if (!values.has('POOL_BIND')) {
+    lines.push('change POOL_BIND: unset → loopback and the Docker gateways the agents use (a socat TCP-LISTEN takes every interface; set POOL_BIND=0.0.0.0 for that)');
+  }
+  return { values, composeDir };
 }
 
 /** Our unit and /etc pool.env are in place and the old pool.env is gone: at most a start is left. */
