@@ -106,8 +106,9 @@ export async function startSystemdBox(options: SystemdBoxOptions = {}): Promise<
     [await composePluginDir(), '/usr/libexec/docker/cli-plugins', 'ro'],
     [node, '/usr/bin/node', 'ro'],
     [await npmDir(), '/usr/lib/node_modules/npm', 'ro'],
-    // install.sh runs from the checkout; its `npm ci --omit=dev` needs this machine's CA bundle.
+    // install.sh runs from the checkout, which it only copies from.
     [ROOT, ROOT, 'ro'],
+    // Its `npm ci --omit=dev` reaches the npm registry only if it trusts this machine's CA bundle (NODE_EXTRA_CA_CERTS).
     ...(haveCa ? [['/etc/ssl/certs', '/etc/ssl/certs', 'ro'] as [string, string, 'ro']] : []),
     // One npm cache for every box (npm's cache is safe to share): each install.sh runs `npm ci`.
     [NPM_CACHE, '/root/.npm', 'rw'],
