@@ -1,5 +1,5 @@
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { ConfigError, POOL_VARIABLES, type PoolVariable, formatWireTime, loadConfig, parseEnvFile } from '../contract/index.js';
+import { ConfigError, POOL_VARIABLES, type PoolVariable, formatWireTime, loadConfig, parseEnvFile, unknownVariables } from '../contract/index.js';
 import { parseAutostart } from '../core/index.js';
 import { parseState } from '../store/index.js';
 import { type Action, renderShell } from './actions.js';
@@ -199,7 +199,8 @@ function planVariables(
   for (const [name, { value, origin }] of old) {
     if (name === 'COMPOSE_DIR' || name === 'POOL_DIR') continue;
     if (!KNOWN.has(name)) {
-      lines.push(`ignore ${name}=${shown(name, value)}: not used by openclaw-pool`);
+      const closest = unknownVariables({ [name]: value })[0]?.closest;
+      lines.push(`ignore ${name}=${shown(name, value)}: not used by openclaw-pool${closest === undefined ? '' : ` (did you mean ${closest}?)`}`);
       continue;
     }
     const expanded = expand(name);

@@ -73,6 +73,7 @@ describe('planMigration: what it says of each old setting', () => {
   it.each([
     ['a known variable is kept', 'MAX_AGENTS=3\n', undefined, 'keep MAX_AGENTS=3'],
     ['a variable openclaw-pool does not know is ignored', 'MAX_AGENTS=3\nSOCAT_OPTS=fork,reuseaddr\n', undefined, 'ignore SOCAT_OPTS=fork,reuseaddr: not used by openclaw-pool'],
+    ['a misspelt variable is ignored, naming the one meant', 'MAX_AGNETS=1\n', undefined, 'ignore MAX_AGNETS=1: not used by openclaw-pool (did you mean MAX_AGENTS?)'],
     ['an unset COMPOSE_DIR becomes the old WorkingDirectory', 'MAX_AGENTS=3\n', undefined, `change COMPOSE_DIR: unset (the old unit's WorkingDirectory) → ${HOME}, written explicitly`],
     ['a relative COMPOSE_DIR is made absolute', 'COMPOSE_DIR=.\n', undefined, `change COMPOSE_DIR: . (relative to the old unit's WorkingDirectory) → ${HOME}`],
     ['an absolute COMPOSE_DIR is kept', `COMPOSE_DIR=${HOME}\n`, undefined, `keep COMPOSE_DIR=${HOME}`],
