@@ -109,6 +109,8 @@ export function createPoolClient(options: PoolClientOptions = {}) {
     metrics: (opts: { format?: 'text' | 'json' } = {}) => call(() => trpc.info.metrics.query({ format: opts.format ?? 'text' })),
     /** What the running daemon says about itself: where its bridge listens. */
     diagnostics: () => call(() => trpc.info.diagnostics.query()),
+    /** The configuration the daemon runs with (POOL_TOKEN shown only as `(set)`). */
+    config: () => call(() => trpc.info.config.query()),
     /** Asks the daemon to exit; with `stopAgents`, after stopping every pooled agent (the systemd stop path). */
     shutdown: (opts: { stopAgents?: boolean } = {}) => call(() => trpc.admin.shutdown.mutate({ stopAgents: opts.stopAgents ?? false })),
     /**

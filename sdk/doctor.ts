@@ -22,7 +22,7 @@ import {
   skipped,
   socketCheck,
 } from '../src/core/doctor.js';
-import { UnreadableConfigError, configFrom, readConfig } from '../src/daemon/config.js';
+import { UnreadableConfigError, readConfig } from '../src/daemon/config.js';
 import { composeVersion } from '../src/drivers/compose.js';
 import { engineVersion } from '../src/drivers/docker.js';
 import { type OpenedDriver, describeBackend, openDriver } from '../src/drivers/index.js';
@@ -32,6 +32,7 @@ import { DEFAULT_SOCKET, createPoolClient } from './client.js';
 /** Each Docker question the doctor asks; a healthy engine answers in well under a second. */
 const DOCKER_TIMEOUT_MS = 15_000;
 const INVALID_CONFIG = 'needs a valid pool.env';
+const UNREADABLE_CONFIG = "run 'sudo poolctl doctor' to check pool.env";
 
 export interface DiagnoseOptions {
   /** The pool.env to check (default: $POOL_ENV, ./pool.env, /etc/openclaw-pool/pool.env, as the daemon reads it). */
@@ -57,6 +58,7 @@ const probe = <T>(work: Promise<T>): Promise<Probed<T>> =>
 export async function diagnose(options: DiagnoseOptions = {}): Promise<DoctorReport> {
   const env = options.env ?? process.env;
   let config: PoolConfig | undefined;
+  let skipReason = INVALID_CONFIG;
   const checks: DoctorCheck[] = [];
   const cwd = options.cwd ?? process.cwd();
   try {
@@ -66,26 +68,23 @@ export async function diagnose(options: DiagnoseOptions = {}): Promise<DoctorRep
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     if (error instanceof UnreadableConfigError) {
-      // A socket-group member may not read the 0640 file: the checks that need no secret still run.
-      const why = `${error.problems[0]}; run 'sudo poolctl doctor' to check it: the checks below use the environment and the defaults`;
-      checks.push(...configChecks({ file: error.file, problems: [], warnings: [why] }));
-      try {
-        config = configFrom({}, { env, cwd });
-      } catch (invalid) {
-        if (!(invalid instanceof ConfigError)) throw invalid;
-        checks.push(...configChecks({ file: undefined, problems: invalid.problems, warnings: [] }));
-      }
+      // A socket-group member may not read the 0640 file, but may ask the daemon what it runs with:
+      // guessing from the defaults instead would check some other project.
+      config = await runningConfig(options.socketPath ?? env.POOL_SOCKET ?? DEFAULT_SOCKET);
+      skipReason = UNREADABLE_CONFIG;
+      const rest = config === undefined ? `${UNREADABLE_CONFIG}: the checks that need it are skipped` : 'the checks below use the configuration the running daemon reports';
+      checks.push(...configChecks({ file: error.file, problems: [], warnings: [`${error.problems[0]}; ${rest}`] }));
     } else {
       checks.push(...configChecks({ file: undefined, problems: error.problems, warnings: [] }));
     }
   }
   const socketPath = options.socketPath ?? config?.socketPath ?? env.POOL_SOCKET ?? DEFAULT_SOCKET;
-  const [docker, daemon] = await Promise.all([inspectDocker(config, env.DOCKER_BIN), askDaemon(socketPath)]);
+  const [docker, daemon] = await Promise.all([inspectDocker(config, env.DOCKER_BIN, skipReason), askDaemon(socketPath)]);
   checks.push(...docker.checks);
   checks.push(socketCheck(socketPath, await socketFacts(socketPath), await socketGroup(config)));
   checks.push(daemonCheck(daemon.facts));
   if (config === undefined) {
-    checks.push(skipped('bridge', INVALID_CONFIG), skipped('pool dir', INVALID_CONFIG), skipped('sizing', INVALID_CONFIG));
+    checks.push(skipped('bridge', skipReason), skipped('pool dir', skipReason), skipped('sizing', skipReason));
     return doctorReport(checks);
   }
   checks.push(bridgeCheck(await bridgeFacts(config, daemon.bridge, docker.found)));
@@ -106,7 +105,7 @@ interface DockerFindings {
   readonly found?: { readonly opened: OpenedDriver; readonly engine: boolean };
 }
 
-async function inspectDocker(config: PoolConfig | undefined, envDockerBin: string | undefined): Promise<DockerFindings> {
+async function inspectDocker(config: PoolConfig | undefined, envDockerBin: string | undefined, skipReason: string): Promise<DockerFindings> {
   if (config?.driver === 'process') {
     const why = 'POOL_DRIVER=process: Docker is not used';
     const opened = await probe(openDriver(config));
@@ -125,7 +124,7 @@ async function inspectDocker(config: PoolConfig | undefined, envDockerBin: strin
   const swarm = config?.driver === 'swarm';
   const [engine, compose] = await Promise.all([probe(engineVersion(dockerBin, DOCKER_TIMEOUT_MS)), swarm ? undefined : probe(composeVersion(dockerBin, DOCKER_TIMEOUT_MS))]);
   const checks = [dockerCheck(engine), compose === undefined ? skipped('compose', 'POOL_DRIVER=swarm: docker compose is not used') : composeCheck(compose)];
-  if (config === undefined) return { checks: [...checks, skipped('project', INVALID_CONFIG), skipped('infrastructure', INVALID_CONFIG)] };
+  if (config === undefined) return { checks: [...checks, skipped('project', skipReason), skipped('infrastructure', skipReason)] };
   if (compose?.ok === false) return { checks: [...checks, skipped('project', 'needs docker compose'), skipped('infrastructure', 'needs docker compose')] };
   const opened = await probe(openDriver(config));
   checks.push(projectCheck(mapProbe(opened, (o) => o.project), { infra: config.infraServices, pinned: config.pinnedAgents }, describeBackend(config)));
@@ -139,6 +138,18 @@ async function inspectDocker(config: PoolConfig | undefined, envDockerBin: strin
 
 function mapProbe<T, U>(probed: Probed<T>, map: (value: T) => U): Probed<U> {
   return probed.ok ? { ok: true, value: map(probed.value) } : probed;
+}
+
+/** The running daemon's configuration, or undefined when none answers on `socketPath`. */
+async function runningConfig(socketPath: string): Promise<PoolConfig | undefined> {
+  const client = createPoolClient({ socketPath });
+  try {
+    return (await client.config()) as unknown as PoolConfig;
+  } catch {
+    return undefined;
+  } finally {
+    client.close();
+  }
 }
 
 async function askDaemon(socketPath: string): Promise<{ facts: DaemonFacts; bridge?: DiagnosticsReply['bridge'] }> {

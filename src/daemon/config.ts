@@ -76,7 +76,7 @@ export class UnreadableConfigError extends ConfigError {
 }
 
 /** The configuration from pool.env's values and the environment, with relative paths resolved against `cwd`. */
-export function configFrom(values: Record<string, string>, options: Pick<ReadConfigOptions, 'env' | 'cwd'>): PoolConfig {
+function configFrom(values: Record<string, string>, options: Pick<ReadConfigOptions, 'env' | 'cwd'>): PoolConfig {
   const config = loadConfig({ file: values, env: options.env, cwd: options.cwd });
   return {
     ...config,

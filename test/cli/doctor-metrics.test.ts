@@ -168,6 +168,31 @@ describe.skipIf(!docker)('poolctl doctor and poolctl metrics against a real daem
     expect(lineOf(run.stdout, 'socket')[0]?.verdict).toBe('PASS');
   });
 
+  it("uses the running daemon's configuration for a socket-group member who may not read pool.env", async () => {
+    const file = await envFile();
+    await chmod(file, 0o600);
+    // The socket is 0660 root:root here: group root stands for POOL_SOCKET_GROUP.
+    const run = await poolctl(['doctor', '--config', file, '--socket', p.socketPath], { user: 'nobody', group: 'root' });
+    expect(run.stderr).not.toMatch(/unexpected|EACCES/);
+    expect(lineOf(run.stdout, 'pool.env')).toEqual([
+      { verdict: 'WARN', check: 'pool.env', detail: `${file}: cannot read it (permission denied); the checks below use the configuration the running daemon reports` },
+    ]);
+    expect(lineOf(run.stdout, 'daemon')[0]?.verdict).toBe('PASS');
+    expect(lineOf(run.stdout, 'bridge')[0]).toMatchObject({ verdict: 'PASS', detail: expect.stringContaining('(listening)') });
+    expect(lineOf(run.stdout, 'pool dir')[0]?.detail).toContain(p.poolDir);
+  });
+
+  it('skips what needs pool.env for a user who may read neither it nor ask the daemon', async () => {
+    const file = await envFile();
+    await chmod(file, 0o600);
+    const run = await poolctl(['doctor', '--config', file, '--socket', p.socketPath], { user: 'nobody' });
+    expect(lineOf(run.stdout, 'pool.env')[0]?.detail).toBe(`${file}: cannot read it (permission denied); run 'sudo poolctl doctor' to check pool.env: the checks that need it are skipped`);
+    for (const check of ['project', 'bridge', 'pool dir', 'sizing']) {
+      expect(lineOf(run.stdout, check)[0]).toMatchObject({ verdict: 'SKIP', detail: "run 'sudo poolctl doctor' to check pool.env" });
+    }
+    expect(lineOf(run.stdout, 'daemon')[0]).toMatchObject({ verdict: 'FAIL', detail: expect.stringContaining('permission denied') });
+  });
+
   it('warns when the bridge would listen on every interface without POOL_TOKEN', async () => {
     const run = await poolctl(['doctor', '--config', await envFile((dir) => `POOL_SOCKET=${dir}/gone.sock\nPOOL_BIND=0.0.0.0\nPOOL_PORT=19000\n`)]);
     expect(lineOf(run.stdout, 'bridge')[0]).toMatchObject({ verdict: 'WARN', detail: expect.stringContaining('0.0.0.0:19000') });

@@ -8,10 +8,11 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the built poolctl as a real process (no colours, no TTY). */
-export function poolctl(args: string[], options: { env?: Record<string, string>; user?: string } = {}): Promise<CliRun> {
+/** Runs the built poolctl as a real process (no colours, no TTY), as `user` (in `group`, when given) if set. */
+export function poolctl(args: string[], options: { env?: Record<string, string>; user?: string; group?: string } = {}): Promise<CliRun> {
   const argv = [POOLCTL, ...args];
-  const [file, fileArgs] = options.user === undefined ? [process.execPath, argv] : ['runuser', ['-u', options.user, '--', process.execPath, ...argv]];
+  const as = options.group === undefined ? [] : ['-g', options.group];
+  const [file, fileArgs] = options.user === undefined ? [process.execPath, argv] : ['runuser', ['-u', options.user, ...as, '--', process.execPath, ...argv]];
   return new Promise((resolve, reject) => {
     const child = spawn(file, fileArgs, { env: { ...process.env, NO_COLOR: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
