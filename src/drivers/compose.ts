@@ -46,6 +46,8 @@ export function createComposeDriver(options: ComposeDriverOptions) {
   let healthchecked = new Set<string>();
   /** Docker names of the networks the agents attach to, as of the last `init`. */
   let networks: string[] = [];
+  /** Whether some agent runs in a network namespace of its own, hence may call through `host-gateway`. */
+  let offHost = false;
 
   const compose = (args: string[], timeoutMs = commandTimeoutMs, signal?: AbortSignal) => {
     // Every profile is active: OpenClaw puts most agents behind `profiles:`, and compose leaves the
@@ -113,8 +115,13 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     const services = Object.keys(config.services ?? {});
     const used = new Set<string>();
     const infra = new Set(options.infraServices ?? []);
+    offHost = false;
     for (const [name, service] of Object.entries(config.services ?? {})) {
-      if (infra.has(name) || service.network_mode !== undefined) continue;
+      if (infra.has(name)) continue;
+      // `host` agents call on loopback and `none` ones call nobody; any other mode (bridge, or another
+      // container's namespace) is a container network whose way to the host is `host-gateway`.
+      if (service.network_mode !== 'host' && service.network_mode !== 'none') offHost = true;
+      if (service.network_mode !== undefined) continue;
       for (const key of Object.keys(service.networks ?? { default: null })) used.add(key);
     }
     networks = [...used].map((key) => config.networks?.[key]?.name ?? `${config.name}_${key}`);
@@ -205,9 +212,11 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     /**
      * Where containers of this project reach the host: the gateway of each of the agents' networks
      * that exists now, and the address `host-gateway` resolves to on this engine (what
-     * `extra_hosts: pool-manager:host-gateway` puts in a container's /etc/hosts). Two docker calls.
+     * `extra_hosts: pool-manager:host-gateway` puts in a container's /etc/hosts). Two docker calls;
+     * none, and no address, when every agent runs on the host's network.
      */
     async bridgeAddresses(): Promise<string[]> {
+      if (!offHost) return [];
       const existing = (await docker(['network', 'ls', '--format', '{{.Name}}'], queryTimeoutMs)).split('\n').filter((n) => networks.includes(n));
       const out = await docker(['network', 'inspect', '--format', NETWORK_FORMAT, DEFAULT_BRIDGE, ...existing], queryTimeoutMs);
       const gateways = parseNetworkGateways(out, parseLocalAddresses((await readOptional(FIB_TRIE)) ?? ''));

@@ -171,7 +171,21 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     await driver.stop('ceo', 2000);
   });
 
-  it("finds the agents' network gateway while the network exists, and always the address host-gateway resolves to", async () => {
+  it('finds no address to listen on beside loopback when every agent runs on the host network, asking Docker nothing', async () => {
+    const shim = await dockerShim(await mkdtemp(join(scratch, 'hostonly-')));
+    const hostOnly = await createComposeProject({ solo: agentService(), gateway: { ...agentService(), network_mode: undefined } });
+    try {
+      const driver = createComposeDriver({ dockerBin: shim.bin, composeDir: hostOnly.dir, project: undefined, infraServices: ['gateway'] });
+      await driver.init();
+      const before = (await shim.calls()).length;
+      expect(await driver.bridgeAddresses()).toEqual([]);
+      expect(await shim.calls()).toHaveLength(before);
+    } finally {
+      await hostOnly.remove();
+    }
+  });
+
+  it("finds the agents' network gateway while the network exists, and the address host-gateway resolves to", async () => {
     const fresh = await createComposeProject({ solo: { ...agentService(), network_mode: undefined } });
     try {
       const driver = createComposeDriver({ dockerBin: 'docker', composeDir: fresh.dir, project: undefined });
