@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentDriver } from '../core/driver.js';
 import { DriverError } from '../core/errors.js';
 import type { ObservedAgent } from '../core/reconcile.js';
@@ -28,6 +29,8 @@ export interface ComposeProjectInfo {
 }
 
 const READY_TIMEOUT_MS = 120_000;
+/** How often a start re-reads the health compose called healthy too early (ms). */
+const HEALTH_POLL_MS = 250;
 
 const SERVICE_LABEL = 'com.docker.compose.service';
 const ONEOFF_LABEL = 'com.docker.compose.oneoff';
@@ -104,6 +107,21 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     return `${health?.Status ?? 'none'}${last ? `; last check said: ${last}` : ''}`;
   };
 
+  /**
+   * Compose's `up --wait` can return at once for a container whose health dockerd has not set yet
+   * (seen on a loaded machine: it then looks like a container without a healthcheck), so its word
+   * is checked: healthy by `deadline` (performance.now() ms), or this throws.
+   */
+  const untilHealthy = async (agent: string, deadline: number, signal: AbortSignal): Promise<void> => {
+    for (;;) {
+      const health = await healthOf(agent);
+      if (health?.startsWith('healthy')) return;
+      if (health === undefined) throw new Error(`${agent} is not running`);
+      if (performance.now() >= deadline || signal.aborted) throw new Error(`${agent} is not healthy (${health})`);
+      await sleep(HEALTH_POLL_MS);
+    }
+  };
+
   /** Resolves the project's name, services and networks from its compose file (`docker compose config`). */
   const init = async (): Promise<ComposeProjectInfo> => {
     const config = JSON.parse(await compose(['config', '--format', 'json'])) as {
@@ -148,8 +166,10 @@ export function createComposeDriver(options: ComposeDriverOptions) {
           return;
         }
         const readySeconds = Math.ceil(readyTimeoutMs / 1000);
+        const deadline = performance.now() + readyTimeoutMs;
         try {
           await compose([...up.slice(0, -1), '--wait', '--wait-timeout', String(readySeconds), agent], commandTimeoutMs + readyTimeoutMs, signal);
+          await untilHealthy(agent, deadline, signal);
         } catch (error) {
           // The engine went down (the probe says so in its place), not the agent's health.
           if (signal.aborted) throw error;

@@ -38,6 +38,7 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
       stubborn: agentService({ command: ['sh', '-c', "trap '' TERM; while :; do sleep 0.2; done"] }),
       bridged: { ...agentService(), network_mode: undefined },
       ghost: agentService({ image: 'openclaw-pool/absent:1' }),
+      unready: agentService({ healthcheck: { test: ['CMD-SHELL', 'echo not yet; exit 1'], interval: '500ms', retries: 1000 } }),
       // OpenClaw's shape: agents behind profiles, depending on infrastructure behind another one.
       designer: agentService({ profiles: ['series-a'], depends_on: ['ollama'] }),
       ollama: { ...agentService({ profiles: ['gpu'] }), network_mode: undefined, networks: ['models'] },
@@ -56,7 +57,7 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
   it('reads the project name, its services and the networks they use from the compose file', async () => {
     const info = await driverFor().init();
     expect(info.name).toBe(project.name);
-    expect(info.services.sort()).toEqual(['bridged', 'ceo', 'cfo', 'cto', 'designer', 'ghost', 'ollama', 'qa', 'stubborn']);
+    expect(info.services.sort()).toEqual(['bridged', 'ceo', 'cfo', 'cto', 'designer', 'ghost', 'ollama', 'qa', 'stubborn', 'unready']);
     // `models` is used by infrastructure only: agents never call from it.
     expect(info.networks).toEqual([`${project.name}_default`]);
   });
@@ -138,6 +139,17 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     expect(error.exitCode).toBe(1);
     expect(error.argv).toEqual(['docker', 'compose', '--project-directory', project.dir, '--profile', '*', '-p', project.name, 'up', '--detach', '--no-deps', 'ghost']);
     expect(error.stderr).toMatch(/absent/);
+  });
+
+  it('does not take compose up --wait at its word: an unhealthy start is stopped when the wait ends, even if compose returned at once', async () => {
+    // As compose does when it inspects a container before dockerd has set its health: no wait at all.
+    const shim = await dockerShim(await mkdtemp(join(scratch, 'nowait-')), `for a do shift; if [ "$skip" = 1 ]; then skip=0; continue; fi; case "$a" in --wait) ;; --wait-timeout) skip=1 ;; *) set -- "$@" "$a" ;; esac; done`);
+    const driver = createComposeDriver({ dockerBin: shim.bin, composeDir: project.dir, project: undefined, readyTimeoutMs: 1500, stopTimeoutMs: 1000 });
+    await driver.init();
+    await expect(driver.start('unready')).rejects.toThrow(/^unready did not become healthy within 2 s \(health: starting; last check said: not yet\); stopped it$/);
+    expect((await shim.calls()).some((c) => / up --detach --no-deps --wait --wait-timeout 2 unready$/.test(c))).toBe(true);
+    expect((await driver.list()).find((o) => o.agent === 'unready')?.running).toBe(false);
+    await project.compose('rm', '--force', 'unready');
   });
 
   it('kills a compose command that hangs past its timeout, with its children, and says so', async () => {
