@@ -60,7 +60,7 @@ export abstract class PoolCommand extends Command {
   /** A name the daemon would refuse is a usage error, caught before any connection is made. */
   protected checkName(agent: string): boolean {
     if (AGENT_NAME_PATTERN.test(agent)) return true;
-    this.warn(`poolctl: invalid agent name ${JSON.stringify(agent)}: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+    this.warn(`poolctl: invalid agent name ${JSON.stringify(agent)}: 1-255 letters, digits, '.', '_' or '-', starting with a letter or digit`);
     return false;
   }
 

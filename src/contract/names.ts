@@ -8,7 +8,7 @@ export const AgentName = z
   .string({ error: (issue) => (issue.input === undefined ? 'agent field required' : 'agent must be a string') })
   .regex(AGENT_NAME_PATTERN, {
     error: (issue) =>
-      `invalid agent name ${JSON.stringify(issue.input)}: expected 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`,
+      `invalid agent name ${JSON.stringify(issue.input)}: expected 1-255 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`,
   });
 export type AgentName = z.infer<typeof AgentName>;
 
@@ -16,7 +16,7 @@ export const RequesterName = z
   .string({ error: 'requested_by must be a string' })
   .regex(AGENT_NAME_PATTERN, {
     error: (issue) =>
-      `invalid requested_by ${JSON.stringify(issue.input)}: expected 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`,
+      `invalid requested_by ${JSON.stringify(issue.input)}: expected 1-255 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`,
   });
 
 /** One status union for a pooled agent; each of them counts against MAX_AGENTS (SPEC §1). */

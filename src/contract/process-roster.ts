@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AGENT_NAME_PATTERN } from './names.js';
 
-const AGENT_NAME_RULE = "1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit";
+const AGENT_NAME_RULE = "1-255 characters of letters, digits, '.', '_' or '-', starting with a letter or digit";
 
 /** Set by the driver to the agent's name; a roster that sets it too would make the agent speak for another. */
 const RESERVED_ENV = 'AGENT_ID';

@@ -1,4 +1,4 @@
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigError, DEFAULT_ENV_FILES, type PoolConfig, describeUnknownVariable, loadConfig, parseEnvFile, unknownVariables } from '../contract/index.js';
 
@@ -46,6 +46,7 @@ export async function readConfig(options: ReadConfigOptions): Promise<LoadedConf
   let text: string | undefined;
   if (file !== undefined) {
     const path = file;
+    await refuseWritableByOthers(path);
     text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
       throw new UnreadableConfigError(path, error);
     });
@@ -73,6 +74,23 @@ export class UnreadableConfigError extends ConfigError {
   ) {
     super([`${file}: cannot read it (${cause.code === 'EACCES' ? 'permission denied' : cause.message})`]);
   }
+}
+
+/**
+ * The daemon runs as root and pool.env can name programs it runs (DOCKER_BIN): a file that others
+ * may write, such as one an old install keeps in POOL_DIR, which containers mount, would let them
+ * run what they like as root at the next reload. Refused: group or other write bits, or an owner
+ * other than root or the daemon's own user. Devices and pipes (`POOL_ENV=/dev/null`) are not
+ * files anyone keeps a configuration in, and are read as they are.
+ */
+async function refuseWritableByOthers(path: string): Promise<void> {
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined || !info.isFile()) return;
+  const uid = process.getuid?.();
+  if (info.uid !== 0 && info.uid !== uid)
+    throw new ConfigError([`${path}: owned by uid ${info.uid}, neither root nor this daemon's user (uid ${uid}); chown it to root (a configuration must not be where others can change it)`]);
+  if ((info.mode & 0o022) !== 0)
+    throw new ConfigError([`${path}: writable by ${info.mode & 0o020 ? 'its group' : ''}${(info.mode & 0o022) === 0o022 ? ' and ' : ''}${info.mode & 0o002 ? 'others' : ''} (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}); run chmod go-w on it, and keep it out of POOL_DIR, which containers may mount`]);
 }
 
 /** The configuration from pool.env's values and the environment, with relative paths resolved against `cwd`. */

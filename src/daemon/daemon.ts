@@ -15,7 +15,7 @@ import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
 import { createRpcServer } from '../rpc/server.js';
 import { listenOnSocket } from '../rpc/socket.js';
-import { type EventLog, createEventLog, createRosterWriter, createStateStore, ensureActivityDir, readActivityMarks } from '../store/index.js';
+import { type EventLog, createActivityReader, createEventLog, createRosterWriter, createStateStore, ensureActivityDir } from '../store/index.js';
 import { formatEvent } from '../core/event-text.js';
 import { TIMELINE_MAX_EVENTS, TIMELINE_WINDOW_MS } from '../ui/view.js';
 import { type Logger, describeError } from './log.js';
@@ -383,7 +383,7 @@ export function createDaemon(options: DaemonOptions) {
           driver: metrics.timed(driver),
           save: (state) => store.save(state),
           publish: (status) => roster.write(status, clock()),
-          readActivity: () => readActivityMarks(config.poolDir),
+          readActivity: createActivityReader(config.poolDir).read,
           onEvent: (event) => {
             metrics.onEvent(event);
             if (!TRANSITIONAL_EVENTS.has(event.type)) {

@@ -71,7 +71,8 @@ export interface PoolDeps {
   readonly save: (state: PoolState) => Promise<void>;
   /** Best-effort publication of the status (roster.json). */
   readonly publish: (status: StatusReply) => Promise<void>;
-  readonly readActivity: () => Promise<ReadonlyMap<string, number>>;
+  /** Activity marks of the given agents (the pool's), as of `now`. */
+  readonly readActivity: (agents: readonly string[], now: number) => Promise<ReadonlyMap<string, number>>;
   readonly onEvent: (event: PoolEvent) => void;
   readonly onError: (what: string, error: unknown) => void;
   readonly clock: () => number;
@@ -384,7 +385,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     try {
       const observed = await deps.driver.list();
       docker = { ok: true };
-      const marks = await deps.readActivity().catch((error: unknown) => {
+      const marks = await deps.readActivity([...state.agents.keys()], deps.clock()).catch((error: unknown) => {
         deps.onError('reading activity marks', error);
         return new Map<string, number>();
       });

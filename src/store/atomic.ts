@@ -1,7 +1,8 @@
-import { open, readdir, rename, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-
-let sequence = 0;
+import { NotRegularFileError, describeKind, moveAside, openRegular } from './regular-file.js';
 
 /** The prefix of the temporary files `writeFileAtomic` leaves behind if the process dies mid-write. */
 export function tempPrefix(path: string): string {
@@ -32,10 +33,17 @@ export async function removeLeftoverTemps(path: string): Promise<void> {
  * Replaces `path` so that a reader, or a crash at any moment, sees the old file or the new one and
  * never a torn one: write a temp file beside it, fsync it, rename it over, fsync the directory.
  * With `durable: false` the fsyncs are skipped: still atomic for readers, not across a power cut.
+ *
+ * Containers may write in the directory: the temp name is unguessable and created exclusively
+ * (O_CREAT|O_EXCL never opens an existing name, a planted symlink included), and a `path` that is
+ * not a regular file (a directory would make the rename fail for ever) is moved aside and reported
+ * as NotRegularFileError; the next write then succeeds.
  */
 export async function writeFileAtomic(path: string, data: string, { durable = true } = {}): Promise<void> {
-  const temp = `${dirname(path)}/${tempPrefix(path)}${process.pid}-${sequence++}`;
-  const file = await open(temp, 'w', 0o644);
+  const temp = `${dirname(path)}/${tempPrefix(path)}${randomBytes(12).toString('hex')}`;
+  const target = await lstat(path).catch(() => undefined);
+  if (target !== undefined && !target.isFile()) throw new NotRegularFileError(path, describeKind(target), await moveAside(path));
+  const file = await openRegular(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
   try {
     try {
       await file.writeFile(data);
@@ -49,7 +57,7 @@ export async function writeFileAtomic(path: string, data: string, { durable = tr
     throw error;
   }
   if (durable) {
-    const dir = await open(dirname(path), 'r');
+    const dir = await open(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
     try {
       await dir.sync();
     } finally {

@@ -1,8 +1,9 @@
-import { createReadStream } from 'node:fs';
-import { appendFile, rename, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PoolEvent, parseWireTime } from '../contract/index.js';
+import { NotRegularFileError, openRegular } from './regular-file.js';
 
 export const EVENTS_FILE = 'events.jsonl';
 
@@ -27,13 +28,20 @@ export function createEventLog(poolDir: string, limits: EventLogLimits, onError:
   let tail: Promise<void> = Promise.resolve();
 
   async function appendLine(line: string): Promise<void> {
-    size ??= await stat(path).then((s) => s.size, () => 0);
+    // lstat: the size of what a symlink points to is not this log's; the open below refuses the link.
+    size ??= await lstat(path).then((s) => s.size, () => 0);
     const bytes = Buffer.byteLength(line);
     if (size > 0 && size + bytes > limits.maxBytes) {
       await rotate(path, limits.keep);
       size = 0;
     }
-    await appendFile(path, line);
+    // A symlink, FIFO or directory planted here is moved aside and this event reported lost; the next one starts a new file.
+    const file = await openRegular(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT);
+    try {
+      await file.write(line);
+    } finally {
+      await file.close();
+    }
     size += bytes;
   }
 
@@ -52,7 +60,7 @@ export function createEventLog(poolDir: string, limits: EventLogLimits, onError:
     /** Queries the log once every append made so far is on disk, so an answer never misses a decision just taken. */
     async read(query: EventQuery): Promise<EventQueryResult> {
       await tail;
-      return readEvents(poolDir, limits.keep, query);
+      return readEvents(poolDir, limits.keep, query, onError);
     },
   };
 }
@@ -91,16 +99,21 @@ export interface EventQueryResult {
 
 /**
  * Reads the log, rotated files included, newest file first, and stops as soon as older files
- * cannot change the answer: the limit is reached, or a file began before `since`.
+ * cannot change the answer: the limit is reached, or a file began before `since`. A file that is
+ * not a regular one is moved aside, reported to `onRefused` and read as absent.
  */
-export async function readEvents(poolDir: string, keep: number, query: EventQuery): Promise<EventQueryResult> {
+export async function readEvents(poolDir: string, keep: number, query: EventQuery, onRefused: (error: NotRegularFileError) => void = () => {}): Promise<EventQueryResult> {
   const path = join(poolDir, EVENTS_FILE);
   const files = [path, ...Array.from({ length: keep }, (_, i) => `${path}.${i + 1}`)];
   const newerFirst: PoolEvent[][] = [];
   let found = 0;
   let skipped = 0;
   for (const file of files) {
-    const read = await readFile(file, query);
+    const read = await readFile(file, query).catch((error: unknown) => {
+      if (!(error instanceof NotRegularFileError)) throw error;
+      onRefused(error);
+      return undefined;
+    });
     if (read === undefined) continue;
     skipped += read.skipped;
     newerFirst.push(read.matches);
@@ -115,12 +128,14 @@ async function readFile(
   file: string,
   query: EventQuery,
 ): Promise<{ matches: PoolEvent[]; skipped: number; firstTime: number | undefined } | undefined> {
-  const stream = createReadStream(file, { encoding: 'utf8' });
-  const opened = await new Promise<boolean>((resolve, reject) => {
-    stream.once('open', () => resolve(true));
-    stream.once('error', (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? resolve(false) : reject(error)));
-  });
-  if (!opened) return undefined;
+  let handle;
+  try {
+    handle = await openRegular(file, constants.O_RDONLY);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const stream = handle.createReadStream({ encoding: 'utf8' });
   const matches: PoolEvent[] = [];
   let skipped = 0;
   let firstTime: number | undefined;

@@ -1,8 +1,10 @@
-import { mkdir, readFile, rename } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateFile, type StateFile as StateFileShape, AgentStatus, parseWireTime } from '../contract/index.js';
 import type { AgentRecord, PoolState } from '../core/index.js';
 import { coalescingWriter, removeLeftoverTemps, writeFileAtomic } from './atomic.js';
+import { NotRegularFileError, compactTime, openRegular } from './regular-file.js';
 
 export const STATE_FILE = 'state.json';
 
@@ -10,7 +12,10 @@ export interface LoadedState {
   readonly state: PoolState;
   /** Set when state.json was unreadable: where it was moved and why. The state is then empty, to be rebuilt from Docker. */
   readonly corrupt?: { readonly movedTo: string; readonly reason: string };
-  /** Entries of the earlier bash manager's file with a status that is not pooled (e.g. `"stopped"`), dropped. */
+  /**
+   * Entries dropped, each alone: the earlier bash manager's with a status that is not pooled (e.g.
+   * `"stopped"`), named; and records that fail validation, named with the reason.
+   */
   readonly ignored: readonly string[];
 }
 
@@ -47,22 +52,30 @@ export function serializeState(state: PoolState): string {
   return `${JSON.stringify({ version: 1, agents } satisfies StateFileShape, null, 2)}\n`;
 }
 
-/** Parses a state.json text (ours or the earlier bash manager's); throws with a reason when it is not one. */
-export function parseState(text: string): { state: PoolState; ignored: string[] } {
+/**
+ * Parses a state.json text (ours or the earlier bash manager's); throws with a reason when it is
+ * not one. Each agent's record is checked on its own: one that fails (a name past the rule, a bad
+ * time) is dropped and described in `invalid`, and never costs the others their busy holds.
+ */
+export function parseState(text: string): { state: PoolState; ignored: string[]; invalid: string[] } {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
     throw new Error(`not JSON (${(error as Error).message})`);
   }
-  const parsed = StateFile.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new Error(`wrong shape at ${issue?.path.join('.') || 'top level'}: ${issue?.message}`);
+  const top = StateFile.safeParse(isObject(json) && isObject(json.agents) ? { ...json, agents: {} } : json);
+  if (!top.success) throw new Error(describeIssue(top.error.issues[0]));
+  const entries: [string, StateFileShape['agents'][string]][] = [];
+  const invalid: string[] = [];
+  for (const [name, raw] of Object.entries((json as { agents: Record<string, unknown> }).agents)) {
+    const one = StateFile.safeParse({ agents: { [name]: raw } });
+    if (one.success) entries.push([name, one.data.agents[name]!]);
+    else invalid.push(`${name} (${describeRecordIssue(one.error.issues[0])})`);
   }
   const agents = new Map<string, AgentRecord>();
   const ignored: string[] = [];
-  for (const [name, entry] of Object.entries(parsed.data.agents)) {
+  for (const [name, entry] of entries) {
     const status = AgentStatus.safeParse(entry.status);
     if (!status.success) {
       ignored.push(name);
@@ -79,7 +92,21 @@ export function parseState(text: string): { state: PoolState; ignored: string[] 
       ...(entry.busy_until !== undefined && { busyUntil: parseWireTime(entry.busy_until) as number }),
     });
   }
-  return { state: { agents }, ignored };
+  return { state: { agents }, ignored, invalid };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describeIssue(issue: { path: PropertyKey[]; message: string } | undefined): string {
+  return `wrong shape at ${issue?.path.map(String).join('.') || 'top level'}: ${issue?.message}`;
+}
+
+/** One agent's record: the path within it (`agents.<name>.` is already said), or that the name breaks the rule. */
+function describeRecordIssue(issue: { code: string; path: PropertyKey[]; message: string } | undefined): string {
+  if (issue?.code === 'invalid_key') return 'not a valid agent name';
+  return `${issue?.path.slice(2).map(String).join('.') || 'the record'}: ${issue?.message}`;
 }
 
 async function loadState(poolDir: string, path: string, now: number): Promise<LoadedState> {
@@ -88,20 +115,24 @@ async function loadState(poolDir: string, path: string, now: number): Promise<Lo
   await removeLeftoverTemps(path);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const file = await openRegular(path, constants.O_RDONLY);
+    try {
+      text = await file.readFile('utf8');
+    } finally {
+      await file.close();
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: { agents: new Map() }, ignored: [] };
+    // A FIFO here would have hung start-up; a symlink would have read a file that is not ours.
+    if (error instanceof NotRegularFileError && error.movedTo !== undefined) return { state: { agents: new Map() }, corrupt: { movedTo: error.movedTo, reason: `${error.found}, not a regular file` }, ignored: [] };
     throw error;
   }
   try {
-    return parseState(text);
+    const { state, ignored, invalid } = parseState(text);
+    return { state, ignored: [...ignored, ...invalid] };
   } catch (error) {
     const movedTo = `${path}.corrupt-${compactTime(now)}`;
     await rename(path, movedTo);
     return { state: { agents: new Map() }, corrupt: { movedTo, reason: (error as Error).message }, ignored: [] };
   }
-}
-
-function compactTime(epochMs: number): string {
-  return new Date(epochMs).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }

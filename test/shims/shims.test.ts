@@ -214,7 +214,7 @@ describe('request-agent without a pool manager', () => {
     ['an invalid agent name', ['bad name']],
     ['a name starting with a dot', ['.hidden']],
     ['a name with a quote (would break the JSON)', ['cfo"x']],
-    ['a name over 64 characters', ['a'.repeat(65)]],
+    ['a name over 255 characters', ['a'.repeat(256)]],
     ['no agent', []],
     ['two agents', ['cfo', 'cto']],
     ['a non-numeric --wait', ['--wait', 'soon', 'cfo']],
@@ -236,8 +236,8 @@ describe('request-agent without a pool manager', () => {
     }
   });
 
-  it('accepts a 64-character name as valid (the usage check is not stricter than the daemon)', async () => {
-    const out = await hostShim(REQUEST_AGENT, [`a${'-'.repeat(63)}`], { POOL_HOST: '127.0.0.1', POOL_PORT: String(await deadPort()) });
+  it('accepts a 255-character name as valid (the usage check is not stricter than the daemon)', async () => {
+    const out = await hostShim(REQUEST_AGENT, [`a${'-'.repeat(254)}`], { POOL_HOST: '127.0.0.1', POOL_PORT: String(await deadPort()) });
     expect(out.code).toBe(1);
     expect(out.stderr).toContain('cannot reach the pool manager');
   });

@@ -1,7 +1,8 @@
-import { writeFile } from 'node:fs/promises';
+import { chmod, chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, describeUnknownVariable, loadConfig, parseEnvFile, socketFromEnvFile, unknownVariables } from '../../src/contract/index.js';
+import { readConfig } from '../../src/daemon/config.js';
 import { useTempDir } from '../support/tmp.js';
 
 describe('parseEnvFile reads what systemd EnvironmentFile= reads', () => {
@@ -157,5 +158,41 @@ describe("a client finds the socket in the daemon's pool.env", () => {
     expect(socketFromEnvFile({ POOL_ENV: join(dir, 'plain.env') }, dir)).toBeUndefined();
     expect(socketFromEnvFile({ POOL_ENV: join(dir, 'missing.env') }, dir)).toBeUndefined();
     expect(socketFromEnvFile({ POOL_ENV: join(dir, 'broken.env') }, dir)).toBeUndefined();
+  });
+});
+
+describe('readConfig refuses a pool.env that others could change', () => {
+  const tempDir = useTempDir();
+  const asRoot = process.getuid?.() === 0;
+  const envFile = async (mode: number) => {
+    const file = join(await tempDir(), 'pool.env');
+    await writeFile(file, 'MAX_AGENTS=4\n');
+    await chmod(file, mode);
+    return file;
+  };
+  const read = (file: string) => readConfig({ envFile: file, env: {}, cwd: '/srv/agents' });
+
+  it.each([
+    { mode: 0o664, who: 'its group' },
+    { mode: 0o646, who: 'others' },
+    { mode: 0o666, who: 'its group and others' },
+  ])('refuses one writable by $who (mode $mode), naming the file', async ({ mode, who }) => {
+    const file = await envFile(mode);
+    await expect(read(file)).rejects.toThrow(ConfigError);
+    await expect(read(file)).rejects.toThrow(`${file}: writable by ${who} (mode 0${mode.toString(8)}); run chmod go-w on it`);
+  });
+
+  it.skipIf(!asRoot)('refuses one owned by a user who is neither root nor the daemon', async () => {
+    const file = await envFile(0o644);
+    await chown(file, 1234, 0);
+    await expect(read(file)).rejects.toThrow(`${file}: owned by uid 1234, neither root nor this daemon's user`);
+  });
+
+  it.each([0o644, 0o640, 0o600])('reads one only its owner may write (mode %o)', async (mode) => {
+    expect((await read(await envFile(mode))).config.maxAgents).toBe(4);
+  });
+
+  it('reads /dev/null, writable by all but no file anyone keeps a configuration in', async () => {
+    expect((await read('/dev/null')).config.maxAgents).toBe(3);
   });
 });

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
-import { chmod, readFile, readdir, stat, symlink, utimes, writeFile, mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, lstat, readFile, readdir, stat, symlink, utimes, writeFile, mkdir, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { type PoolEvent, RosterFile, formatWireTime } from '../../src/contract/index.js';
 import { statusView } from '../../src/core/index.js';
@@ -9,9 +10,10 @@ import {
   coalescingWriter,
   createRosterWriter,
   createEventLog,
+  createActivityReader,
   createStateStore,
   ensureActivityDir,
-  readActivityMarks,
+  markActivity,
   readEvents,
   serializeState,
   writeFileAtomic,
@@ -63,8 +65,7 @@ describe('state.json', () => {
     { what: 'not JSON at all', text: 'hello\n', reason: /^not JSON/ },
     { what: 'empty', text: '', reason: /^not JSON/ },
     { what: 'of the wrong shape', text: '{"agents":[1,2]}', reason: /^wrong shape at agents/ },
-    { what: 'holding a bad time', text: '{"agents":{"ceo":{"status":"running","started_at":"noon"}}}', reason: /^wrong shape at agents\.ceo\.started_at/ },
-    { what: 'holding an invalid agent name', text: '{"agents":{"../x":{"status":"running","started_at":"2026-02-28T05:00:00Z"}}}', reason: /^wrong shape at agents/ },
+    { what: 'of the wrong version', text: '{"version":2,"agents":{}}', reason: /^wrong shape at version/ },
   ])('moves a state.json that is $what aside and starts empty, never throwing', async ({ text, reason }) => {
     const dir = await tempDir();
     await writeFile(join(dir, 'state.json'), text);
@@ -74,6 +75,38 @@ describe('state.json', () => {
     expect(loaded.corrupt?.movedTo).toBe(join(dir, 'state.json.corrupt-20260228T051704Z'));
     expect(await readFile(loaded.corrupt!.movedTo, 'utf8')).toBe(text);
     expect(await readdir(dir)).toEqual(['state.json.corrupt-20260228T051704Z']);
+  });
+
+  it('drops a record that fails validation alone, saying why, and keeps the others with their busy holds', async () => {
+    const dir = await tempDir();
+    const kept = pool({ ceo: { by: 'autostart', busy: 600 }, [`a${'b'.repeat(200)}`]: { by: 'cto' } });
+    const file = JSON.parse(serializeState(kept)) as { agents: Record<string, unknown> };
+    file.agents['x'.repeat(256)] = { status: 'running', started_at: '2026-02-28T05:00:00Z' };
+    file.agents['../x'] = { status: 'running', started_at: '2026-02-28T05:00:00Z' };
+    file.agents.cfo = { status: 'running', started_at: 'noon' };
+    await writeFile(join(dir, 'state.json'), JSON.stringify(file));
+    const loaded = await createStateStore(dir).load(NOW);
+    expect(loaded.corrupt).toBeUndefined();
+    expect(loaded.state).toEqual(kept);
+    expect(loaded.ignored).toHaveLength(3);
+    expect(loaded.ignored.find((l) => l.startsWith('cfo'))).toBe('cfo (started_at: not an ISO 8601 time)');
+    expect(loaded.ignored).toContain('../x (not a valid agent name)');
+    expect(loaded.ignored).toContain(`${'x'.repeat(256)} (not a valid agent name)`);
+    expect(await readdir(dir)).toEqual(['state.json']);
+  });
+
+  it.each([
+    { what: 'a FIFO', plant: (path: string) => execa('mkfifo', [path]), found: 'a FIFO' },
+    { what: 'a symlink to a file elsewhere', plant: (path: string) => symlink('/etc/hostname', path), found: 'a symlink' },
+    { what: 'a directory', plant: (path: string) => mkdir(path), found: 'a directory' },
+  ])('never blocks on or follows $what at state.json: it is moved aside and the state starts empty', async ({ plant, found }) => {
+    const dir = await tempDir();
+    await plant(join(dir, 'state.json'));
+    const loaded = await createStateStore(dir).load(NOW);
+    expect(loaded.state.agents.size).toBe(0);
+    expect(loaded.corrupt?.reason).toBe(`${found}, not a regular file`);
+    expect(loaded.corrupt?.movedTo).toMatch(/state\.json\.not-a-file-\d{8}T\d{6}Z$/);
+    expect(await readdir(dir)).toEqual([basename(loaded.corrupt!.movedTo)]);
   });
 
   it('reads the old state when a write died between its temp file and the rename, and clears the leftover', async () => {
@@ -145,11 +178,29 @@ describe('coalescingWriter', () => {
 });
 
 describe('writeFileAtomic', () => {
-  it('leaves no temp file behind when the target cannot be replaced', async () => {
+  it('moves a directory or symlink at the target aside, leaving no temp file, and the next write succeeds', async () => {
     const dir = await tempDir();
-    await mkdir(join(dir, 'target'));
-    await expect(writeFileAtomic(join(dir, 'target'), 'x')).rejects.toThrow();
-    expect(await readdir(dir)).toEqual(['target']);
+    const outside = join(await tempDir(), 'host-file');
+    await writeFile(outside, 'host\n');
+    await mkdir(join(dir, 'a'));
+    await symlink(outside, join(dir, 'b'));
+    for (const [name, found] of [['a', 'a directory'], ['b', 'a symlink']] as const) {
+      await expect(writeFileAtomic(join(dir, name), 'x')).rejects.toThrow(`${name} is ${found}, not a regular file; moved it to ${join(dir, name)}.not-a-file-`);
+      await writeFileAtomic(join(dir, name), 'x');
+      expect(await readFile(join(dir, name), 'utf8')).toBe('x');
+    }
+    expect((await readdir(dir)).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    expect(await readFile(outside, 'utf8')).toBe('host\n');
+  });
+
+  it('creates its temp file under a new unguessable name each time, never opening one that exists', async () => {
+    const dir = await tempDir();
+    const names = new Set<string>();
+    const path = join(dir, 'f');
+    const seen = setInterval(() => void readdir(dir).then((all) => all.filter((n) => n.startsWith('f.tmp-')).forEach((n) => names.add(n))), 0);
+    for (let n = 0; n < 50; n++) await writeFileAtomic(path, 'x'.repeat(1 << 16), { durable: false });
+    clearInterval(seen);
+    for (const name of names) expect(name).toMatch(/^f\.tmp-[0-9a-f]{24}$/);
   });
 });
 
@@ -165,20 +216,54 @@ describe('roster.json', () => {
 });
 
 describe('activity marks', () => {
-  it("reads each agent's mark as its file's modification time", async () => {
+  it.each([
+    { what: 'no mark', previous: undefined, current: null, expected: undefined },
+    { what: 'a mark seen for the first time, older than now', previous: undefined, current: NOW - 5000, expected: NOW - 5000 },
+    { what: 'a mark seen for the first time, dated in the future', previous: undefined, current: Date.UTC(2030, 0, 1), expected: NOW },
+    { what: 'an unchanged mark', previous: NOW - 5000, current: NOW - 5000, expected: undefined },
+    { what: 'a touched mark', previous: NOW - 5000, current: NOW - 10, expected: NOW },
+    { what: 'a mark touched to 2030', previous: NOW - 5000, current: Date.UTC(2030, 0, 1), expected: NOW },
+    { what: 'a mark touched back to 2001', previous: NOW - 5000, current: Date.UTC(2001, 0, 1), expected: NOW },
+    { what: 'a mark that appeared', previous: null, current: NOW - 10, expected: NOW },
+    { what: 'a mark that was removed', previous: NOW - 5000, current: null, expected: undefined },
+  ])('$what counts as activity at $expected', ({ previous, current, expected }) => {
+    expect(markActivity(previous, current, NOW)).toBe(expected);
+  });
+
+  it("reads only the pool's agents' marks, as activity at the daemon's now when they change, whatever time they claim", async () => {
     const dir = await tempDir();
-    await mkdir(join(dir, 'activity'));
-    await writeFile(join(dir, 'activity', 'ceo'), '');
-    await utimes(join(dir, 'activity', 'ceo'), new Date(NOW), new Date(NOW));
-    await writeFile(join(dir, 'activity', 'not a name'), '');
+    await ensureActivityDir(dir);
+    const mark = async (name: string, at: number) => {
+      await writeFile(join(dir, 'activity', name), '');
+      await utimes(join(dir, 'activity', name), new Date(at), new Date(at));
+    };
+    await mark('ceo', NOW - 60_000);
+    await mark('cfo', Date.UTC(2030, 0, 1));
+    await mark('stranger', NOW);
     await mkdir(join(dir, 'activity', 'cto'));
-    expect(await readActivityMarks(dir)).toEqual(new Map([['ceo', NOW]]));
+    const reader = createActivityReader(dir);
+    expect(await reader.read(['ceo', 'cfo', 'cto'], NOW)).toEqual(new Map([['ceo', NOW - 60_000], ['cfo', NOW]]));
+    // Nothing changed: nothing counts, and the 2030 mark protects no longer than its one touch.
+    expect(await reader.read(['ceo', 'cfo', 'cto'], NOW + 1000)).toEqual(new Map());
+    await mark('cfo', Date.UTC(2031, 0, 1));
+    await mark('ceo', NOW - 30_000);
+    expect(await reader.read(['ceo', 'cfo'], NOW + 2000)).toEqual(new Map([['ceo', NOW + 2000], ['cfo', NOW + 2000]]));
+  });
+
+  it('costs one lstat per agent, not one per file in the directory', async () => {
+    const dir = await tempDir();
+    await ensureActivityDir(dir);
+    await Promise.all(Array.from({ length: 5000 }, (_, n) => writeFile(join(dir, 'activity', `planted-${n}`), '')));
+    const reader = createActivityReader(dir);
+    const started = performance.now();
+    for (let n = 0; n < 100; n++) await reader.read(['ceo', 'cfo'], NOW + n);
+    expect((performance.now() - started) / 100).toBeLessThan(5);
   });
 
   it('recreates a missing activity directory and reads no marks', async () => {
     const dir = await tempDir();
     await rm(join(dir, 'activity'), { recursive: true, force: true });
-    expect(await readActivityMarks(dir)).toEqual(new Map());
+    expect(await createActivityReader(dir).read(['ceo'], NOW)).toEqual(new Map());
     expect((await stat(join(dir, 'activity'))).isDirectory()).toBe(true);
   });
 
@@ -192,13 +277,16 @@ describe('activity marks', () => {
     expect((await stat(join(upgraded, 'activity'))).mode & 0o7777).toBe(0o1777);
   });
 
-  it('never changes the mode of what a symlink planted as the directory points to', async () => {
+  it('moves a symlink planted as the directory aside, never changing the mode of what it points to, and reports it', async () => {
     const dir = await tempDir();
     const target = await tempDir();
     await chmod(target, 0o700);
+    await writeFile(join(target, 'ceo'), '');
     await symlink(target, join(dir, 'activity'));
-    await expect(ensureActivityDir(dir)).rejects.toThrow(/is not a directory \(a symlink or a file\)/);
+    await expect(createActivityReader(dir).read(['ceo'], NOW)).rejects.toThrow(/activity was not a directory \(a symlink or a file\): moved it to .*activity\.not-a-file-\d{8}T\d{6}Z and made a directory/);
     expect((await stat(target)).mode & 0o7777).toBe(0o700);
+    expect((await lstat(join(dir, 'activity'))).isDirectory()).toBe(true);
+    expect((await stat(join(dir, 'activity'))).mode & 0o7777).toBe(0o1777);
   });
 
   it('takes no mark from a symlink, whatever it points to', async () => {
@@ -207,7 +295,7 @@ describe('activity marks', () => {
     const elsewhere = join(await tempDir(), 'fresh');
     await writeFile(elsewhere, '');
     await symlink(elsewhere, join(dir, 'activity', 'ceo'));
-    expect(await readActivityMarks(dir)).toEqual(new Map());
+    expect(await createActivityReader(dir).read(['ceo'], NOW)).toEqual(new Map());
   });
 });
 
@@ -274,6 +362,33 @@ describe('events.jsonl', () => {
 
   it('reads nothing from a pool without a log yet', async () => {
     expect(await readEvents(await tempDir(), 3, { limit: 10 })).toEqual({ events: [], skipped: 0 });
+  });
+
+  it.each([
+    { what: 'a FIFO', plant: (path: string) => execa('mkfifo', [path]), found: 'a FIFO or a socket' },
+    { what: 'a symlink to a host file', plant: (path: string, outside: string) => symlink(outside, path), found: 'a symlink' },
+  ])('never blocks on or appends through $what at events.jsonl: moved aside, reported, and the next event starts a new file', async ({ plant, found }) => {
+    const dir = await tempDir();
+    const outside = join(await tempDir(), 'host-file');
+    await writeFile(outside, 'host\n');
+    await plant(join(dir, 'events.jsonl'), outside);
+    const errors: unknown[] = [];
+    const log = createEventLog(dir, { maxBytes: 1 << 20, keep: 1 }, (error) => errors.push(error));
+    await log.append(event(1));
+    expect(errors.map(String)).toEqual([expect.stringMatching(new RegExp(`events\\.jsonl is ${found}, not a regular file; moved it to .*events\\.jsonl\\.not-a-file-`))]);
+    await log.append(event(2));
+    expect((await log.read({ limit: 10 })).events).toEqual([event(2)]);
+    expect(await readFile(outside, 'utf8')).toBe('host\n');
+  });
+
+  it('reads a FIFO planted as a rotated file as absent, without blocking, and moves it aside', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'events.jsonl'), `${JSON.stringify(event(2))}\n`);
+    await execa('mkfifo', [join(dir, 'events.jsonl.1')]);
+    const refused: unknown[] = [];
+    expect(await readEvents(dir, 2, { limit: 10 }, (error) => refused.push(error))).toEqual({ events: [event(2)], skipped: 0 });
+    expect(refused.map(String)).toEqual([expect.stringMatching(/events\.jsonl\.1 is a FIFO, not a regular file/)]);
+    expect((await readdir(dir)).sort()).toEqual(['events.jsonl', expect.stringMatching(/^events\.jsonl\.1\.not-a-file-/)]);
   });
 
   it('reports a failed append and keeps appending afterwards', async () => {

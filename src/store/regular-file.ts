@@ -1,0 +1,85 @@
+import { type Stats, constants } from 'node:fs';
+import { type FileHandle, open, rename } from 'node:fs/promises';
+import { basename } from 'node:path';
+
+/**
+ * Containers can write under POOL_DIR (README: Security model), so any name there may have become
+ * a symlink, a FIFO, a directory or a device by the time the daemon opens it. Every open of a file
+ * under POOL_DIR therefore: never follows a final symlink (O_NOFOLLOW: a link to a host file is
+ * not a way to make root write it), never blocks (O_NONBLOCK: opening a FIFO would wait for a
+ * writer or reader forever, on a libuv worker thread), and is checked on the descriptor (fstat)
+ * to be a regular file before a byte is read or written.
+ */
+const SAFE_FLAGS = constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** What was found where a regular file was expected; moved aside, it no longer stands in the way. */
+export class NotRegularFileError extends Error {
+  constructor(
+    readonly path: string,
+    readonly found: string,
+    readonly movedTo: string | undefined,
+  ) {
+    super(
+      `${basename(path)} is ${found}, not a regular file; ${movedTo === undefined ? 'it could not be moved aside' : `moved it to ${movedTo}`}`,
+    );
+    this.name = 'NotRegularFileError';
+  }
+}
+
+/**
+ * Opens `path` with `flags` (O_RDONLY, O_WRONLY|O_APPEND|O_CREAT, …) as a regular file, or moves
+ * what is there aside (`<path>.not-a-file-<time>`) and throws NotRegularFileError. ENOENT and
+ * other errors are thrown as they are.
+ */
+export async function openRegular(path: string, flags: number, mode = 0o644): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, flags | SAFE_FLAGS, mode);
+  } catch (error) {
+    const found = foundBy((error as NodeJS.ErrnoException).code);
+    if (found === undefined) throw error;
+    throw new NotRegularFileError(path, found, await moveAside(path));
+  }
+  const info = await handle.stat();
+  if (info.isFile()) return handle;
+  await handle.close();
+  throw new NotRegularFileError(path, describeKind(info), await moveAside(path));
+}
+
+/** The open errors that mean "something other than a regular file is there". */
+function foundBy(code: string | undefined): string | undefined {
+  switch (code) {
+    case 'ELOOP': // O_NOFOLLOW on a symlink
+      return 'a symlink';
+    case 'EISDIR':
+      return 'a directory';
+    case 'ENXIO': // O_WRONLY|O_NONBLOCK on a FIFO nobody reads, or a socket
+      return 'a FIFO or a socket';
+    default:
+      return undefined;
+  }
+}
+
+/** What an lstat or fstat found, in words for the log. */
+export function describeKind(info: Stats): string {
+  if (info.isSymbolicLink()) return 'a symlink';
+  if (info.isFIFO()) return 'a FIFO';
+  if (info.isDirectory()) return 'a directory';
+  if (info.isSocket()) return 'a socket';
+  if (info.isCharacterDevice() || info.isBlockDevice()) return 'a device';
+  return 'not a file';
+}
+
+/** rename() never follows a symlink: the link itself, or the FIFO, moves. Undefined when it cannot be moved. */
+export async function moveAside(path: string): Promise<string | undefined> {
+  const to = `${path}.not-a-file-${compactTime(Date.now())}`;
+  return rename(path, to).then(
+    () => to,
+    () => undefined,
+  );
+}
+
+/** `20261201T223015Z`: a time that sorts and fits a file name. */
+export function compactTime(epochMs: number): string {
+  return new Date(epochMs).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
