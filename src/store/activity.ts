@@ -1,7 +1,7 @@
-import { constants } from 'node:fs';
-import { type FileHandle, lstat, mkdir, open } from 'node:fs/promises';
+import { type FileHandle, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { moveAside } from './regular-file.js';
+import { openOwnDir, within } from './regular-file.js';
+import { SHARED_DIR, openSharedDir } from './shared.js';
 
 export const ACTIVITY_DIR = 'activity';
 
@@ -14,41 +14,37 @@ export const ACTIVITY_DIR = 'activity';
 export const ACTIVITY_DIR_MODE = 0o1777;
 
 /**
- * Creates `POOL_DIR/activity/` with ACTIVITY_DIR_MODE, and gives an existing one (the earlier
- * manager's, root 0755) that mode. Containers can replace it through the `/pool` mount, so it is
- * opened without following a symlink and its mode set through that descriptor: a link planted
- * there never makes the daemon chmod what it points to. A symlink or file in its place is moved
- * aside (`activity.not-a-file-<time>`) and a directory made, so a container cannot stop the
- * daemon starting either; the activity reader reports such a move in the log.
+ * Creates the activity directories, `activity/` and `shared/activity/` (see SHARED_DIR), with
+ * ACTIVITY_DIR_MODE, and gives an existing one (the earlier manager's, root 0755) that mode.
+ * Containers can replace them through the `/pool` mount: a symlink or file in their place is moved
+ * aside (`activity.not-a-file-<time>`) and a directory made (see openOwnDir), so a container can
+ * neither make the daemon chmod what a link points to nor stop it starting; the activity reader
+ * reports such a move in the log.
  */
-export async function ensureActivityDir(poolDir: string): Promise<string> {
-  const dir = join(poolDir, ACTIVITY_DIR);
-  await (await openActivityDir(dir)).handle.close();
-  return dir;
+export async function ensureActivityDir(poolDir: string): Promise<void> {
+  for (const handle of (await openActivityDirs(poolDir)).handles) await handle.close();
 }
 
-const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-
-/** The directory itself, open, with its mode set; `replaced` says what was moved aside to make it. */
-async function openActivityDir(dir: string): Promise<{ handle: FileHandle; replaced: string | undefined }> {
-  await mkdir(dir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EEXIST') throw error;
-  });
-  let replaced: string | undefined;
-  const handle = await open(dir, DIR_FLAGS).catch(async (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ELOOP' && error.code !== 'ENOTDIR') throw error;
-    const movedTo = await moveAside(dir);
-    replaced = `${dir} was not a directory (a symlink or a file): moved it to ${movedTo ?? '(it could not be moved)'} and made a directory`;
-    await mkdir(dir);
-    return open(dir, DIR_FLAGS);
-  });
+/** Where marks are touched: `shared/activity/` (the narrow mount) and `activity/` (the whole-POOL_DIR mount). */
+async function openActivityDirs(poolDir: string): Promise<{ handles: FileHandle[]; replaced: string[] }> {
+  const top = await openOwnDir(join(poolDir, ACTIVITY_DIR), ACTIVITY_DIR_MODE);
+  let shared;
   try {
-    if (((await handle.stat()).mode & 0o7777) !== ACTIVITY_DIR_MODE) await handle.chmod(ACTIVITY_DIR_MODE);
+    shared = await openSharedDir(poolDir);
   } catch (error) {
-    await handle.close();
+    await top.handle.close();
     throw error;
   }
-  return { handle, replaced };
+  try {
+    const inner = await openOwnDir(within(shared.handle, ACTIVITY_DIR), ACTIVITY_DIR_MODE);
+    const replaced = [top.replaced, shared.replaced, inner.replaced && `${SHARED_DIR}/${inner.replaced}`].filter((r) => r !== undefined);
+    return { handles: [top.handle, inner.handle], replaced };
+  } catch (error) {
+    await top.handle.close();
+    throw error;
+  } finally {
+    await shared.handle.close();
+  }
 }
 
 /** The last mtime seen of an agent's mark; `null` when it had none. */
@@ -72,31 +68,32 @@ export interface ActivityReader {
 }
 
 /**
- * Reads `activity/<agent>` for the pool's agents only: one lstat each, whatever else is in the
- * directory (50,000 planted names cost nothing). lstat: a symlink is not a mark, and its target's
+ * Reads `activity/<agent>` and `shared/activity/<agent>` for the pool's agents only: one lstat
+ * each, whatever else is in the directory (50,000 planted names cost nothing). lstat: a symlink is not a mark, and its target's
  * time is none of the daemon's business. The names are resolved through a descriptor of the
  * directory (`/proc/self/fd/<fd>/<agent>`), so a symlink planted as `activity` itself is never
  * followed either. Remembers the last mtime of the agents it was last asked about, nothing more.
  */
 export function createActivityReader(poolDir: string): ActivityReader {
-  const dir = join(poolDir, ACTIVITY_DIR);
   let seen = new Map<string, SeenMark>();
   return {
     async read(agents, now) {
-      const { handle, replaced } = await openActivityDir(dir);
+      const { handles, replaced } = await openActivityDirs(poolDir);
+      // Keyed by directory and agent: a touch in either one counts.
       const current = new Map<string, SeenMark>();
       try {
-        await Promise.all(agents.map(async (agent) => current.set(agent, await mtimeOf(`/proc/self/fd/${handle.fd}/${agent}`))));
+        await Promise.all(handles.flatMap((dir, n) => agents.map(async (agent) => current.set(`${n}/${agent}`, await mtimeOf(within(dir, agent))))));
       } finally {
-        await handle.close();
+        await Promise.all(handles.map((dir) => dir.close()));
       }
       const marks = new Map<string, number>();
-      for (const [agent, mtime] of current) {
-        const at = markActivity(seen.get(agent), mtime, now);
-        if (at !== undefined) marks.set(agent, at);
+      for (const [key, mtime] of current) {
+        const agent = key.slice(key.indexOf('/') + 1);
+        const at = markActivity(seen.get(key), mtime, now);
+        if (at !== undefined) marks.set(agent, Math.max(at, marks.get(agent) ?? at));
       }
       seen = current;
-      if (replaced !== undefined) throw new Error(replaced);
+      if (replaced.length > 0) throw new Error(`in ${poolDir}: ${replaced.join('; ')}`);
       return marks;
     },
   };

@@ -1,5 +1,5 @@
 import { type Stats, constants } from 'node:fs';
-import { type FileHandle, open, rename } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
 import { basename } from 'node:path';
 
 /**
@@ -20,7 +20,7 @@ export class NotRegularFileError extends Error {
     readonly movedTo: string | undefined,
   ) {
     super(
-      `${basename(path)} is ${found}, not a regular file; ${movedTo === undefined ? 'it could not be moved aside' : `moved it to ${movedTo}`}`,
+      `${basename(path)} is ${found}, not a regular file; ${movedTo === undefined ? 'it could not be moved aside' : `moved it to ${basename(movedTo)} beside it`}`,
     );
     this.name = 'NotRegularFileError';
   }
@@ -68,6 +68,44 @@ export function describeKind(info: Stats): string {
   if (info.isSocket()) return 'a socket';
   if (info.isCharacterDevice() || info.isBlockDevice()) return 'a device';
   return 'not a file';
+}
+
+const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
+ * Opens the directory `name` of `parent` itself (a path, or an open directory: see `within`),
+ * making it if missing, with `mode` set through the descriptor: never a symlink's target, so a
+ * link planted there never makes the daemon chmod or write what it points to. A symlink or file
+ * in its place is moved aside and a directory made; `replaced` then says so, for the log.
+ */
+export async function openOwnDir(path: string, mode: number): Promise<{ handle: FileHandle; replaced: string | undefined }> {
+  await mkdir(path, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error;
+  });
+  let replaced: string | undefined;
+  const handle = await open(path, DIR_FLAGS).catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ELOOP' && error.code !== 'ENOTDIR') throw error;
+    const movedTo = await moveAside(path);
+    replaced = `${basename(path)} was not a directory (a symlink or a file): moved it to ${movedTo === undefined ? '(it could not be moved)' : basename(movedTo)} and made a directory`;
+    await mkdir(path);
+    return open(path, DIR_FLAGS);
+  });
+  try {
+    if (((await handle.stat()).mode & 0o7777) !== mode) await handle.chmod(mode);
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+  return { handle, replaced };
+}
+
+/**
+ * The path of `name` inside an open directory, resolved by the kernel from the descriptor (the
+ * `*at()` calls Node lacks): a symlink planted in place of the directory since it was opened, or
+ * of any directory above it, is never followed.
+ */
+export function within(dir: FileHandle, name: string): string {
+  return `/proc/self/fd/${dir.fd}/${name}`;
 }
 
 /** rename() never follows a symlink: the link itself, or the FIFO, moves. Undefined when it cannot be moved. */

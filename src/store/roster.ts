@@ -1,20 +1,40 @@
 import { join } from 'node:path';
 import { type RosterFile, type StatusReply, formatWireTime } from '../contract/index.js';
 import { coalescingWriter, removeLeftoverTemps, writeFileAtomic } from './atomic.js';
+import { within } from './regular-file.js';
+import { openSharedDir } from './shared.js';
 
 export const ROSTER_FILE = 'roster.json';
 
 /**
- * Writes `roster.json`, which containers read through their read-only `/pool` mount. Atomic so a
- * reader never sees half a file; not fsynced, since it is rewritten from state on every start.
+ * Writes `roster.json`, which containers read through their `/pool` mount: in `shared/` (the
+ * narrow mount) and at POOL_DIR's top (the whole one; see SHARED_DIR). Atomic so a reader never
+ * sees half a file; not fsynced, since it is rewritten from state on every start. The shared copy
+ * is written through a descriptor of `shared/`, so a symlink planted as that directory is never
+ * followed out of POOL_DIR.
  */
 export function createRosterWriter(poolDir: string, heartbeatIntervalSeconds: number) {
   const path = join(poolDir, ROSTER_FILE);
-  // Temp files a killed daemon left are cleared now, before this writer's first write (which waits for it).
-  const cleared = removeLeftoverTemps(path).catch(() => {});
+  const inShared = async (write: (sharedPath: string) => Promise<void>) => {
+    const { handle, replaced } = await openSharedDir(poolDir);
+    try {
+      await write(within(handle, ROSTER_FILE));
+    } finally {
+      await handle.close();
+    }
+    if (replaced !== undefined) throw new Error(`in ${poolDir}: ${replaced}`);
+  };
+  let first = true;
   const write = coalescingWriter(async (data) => {
-    await cleared;
+    // Temp files a killed daemon left are cleared before this writer's first write (writes are serialised).
+    const clear = first;
+    first = false;
+    if (clear) await removeLeftoverTemps(path).catch(() => {});
     await writeFileAtomic(path, data, { durable: false });
+    await inShared(async (sharedPath) => {
+      if (clear) await removeLeftoverTemps(sharedPath).catch(() => {});
+      await writeFileAtomic(sharedPath, data, { durable: false });
+    });
   });
   return {
     path,

@@ -62,12 +62,12 @@ describe.skipIf(!docker)('a hostile /pool mount', () => {
     daemons.push(daemon);
     return daemon;
   }
-  /** A root busybox container with nothing but POOL_DIR at /pool, running `script`. */
-  async function container(script: string, env: Record<string, string> = {}): Promise<string> {
+  /** A root busybox container with nothing but POOL_DIR (or the `mount` given) at /pool, running `script`. */
+  async function container(script: string, env: Record<string, string> = {}, mount = poolDir): Promise<string> {
     const name = `poolmount-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     containers.push(name);
     const envArgs = Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-    await execa('docker', ['run', '-d', '--name', name, '--network', 'none', '-v', `${poolDir}:/pool`, ...envArgs, TEST_IMAGE, 'sh', '-c', script]);
+    await execa('docker', ['run', '-d', '--name', name, '--network', 'none', '-v', `${mount}:/pool`, ...envArgs, TEST_IMAGE, 'sh', '-c', script]);
     return name;
   }
   async function hostFile(): Promise<string> {
@@ -83,6 +83,21 @@ describe.skipIf(!docker)('a hostile /pool mount', () => {
     scratch = await scratchDir();
     poolDir = join(scratch, 'pool');
   }
+
+  it("the README's narrow mount, POOL_DIR/shared at /pool: the roster and the agent's mark work, and nothing else is there", async () => {
+    await fresh();
+    const { url } = await start();
+    expect((await http(url, 'POST', '/request', { agent: 'a1' })).body.status).toBe('started');
+    const lastActive = async () => ((await http(url, 'GET', '/status')).body.running as { id: string; last_active: string }[]).find((a) => a.id === 'a1')!.last_active;
+    const before = await lastActive();
+    await sleep(1100);
+    const agent = await container('ls -A /pool; cat /pool/roster.json && touch /pool/activity/a1 && echo touched', {}, join(poolDir, 'shared'));
+    await eventually(async () => expect((await execa('docker', ['logs', agent])).stdout).toContain('touched'), 10_000, 100);
+    const seen = (await execa('docker', ['logs', agent])).stdout.split('\n');
+    expect(seen.slice(0, 2).sort()).toEqual(['activity', 'roster.json']);
+    expect(JSON.parse(seen[2]!)).toMatchObject({ slots_total: 2, running: [expect.objectContaining({ id: 'a1' })] });
+    await eventually(async () => expect(Date.parse(await lastActive())).toBeGreaterThan(Date.parse(before)), 10_000, 200);
+  });
 
   it(`a container planting symlinks at the temp names it sees never makes the daemon write outside POOL_DIR (race bounded at ${RACE_MS / 1000} s)`, async () => {
     await fresh();

@@ -185,7 +185,7 @@ describe('writeFileAtomic', () => {
     await mkdir(join(dir, 'a'));
     await symlink(outside, join(dir, 'b'));
     for (const [name, found] of [['a', 'a directory'], ['b', 'a symlink']] as const) {
-      await expect(writeFileAtomic(join(dir, name), 'x')).rejects.toThrow(`${name} is ${found}, not a regular file; moved it to ${join(dir, name)}.not-a-file-`);
+      await expect(writeFileAtomic(join(dir, name), 'x')).rejects.toThrow(`${name} is ${found}, not a regular file; moved it to ${name}.not-a-file-`);
       await writeFileAtomic(join(dir, name), 'x');
       expect(await readFile(join(dir, name), 'utf8')).toBe('x');
     }
@@ -212,6 +212,38 @@ describe('roster.json', () => {
     const text = await readFile(join(dir, 'roster.json'), 'utf8');
     expect(RosterFile.parse(JSON.parse(text))).toMatchObject({ slots_total: 3, slots_free: 2, heartbeat_interval: 30, updated_at: '2026-02-28T05:17:04Z' });
     expect(JSON.parse(text).running.map((a: { id: string }) => a.id)).toEqual(['ceo']);
+  });
+});
+
+describe('shared/, the directory agents need and nothing else', () => {
+  it('holds the same roster.json as the top of POOL_DIR', async () => {
+    const dir = await tempDir();
+    await createRosterWriter(dir, 30).write(statusView(pool({ ceo: {} }), NOW, rules()), NOW);
+    expect(await readFile(join(dir, 'shared', 'roster.json'), 'utf8')).toBe(await readFile(join(dir, 'roster.json'), 'utf8'));
+    expect((await readdir(join(dir, 'shared'))).sort()).toEqual(['roster.json']);
+    expect((await stat(join(dir, 'shared'))).mode & 0o7777).toBe(0o755);
+  });
+
+  it('counts a mark touched in shared/activity/ as one touched in activity/', async () => {
+    const dir = await tempDir();
+    await ensureActivityDir(dir);
+    expect((await stat(join(dir, 'shared', 'activity'))).mode & 0o7777).toBe(0o1777);
+    const reader = createActivityReader(dir);
+    expect(await reader.read(['ceo', 'cfo'], NOW)).toEqual(new Map());
+    await writeFile(join(dir, 'shared', 'activity', 'ceo'), '');
+    await writeFile(join(dir, 'activity', 'cfo'), '');
+    expect(await reader.read(['ceo', 'cfo'], NOW + 1000)).toEqual(new Map([['ceo', NOW + 1000], ['cfo', NOW + 1000]]));
+  });
+
+  it('never writes through a symlink planted as shared/: it is moved aside, reported, and a directory made', async () => {
+    const dir = await tempDir();
+    const outside = await tempDir();
+    await symlink(outside, join(dir, 'shared'));
+    const roster = createRosterWriter(dir, 30);
+    await expect(roster.write(statusView(pool({ ceo: {} }), NOW, rules()), NOW)).rejects.toThrow(/: shared was not a directory \(a symlink or a file\): moved it to shared\.not-a-file-/);
+    expect(await readdir(outside)).toEqual([]);
+    expect((await lstat(join(dir, 'shared'))).isDirectory()).toBe(true);
+    expect(await readdir(join(dir, 'shared'))).toEqual(['roster.json']);
   });
 });
 
@@ -283,7 +315,7 @@ describe('activity marks', () => {
     await chmod(target, 0o700);
     await writeFile(join(target, 'ceo'), '');
     await symlink(target, join(dir, 'activity'));
-    await expect(createActivityReader(dir).read(['ceo'], NOW)).rejects.toThrow(/activity was not a directory \(a symlink or a file\): moved it to .*activity\.not-a-file-\d{8}T\d{6}Z and made a directory/);
+    await expect(createActivityReader(dir).read(['ceo'], NOW)).rejects.toThrow(/: activity was not a directory \(a symlink or a file\): moved it to activity\.not-a-file-\d{8}T\d{6}Z and made a directory/);
     expect((await stat(target)).mode & 0o7777).toBe(0o700);
     expect((await lstat(join(dir, 'activity'))).isDirectory()).toBe(true);
     expect((await stat(join(dir, 'activity'))).mode & 0o7777).toBe(0o1777);
