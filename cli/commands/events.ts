@@ -29,12 +29,8 @@ export class EventsCommand extends PoolCommand {
     if (this.agent !== undefined && !this.checkName(this.agent)) return EXIT.usage;
     const since = this.sinceTime();
     const limit = Number(this.limit);
-    if (since === null || !Number.isInteger(limit) || limit < 1 || limit > MAX_EVENTS_LIMIT) {
-      this.warn(
-        since === null
-          ? `poolctl: --since ${JSON.stringify(this.since)}: expected a duration like 30m, 1h, 2d or an ISO 8601 time with a zone`
-          : `poolctl: --limit ${JSON.stringify(this.limit)}: expected a whole number from 1 to ${MAX_EVENTS_LIMIT}`,
-      );
+    if (typeof since === 'string' || !/^\d+$/.test(this.limit) || limit < 1 || limit > MAX_EVENTS_LIMIT) {
+      this.warn(typeof since === 'string' ? `poolctl: ${since}` : `poolctl: --limit ${JSON.stringify(this.limit)}: expected a whole number from 1 to ${MAX_EVENTS_LIMIT}`);
       return EXIT.usage;
     }
     const abort = new AbortController();
@@ -70,12 +66,16 @@ export class EventsCommand extends PoolCommand {
     }
   }
 
-  /** undefined: no --since; null: unreadable. */
-  private sinceTime(): number | undefined | null {
+  /** The time --since names; undefined without --since; a sentence when it names none. */
+  private sinceTime(): number | undefined | string {
     if (this.since === undefined) return undefined;
+    const option = `--since ${JSON.stringify(this.since)}`;
     const back = parseDuration(this.since);
-    if (back !== undefined) return Date.now() - back;
-    return parseWireTime(this.since) ?? null;
+    if (back === undefined) return parseWireTime(this.since) ?? `${option}: expected a duration like 30m, 1h, 2d or an ISO 8601 time with a zone`;
+    // Further back than 1970 there are no events, and a few hundred thousand years back there is
+    // no date to send: the daemon takes only four-digit years, and Date none past ±8.64e15 ms.
+    const now = Date.now();
+    return back <= now ? now - back : `${option}: reaches back before 1970; give a shorter duration or an ISO 8601 time`;
   }
 
   private async followLive(signal: AbortSignal, onConnected: () => void, deliver: (event: PoolEvent) => void): Promise<void> {

@@ -16,11 +16,17 @@ export interface LiveSource {
 export interface LiveLimits {
   /** Streams open at once, over all bridge addresses; more are answered 503 so viewers cannot exhaust the daemon. */
   readonly maxStreams: number;
+  /**
+   * Streams one client address is sure of. It may hold more while places are free, but once all
+   * are taken a newcomer from an address holding fewer takes the place of the oldest stream of the
+   * address holding the most, so one client cannot keep everyone else out.
+   */
+  readonly perAddress: number;
   /** A comment line after this long without a write, so idle streams are not taken for dead by proxies or browsers. */
   readonly keepAliveMs: number;
 }
 
-export const LIVE_LIMITS: LiveLimits = { maxStreams: 32, keepAliveMs: 15_000 };
+export const LIVE_LIMITS: LiveLimits = { maxStreams: 32, perAddress: 4, keepAliveMs: 15_000 };
 
 /**
  * Heartbeats and the end of a grace period change `/status` without an event: each stream compares
@@ -42,6 +48,7 @@ export function sseFrame(event: string, data: string): string {
 
 interface Viewer {
   readonly res: ServerResponse;
+  readonly address: string;
   lastStatus: string;
   lastWrite: number;
 }
@@ -102,14 +109,33 @@ export function createLiveStreams(source: LiveSource, limits: LiveLimits = LIVE_
     }
   }
 
+  /**
+   * When every place is taken: the oldest stream of the address holding the most, if that is over
+   * its share and `address` is under it; undefined when the newcomer must be refused.
+   */
+  function placeFor(address: string): Viewer | undefined {
+    const held = new Map<string, Viewer[]>();
+    for (const viewer of viewers) held.set(viewer.address, [...(held.get(viewer.address) ?? []), viewer]);
+    if ((held.get(address)?.length ?? 0) >= limits.perAddress) return undefined;
+    const [hog] = [...held.values()].sort((a, b) => b.length - a.length);
+    return hog !== undefined && hog.length > limits.perAddress ? hog[0] : undefined;
+  }
+
   return {
     serve(res: ServerResponse): void {
+      const address = res.req.socket.remoteAddress ?? '';
       if (viewers.size >= limits.maxStreams) {
-        send(res, 503, { error: `too many live streams (${limits.maxStreams} open); poll GET /status instead` }, { 'Retry-After': '5' });
-        return;
+        const displaced = placeFor(address);
+        if (displaced === undefined) {
+          send(res, 503, { error: `too many live streams (${limits.maxStreams} open); poll GET /status instead` }, { 'Retry-After': '5' });
+          return;
+        }
+        // Ended, not cut: its browser reconnects after RECONNECT_MS and is refused while it holds more than its share.
+        viewers.delete(displaced);
+        displaced.res.end();
       }
       res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
-      const viewer: Viewer = { res, lastStatus: '', lastWrite: 0 };
+      const viewer: Viewer = { res, address, lastStatus: '', lastWrite: 0 };
       const stop = new AbortController();
       viewers.add(viewer);
       res.once('close', () => {

@@ -6,6 +6,7 @@ import type { Context } from '../rpc/context.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import { operations } from '../rpc/operations.js';
 import { send, write } from './json.js';
+import type { ConnectionLimit } from './connections.js';
 import type { LiveStreams } from './live.js';
 import type { PreparedReply } from './page.js';
 
@@ -58,6 +59,8 @@ export interface BridgeOptions {
   readonly page: PreparedReply;
   /** `GET /events/stream`, shared by every bridge address so its cap holds for the daemon. */
   readonly live: LiveStreams;
+  /** The count of open connections, shared by every bridge address as their descriptors are. */
+  readonly connections: ConnectionLimit;
   /**
    * Settles once the daemon has reconciled with Docker for the first time. The bridge listens
    * before that (systemd hears READY then), but POSTs wait for it, as the socket's calls do: a
@@ -76,7 +79,6 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const MAX_HEADERS = 64;
-const MAX_CONNECTIONS = 1024;
 
 /** The client went away (or was cut off by a timeout) before its body was read: nobody to answer, nothing to log. */
 class ClientGone extends Error {}
@@ -108,7 +110,12 @@ export function createBridgeServer(options: BridgeOptions): Server {
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.maxHeadersCount = MAX_HEADERS;
-  server.maxConnections = MAX_CONNECTIONS;
+  options.connections.guard(server);
+  // Once listening, an 'error' is a failed accept (EMFILE, ENFILE): the server keeps listening and
+  // takes the next connection when a descriptor is free, so it is logged, not fatal.
+  server.on('error', (error) => {
+    if (server.listening) options.onError('accepting a bridge connection', error);
+  });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {

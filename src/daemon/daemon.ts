@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createConnectionLimit } from '../bridge/connections.js';
 import { createLiveStreams } from '../bridge/live.js';
 import { type PreparedReply, loadStatusPage, pageUnavailableReply } from '../bridge/page.js';
 import { createBridgeServer } from '../bridge/server.js';
@@ -162,6 +163,8 @@ export function createDaemon(options: DaemonOptions) {
     onError,
   });
 
+  const connections = createConnectionLimit({ onFull: (message) => log.error(message) });
+
   /** Listens on `address`; a failure is a DaemonStartError naming the address and what to do. */
   async function listenBridge(address: string): Promise<void> {
     if (bridges.has(address)) return;
@@ -172,6 +175,7 @@ export function createDaemon(options: DaemonOptions) {
       onError,
       page: statusPage,
       live,
+      connections,
       ready,
     });
     await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
+import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { execa } from 'execa';
 import { DriverError } from '../core/errors.js';
-import { run } from './exec.js';
+import { describeSpawnError, run, spawnPiped } from './exec.js';
 
 /** Upper bound for a Docker command that may pull an image or wait for a container (ms). */
 export const COMMAND_TIMEOUT_MS = 120_000;
@@ -63,19 +63,24 @@ export async function besideProbe<T>(dockerBin: string, work: (signal: AbortSign
 
 /**
  * `docker events` with the given filters, one tab-separated line of `format` fields per event,
- * while the stream is up; ends when it drops or `signal` aborts.
+ * while the stream is up; ends when it drops or `signal` aborts, and throws when the command
+ * cannot be spawned at all (out of file descriptors, say), so the caller's backoff applies.
  */
 export async function* dockerEvents(dockerBin: string, filters: readonly string[], format: string, signal: AbortSignal): AsyncGenerator<string[]> {
-  const child = execa(
-    dockerBin,
-    ['events', ...filters.flatMap((filter) => ['--filter', filter]), '--format', format],
-    { cancelSignal: signal, reject: false, stdin: 'ignore', buffer: false },
-  );
-  const lines = createInterface({ input: child.stdout });
+  if (signal.aborted) return;
+  const child = spawnPiped([dockerBin, 'events', ...filters.flatMap((filter) => ['--filter', filter]), '--format', format], {});
+  let spawnError: NodeJS.ErrnoException | undefined;
+  child.once('error', (error: NodeJS.ErrnoException) => (spawnError = error));
+  const stop = () => child.kill();
+  signal.addEventListener('abort', stop, { once: true });
+  // Without pipes (spawn failed for want of descriptors) there is nothing to read; the 'error' is on its way.
+  if (child.stdout === null) await once(child, 'error').catch(() => {});
+  else child.stderr?.resume();
   try {
-    for await (const line of lines) yield line.split('\t');
+    if (child.stdout !== null) for await (const line of createInterface({ input: child.stdout })) yield line.split('\t');
+    if (spawnError !== undefined) throw new DriverError(`cannot run ${dockerBin} events: ${describeSpawnError(spawnError)}`, [dockerBin, 'events'], undefined, '', { cause: spawnError });
   } finally {
-    lines.close();
+    signal.removeEventListener('abort', stop);
     child.kill();
   }
 }

@@ -121,7 +121,7 @@ export function createRpcServer<TRouter extends AnyTRPCRouter>(opts: RpcServerOp
     }
   }
 
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     const call = leanCall(req);
     if (call === undefined) {
       stock(req, res);
@@ -133,4 +133,10 @@ export function createRpcServer<TRouter extends AnyTRPCRouter>(opts: RpcServerOp
       res.destroy();
     });
   });
+  // Once listening, an 'error' is a failed accept (EMFILE, ENFILE): the server keeps listening and
+  // takes the next connection when a descriptor is free, so it is reported, not fatal.
+  server.on('error', (cause) => {
+    if (server.listening) opts.onError(new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `accepting a socket connection: ${cause.message}`, cause }), undefined);
+  });
+  return server;
 }

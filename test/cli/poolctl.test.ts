@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { StatusReply } from '../../src/contract/index.js';
+import { MAX_EVENTS_LIMIT, StatusReply } from '../../src/contract/index.js';
 import { POOLCTL, poolctl } from '../support/cli.js';
 import { requireDocker } from '../support/docker.js';
 import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
@@ -159,6 +159,16 @@ describe.skipIf(!docker)('poolctl against a real daemon', () => {
     expect(json.map((e) => [e.type, e.agent])).toEqual([['evicted', 'cfo'], ['started', 'legal']]);
     expect(await ctl('events', '--since', 'last week')).toMatchObject({ code: 2, stderr: expect.stringContaining('--since "last week"') });
     expect(await ctl('events', '--limit', '0')).toMatchObject({ code: 2 });
+  });
+
+  it('takes a --since or --limit that names no time or count as a usage error with a sentence, not the daemon\'s validation JSON', async () => {
+    const beforeEpoch = '--since "99999999d": reaches back before 1970; give a shorter duration or an ISO 8601 time';
+    // 99999999d is a year the daemon refuses; 999999999d is past what a Date can hold ("Invalid time value").
+    for (const since of ['99999999d', '999999999d']) {
+      expect(await ctl('events', '--since', since)).toEqual({ code: 2, stdout: '', stderr: `poolctl: ${beforeEpoch.replace('99999999d', since)}\n` });
+    }
+    expect(await ctl('events', '--limit', '0x10')).toEqual({ code: 2, stdout: '', stderr: `poolctl: --limit "0x10": expected a whole number from 1 to ${MAX_EVENTS_LIMIT}\n` });
+    expect(await ctl('start', 'qa', '--wait', '99999999d')).toMatchObject({ code: 2, stdout: '', stderr: expect.stringContaining('at most 1h') });
   });
 
   it('follows the log with events --follow: history first, then new events as they happen, none twice', async () => {
