@@ -181,6 +181,13 @@ export const PoolEvent = z.object({
 });
 export type PoolEvent = z.infer<typeof PoolEvent>;
 
+/**
+ * A query string's text as the number it writes in decimal (`20`, `1.5`, `-1`), NaN for any other
+ * text; what is not text is left as it is. Not `Number()` (nor `z.coerce`), which also reads
+ * `0x10`, `0b10000`, `1e1` and ` 16` as numbers.
+ */
+const decimalNumber = (value: unknown): unknown => (typeof value === 'string' ? (/^-?(\d+(\.\d*)?|\.\d+)$/.test(value) ? Number(value) : Number.NaN) : value);
+
 /** A query of the event log (`poolctl events`, `GET /events`). */
 export const EventsInput = z.object({
   /** ISO 8601 time with a zone: only events at or after it. */
@@ -189,11 +196,15 @@ export const EventsInput = z.object({
     .refine((text) => parseWireTime(text) !== undefined, { error: 'since must be an ISO 8601 time with a zone, like 2026-02-28T05:17:04Z' })
     .optional(),
   agent: AgentName.optional(),
-  limit: z.coerce
-    .number({ error: 'limit must be a number' })
-    .int({ error: 'limit must be a whole number' })
-    .min(1, { error: 'limit must be at least 1' })
-    .max(MAX_EVENTS_LIMIT, { error: `limit must be at most ${MAX_EVENTS_LIMIT}` })
+  limit: z
+    .preprocess(
+      decimalNumber,
+      z
+        .number({ error: 'limit must be a number in decimal digits, like 20' })
+        .int({ error: 'limit must be a whole number' })
+        .min(1, { error: 'limit must be at least 1' })
+        .max(MAX_EVENTS_LIMIT, { error: `limit must be at most ${MAX_EVENTS_LIMIT}` }),
+    )
     .default(100),
 });
 export type EventsInput = z.input<typeof EventsInput>;

@@ -71,6 +71,13 @@ describe.skipIf(!docker)('the HTTP bridge: exact shapes and status codes (SPEC Â
     expect(await p.http('GET', '/events?since=yesterday')).toMatchObject({ status: 400, body: { error: expect.stringContaining('since must be an ISO 8601 time') } });
   });
 
+  it('GET /events takes only decimal digits as a limit: 0x10, 1e1 or " 16" is 400 with a sentence, not 16', async () => {
+    for (const limit of ['0x10', '1e1', '0b10000', '%2016']) {
+      expect(await p.http('GET', `/events?limit=${limit}`)).toMatchObject({ status: 400, body: { error: 'limit must be a number in decimal digits, like 20' } });
+    }
+    expect(await p.http('GET', '/events?limit=16')).toMatchObject({ status: 200, body: { skipped: 0 } });
+  });
+
   it('GET /available, /health: their exact shapes', async () => {
     expect(AvailableReply.strict().parse((await p.http('GET', '/available')).body)).toEqual({ agents: ['ceo'] });
     const health = await p.http('GET', '/health');
