@@ -97,13 +97,17 @@ export type HeartbeatReply = z.infer<typeof HeartbeatReply>;
 export const Protection = z.enum(['requested', 'pinned', 'busy', 'grace', 'starting', 'stopping']);
 export type Protection = z.infer<typeof Protection>;
 
+/** An agent's state as the wire shows it: its status, or `paused` for a running agent whose container Docker has paused. */
+export const AgentState = z.enum([...AgentStatus.options, 'paused']);
+export type AgentState = z.infer<typeof AgentState>;
+
 /** One pooled agent as the wire shows it; times per `formatWireTime`. */
 export const AgentView = z.object({
   id: z.string(),
   started: z.string(),
   last_active: z.string(),
   requested_by: z.string(),
-  state: AgentStatus,
+  state: AgentState,
   protection: Protection.nullable(),
   /** When a time-bound protection (grace, busy) ends; absent when none applies or it never ends. */
   protected_until: z.string().optional(),

@@ -12,6 +12,11 @@ import {
 /** The services a request may name: the compose project's services minus infrastructure. */
 export interface Catalogue {
   readonly known: ReadonlySet<string>;
+  /**
+   * Why no start can succeed now (compose's message for a project that does not load), if so.
+   * A start that cannot succeed must not cost anyone their slot, so nobody is evicted for it.
+   */
+  readonly invalid?: string;
 }
 
 export interface AdmitOptions {
@@ -22,8 +27,15 @@ export interface AdmitOptions {
 export type RequestDecision =
   | { readonly kind: 'forbidden' }
   | { readonly kind: 'unknown_agent'; readonly known: readonly string[] }
+  /** A start cannot succeed (see `Catalogue.invalid`): nothing was reserved, nobody is evicted. */
+  | { readonly kind: 'project_invalid'; readonly reason: string }
   /** Running: `state` has its `last_active` refreshed. */
   | { readonly kind: 'already_running'; readonly state: PoolState }
+  /**
+   * Its container is paused: it already holds its slot, so it is resumed, never started again.
+   * `state` holds it as `starting` (still paused) so that other requests join the resume.
+   */
+  | { readonly kind: 'unpause'; readonly state: PoolState }
   /** A start is in flight: wait for it and share its outcome (`state` refreshes `last_active`). */
   | { readonly kind: 'join_start'; readonly state: PoolState }
   /** The agent is being stopped: wait for the stop to finish, then decide again. */
@@ -56,6 +68,7 @@ export function decideRequest(
   const touch = () => updateAgent(state, agent, (r) => ({ ...r, lastActive: Math.max(r.lastActive, now) }));
   switch (record?.status) {
     case 'running':
+      if (record.paused) return { kind: 'unpause', state: updateAgent(touch(), agent, (r) => ({ ...r, status: 'starting' })) };
       return { kind: 'already_running', state: touch() };
     case 'starting':
       return { kind: 'join_start', state: touch() };
@@ -64,6 +77,7 @@ export function decideRequest(
     case undefined:
       break;
   }
+  if (catalogue.invalid !== undefined) return { kind: 'project_invalid', reason: catalogue.invalid };
   const starting = { status: 'starting', started: now, lastActive: now, requestedBy } as const;
   if (slotsUsed(state) < rules.maxAgents) return { kind: 'start', state: withAgent(state, agent, starting) };
   if (options.allowEvict === false) return { kind: 'pool_full' };
@@ -73,9 +87,14 @@ export function decideRequest(
   return { kind: 'evict', victim, state: withAgent(evicting, agent, starting) };
 }
 
-/** The start of `agent` is confirmed by Docker. */
+/** The start (or the resume of a paused container) of `agent` is confirmed by Docker. */
 export function startSucceeded(state: PoolState, agent: string, now: number): PoolState {
-  return updateAgent(state, agent, (r) => ({ ...r, status: 'running', lastActive: Math.max(r.lastActive, now) }));
+  return updateAgent(state, agent, ({ paused: _resumed, ...r }) => ({ ...r, status: 'running', lastActive: Math.max(r.lastActive, now) }));
+}
+
+/** The resume of a paused agent failed: its container is still there, paused, and keeps its slot. */
+export function unpauseFailed(state: PoolState, agent: string): PoolState {
+  return updateAgent(state, agent, (r) => ({ ...r, status: 'running', paused: true }));
 }
 
 /** The start failed: its slot is freed and the pool is as it was before the start was decided. */

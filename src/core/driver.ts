@@ -15,6 +15,17 @@ export interface AgentDriver {
    * the backend confirms the container is down. Idempotent: a stopped agent resolves at once.
    */
   stop(agent: string, timeoutMs: number): Promise<void>;
+  /**
+   * Resumes the agent's paused container and resolves once it runs again. Only for backends whose
+   * listing reports `paused` (compose); the others have no such state.
+   */
+  unpause?(agent: string): Promise<void>;
+  /**
+   * Why no start can succeed now as far as the project's definition goes (compose's message for a
+   * compose file that does not load), or undefined. Cheap while the definition is unchanged (a stat
+   * of its files, no process); only after a change does it load the project again, once.
+   */
+  definitionProblem?(): Promise<string | undefined>;
   /** One listing of all the project's containers, whatever the pool size: never one call per agent. */
   list(): Promise<ObservedAgent[]>;
   /** Changes worth a reconcile, where the backend reports them; the iterator ends when the stream drops. */

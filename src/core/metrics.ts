@@ -1,4 +1,4 @@
-import type { AgentStatus, PoolEvent, StatusReply } from '../contract/index.js';
+import type { AgentState, PoolEvent, StatusReply } from '../contract/index.js';
 import { replyForError } from './errors.js';
 
 /**
@@ -27,7 +27,7 @@ export function evictionCause(event: PoolEvent): EvictionCause | undefined {
 }
 
 export interface PoolGauges {
-  readonly agents: Readonly<Record<AgentStatus, number>>;
+  readonly agents: Readonly<Record<AgentState, number>>;
   readonly slotsTotal: number;
   readonly slotsFree: number;
   /** Agents queued for a slot (each needs one). */
@@ -38,7 +38,7 @@ export interface PoolGauges {
 
 /** The pool's gauges, read from the status view at scrape time. */
 export function poolGauges(status: StatusReply): PoolGauges {
-  const agents: Record<AgentStatus, number> = { starting: 0, running: 0, stopping: 0 };
+  const agents: Record<AgentState, number> = { starting: 0, running: 0, stopping: 0, paused: 0 };
   for (const agent of status.running) agents[agent.state] += 1;
   return {
     agents,

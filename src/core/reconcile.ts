@@ -4,7 +4,10 @@ import { type AgentRecord, type PoolRules, type PoolState, slotsUsed } from './s
 /** What Docker says of one service of the project. */
 export interface ObservedAgent {
   readonly agent: string;
+  /** The container is up: running, or paused (Docker's own `State.Running` is true for both). */
   readonly running: boolean;
+  /** Up but frozen by `docker pause`: it still holds its memory, so it still counts. */
+  readonly paused?: boolean;
   /** When its container started, if Docker said (epoch ms). */
   readonly startedAt?: number;
   /** The host its container runs on, for backends that span several (swarm). */
@@ -82,11 +85,16 @@ export function reconcile(
     adopted.push(name);
   }
 
-  // Where a container runs is an observation, so the listing's word is final, except for agents
-  // with an operation in flight: their container may have been replaced since the listing.
-  for (const [name, o] of running) {
-    const record = agents.get(name);
-    if (record !== undefined && o.node !== undefined && o.node !== record.node && !busy.has(name)) agents.set(name, { ...record, node: o.node });
+  // Where a container runs and whether it is paused are observations, so the listing's word is
+  // final, except for agents with an operation in flight: their container may have changed since the listing.
+  for (const [name, record] of agents) {
+    if (busy.has(name)) continue;
+    const o = running.get(name);
+    const paused = o?.paused === true;
+    const node = o?.node ?? record.node;
+    if (paused === (record.paused === true) && node === record.node) continue;
+    const { paused: _was, node: _at, ...rest } = record;
+    agents.set(name, { ...rest, ...(node !== undefined && { node }), ...(paused && { paused: true as const }) });
   }
 
   // A promise of a slot to an agent that is no longer starting is void: the slot is the evicted agent's again.

@@ -20,6 +20,11 @@ export interface AgentRecord {
    * An observation, not part of the pool's decisions: not saved, found again by the first listing.
    */
   readonly node?: string;
+  /**
+   * Docker says its container is paused (`docker pause`): still there, holding its memory and its
+   * slot, but frozen. An observation like `node`, kept in line by every listing and not saved.
+   */
+  readonly paused?: true;
 }
 
 export interface PoolState {

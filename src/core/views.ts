@@ -23,7 +23,8 @@ export function agentView(id: string, record: AgentRecord, now: number, rules: P
     started,
     last_active: lastActive,
     requested_by: record.requestedBy,
-    state: record.status,
+    // A paused container holds its slot like a running one; the wire says which it is.
+    state: record.status === 'running' && record.paused ? 'paused' : record.status,
     protection: protection(id, record, now, rules) ?? null,
     ...(until !== undefined && { protected_until: formatWireTime(until) }),
     ...(record.busyUntil !== undefined && now <= record.busyUntil && { busy_until: formatWireTime(record.busyUntil) }),

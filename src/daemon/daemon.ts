@@ -2,14 +2,14 @@ import { EventEmitter, on } from 'node:events';
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createConnectionLimit } from '../bridge/connections.js';
 import { createLiveStreams } from '../bridge/live.js';
 import { type PreparedReply, loadStatusPage, pageUnavailableReply } from '../bridge/page.js';
 import { createBridgeServer } from '../bridge/server.js';
-import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, parseWireTime } from '../contract/index.js';
+import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, formatWireTime, parseWireTime } from '../contract/index.js';
 import { ClientGoneError, parseAutostart, rulesFromConfig } from '../core/index.js';
 import { type OpenedDriver, ProjectDirError, describeBackend, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
@@ -21,6 +21,7 @@ import { formatEvent } from '../core/event-text.js';
 import { TIMELINE_MAX_EVENTS, TIMELINE_WINDOW_MS } from '../ui/view.js';
 import { type Logger, describeError } from './log.js';
 import { createMetrics } from './metrics.js';
+import { claimProject, ownerLockName } from './owner-lock.js';
 import type { Notifier } from './notify.js';
 import { type Pool, type PoolSettings, createPool } from './pool.js';
 
@@ -76,6 +77,8 @@ export function createDaemon(options: DaemonOptions) {
   const lifetime = new AbortController();
   const bridges = new Map<string, Server>();
   let socketServer: Server | undefined;
+  /** Held from start-up to the end of `stop`: this daemon owns the project on this host. */
+  let projectLock: NetServer | undefined;
   let opened: OpenedDriver | undefined;
   let pool: Pool | undefined;
   let eventLog: EventLog | undefined;
@@ -129,6 +132,7 @@ export function createDaemon(options: DaemonOptions) {
   const metrics = createMetrics({
     status: () => requirePool().status(),
     dockerReachable: () => requirePool().health().docker,
+    projectValid: () => requirePool().health().projectValid,
     clock,
   });
 
@@ -362,6 +366,18 @@ export function createDaemon(options: DaemonOptions) {
       }
       const { driver, project } = opened;
       const kind = { compose: 'compose project ', swarm: 'swarm stack ', process: '' }[config.driver];
+      // Before anything is read or counted: a second daemon on the project, on another socket,
+      // would keep a pool of its own beside this one's and the host would run both pools' agents.
+      try {
+        projectLock = await claimProject(`${kind}${project.name}`, ownerLockName(config.driver, project.name), () => ({
+          pid: process.pid,
+          socket: config.socketPath,
+          poolDir: config.poolDir,
+          started: formatWireTime(startedAt),
+        }));
+      } catch (error) {
+        throw new DaemonStartError(describeError(error));
+      }
       log.info(`${kind}${project.name}: agents ${project.services.filter((s) => !config.infraServices.includes(s)).join(', ') || '(none)'}; infrastructure ${config.infraServices.join(', ') || '(none)'}`);
 
       const store = createStateStore(config.poolDir);
@@ -469,6 +485,8 @@ export function createDaemon(options: DaemonOptions) {
         if (stopAgents) await pool.stopAll('shutdown');
         await pool.close();
       }
+      // Last: a successor (systemctl restart) may own the project only once this daemon is done with it.
+      projectLock?.close();
     },
   };
 }

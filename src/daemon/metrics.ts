@@ -16,6 +16,8 @@ const ERROR_LABEL_MAX_CHARS = 200;
 export interface MetricsDeps {
   readonly status: () => StatusReply;
   readonly dockerReachable: () => boolean;
+  /** False while the project's definition cannot start anything (a compose file that does not load). */
+  readonly projectValid: () => boolean;
   /** Wall clock (epoch ms): reconcile lag and error timestamps. */
   readonly clock: () => number;
   /** Monotonic milliseconds for durations, which a wall clock that jumps would distort. */
@@ -100,14 +102,18 @@ export function createMetrics(deps: MetricsDeps) {
     labelNames: ['error'],
     registers,
   });
-  new Gauge({
-    name: `${PREFIX}docker_up`,
-    help: '1 when the last reconcile reached Docker, 0 when it could not.',
-    registers,
-    collect() {
-      this.set(deps.dockerReachable() ? 1 : 0);
-    },
-  });
+  /** A yes/no read at scrape time, as 1 or 0. */
+  const flagGauge = (name: string, help: string, read: () => boolean) =>
+    new Gauge({
+      name: `${PREFIX}${name}`,
+      help,
+      registers,
+      collect() {
+        this.set(read() ? 1 : 0);
+      },
+    });
+  flagGauge('docker_up', '1 when the last reconcile reached Docker, 0 when it could not.', deps.dockerReachable);
+  flagGauge('project_valid', '1 when the project loads (starts can succeed), 0 while it does not: requests that would start are refused and nobody is evicted.', deps.projectValid);
 
   const poolGauge = (name: string, help: string, read: (gauges: PoolGauges) => number) =>
     new Gauge({
@@ -184,6 +190,7 @@ export function createMetrics(deps: MetricsDeps) {
 
     /** The same driver, with each operation's duration and outcome observed. */
     timed(driver: AgentDriver): AgentDriver {
+      const { unpause, definitionProblem } = driver;
       const time =
         <A extends unknown[], R>(operation: string, run: (...args: A) => Promise<R>) =>
         async (...args: A): Promise<R> => {
@@ -203,6 +210,9 @@ export function createMetrics(deps: MetricsDeps) {
         start: time('start', (agent: string) => driver.start(agent)),
         stop: time('stop', (agent: string, timeoutMs: number) => driver.stop(agent, timeoutMs)),
         list: time('list', () => driver.list()),
+        ...(unpause !== undefined && { unpause: time('unpause', (agent: string) => unpause.call(driver, agent)) }),
+        // A stat of the definition's files, nearly always: not a Docker operation worth a histogram.
+        ...(definitionProblem !== undefined && { definitionProblem: definitionProblem.bind(driver) }),
         // A stream, not an operation: passed through untimed.
         ...(driver.events !== undefined && { events: driver.events.bind(driver) }),
       };

@@ -36,6 +36,7 @@ import {
   startSucceeded,
   statusView,
   stopConfirmed,
+  unpauseFailed,
 } from '../core/index.js';
 
 export type StartReply = StartedReply | AlreadyRunningReply;
@@ -94,6 +95,8 @@ const MAX_ROUNDS = 20;
 export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: PoolSettings, services: readonly string[]) {
   let state = initial;
   let settings = initialSettings;
+  /** Why the project's definition cannot start anything now (the driver's `definitionProblem`), if so. */
+  let definitionProblem: string | undefined;
   let catalogue: Catalogue = catalogueOf(services, settings.rules);
   let catalogueCheckedAt = deps.clock();
   const starts = new Map<string, Promise<Started>>();
@@ -117,7 +120,22 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
   flushTimer.unref();
 
   function catalogueOf(names: readonly string[], rules: PoolRules): Catalogue {
-    return { known: new Set(names.filter((name) => !rules.infra.has(name))) };
+    return { known: new Set(names.filter((name) => !rules.infra.has(name))), ...(definitionProblem !== undefined && { invalid: definitionProblem }) };
+  }
+
+  /**
+   * Asks the driver whether a start can succeed, before a request that would start (and maybe
+   * evict) is decided, and at each reconcile; a queued request is admitted on what the last of
+   * those found. While the definition is unchanged this is a stat of its files, so an eviction
+   * stays within its overhead; a driver that cannot tell is taken at its word that it can start.
+   */
+  async function checkDefinition(): Promise<void> {
+    if (deps.driver.definitionProblem === undefined) return;
+    const problem = await deps.driver.definitionProblem().catch((error: unknown) => (error as Error).message);
+    if (problem === definitionProblem) return;
+    definitionProblem = problem;
+    catalogue = catalogueOf([...catalogue.known], settings.rules);
+    if (problem !== undefined) deps.onError('loading the project (starts are refused, nobody is evicted, until it is fixed)', new Error(problem));
   }
 
   function emit(type: PoolEventType, agent: string, by: string, extra: { for?: string; reason?: string } = {}) {
@@ -168,7 +186,8 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     await persist();
   }
 
-  async function startAgent(agent: string, by: string, eviction?: { victim: string; stopped: Promise<void> }): Promise<Started> {
+  /** Starts the agent, after its eviction's stop when it has one; `resume`: its container is paused, unpause it instead. */
+  async function startAgent(agent: string, by: string, eviction?: { victim: string; stopped: Promise<void> }, resume = false): Promise<Started> {
     if (eviction !== undefined) {
       try {
         await eviction.stopped;
@@ -179,18 +198,21 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
         throw asDriverError(error, agent);
       }
     }
-    emit('starting', agent, by);
+    emit('starting', agent, by, resume ? { reason: 'paused: unpausing' } : {});
     try {
-      await deps.driver.start(agent);
+      if (!resume) await deps.driver.start(agent);
+      else if (deps.driver.unpause !== undefined) await deps.driver.unpause(agent);
+      else throw new Error('its container is paused and this backend cannot unpause it');
     } catch (error) {
-      state = startFailed(state, agent);
-      emit('failed', agent, by, { reason: `start failed: ${(error as Error).message}` });
+      // A paused container is still there: it keeps its slot. A start that failed leaves nothing.
+      state = resume ? unpauseFailed(state, agent) : startFailed(state, agent);
+      emit('failed', agent, by, { reason: `${resume ? 'unpause' : 'start'} failed: ${(error as Error).message}` });
       serveQueue();
       await persist();
       throw asDriverError(error, agent);
     }
     state = startSucceeded(state, agent, deps.clock());
-    emit('started', agent, by, eviction === undefined ? {} : { reason: `evicted ${eviction.victim}` });
+    emit('started', agent, by, eviction !== undefined ? { reason: `evicted ${eviction.victim}` } : resume ? { reason: 'unpaused' } : {});
     await persist();
     return eviction === undefined ? { status: 'started', agent } : { status: 'started', agent, evicted: eviction.victim };
   }
@@ -220,6 +242,10 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
    * decided after the line has been served, so it can never take a slot the head of the line could.
    */
   async function request(agent: string, requestedBy: string, options: RequestOptions = {}): Promise<StartReply> {
+    // A look ahead, reserving nothing: admit() must decide and reserve in one synchronous step (the
+    // line relies on it), so whether a start can succeed is asked before, not between the two.
+    const ahead = decideRequest(state, { agent, requestedBy }, deps.clock(), settings.rules, catalogue, options).kind;
+    if (ahead === 'start' || ahead === 'evict' || ahead === 'project_invalid') await checkDefinition();
     serveQueue();
     try {
       return await admit(agent, requestedBy, options);
@@ -320,6 +346,12 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
           throw new UnknownAgentError(agent, d.known);
         case 'pool_full':
           throw new PoolFullError(agent);
+        case 'project_invalid':
+          emit('failed', agent, requestedBy, { reason: `not started, nobody evicted: ${d.reason}` });
+          throw new DriverError(d.reason, [], undefined, '');
+        case 'unpause':
+          state = d.state;
+          return await track(starts, agent, startAgent(agent, requestedBy, undefined, true));
         case 'already_running':
           state = d.state;
           dirty = true;
@@ -385,6 +417,8 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     try {
       const observed = await deps.driver.list();
       docker = { ok: true };
+      // So that health says so even while nobody asks for a start.
+      await checkDefinition();
       const marks = await deps.readActivity([...state.agents.keys()], deps.clock()).catch((error: unknown) => {
         deps.onError('reading activity marks', error);
         return new Map<string, number>();
@@ -439,8 +473,9 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     available: (): string[] => availableAgents(state),
     known: (): string[] => [...catalogue.known].sort(),
     health: () => {
-      const problems = [docker.ok ? undefined : `docker unreachable: ${docker.reason}`, storeProblem].filter((p) => p !== undefined);
-      return { ok: problems.length === 0, docker: docker.ok, reason: problems.join('; ') || undefined };
+      const invalid = definitionProblem === undefined ? undefined : `project invalid, starts refused: ${definitionProblem}`;
+      const problems = [docker.ok ? undefined : `docker unreachable: ${docker.reason}`, storeProblem, invalid].filter((p) => p !== undefined);
+      return { ok: problems.length === 0, docker: docker.ok, projectValid: definitionProblem === undefined, reason: problems.join('; ') || undefined };
     },
     /** Which agents of an autostart list to start now, judged on the pool's own state, rules and services. */
     planAutostart: (list: readonly string[]) => planAutostart(list, state, settings.rules, catalogue),

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { delimiter, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentDriver } from '../core/driver.js';
 import { DriverError } from '../core/errors.js';
@@ -32,6 +33,13 @@ const READY_TIMEOUT_MS = 120_000;
 /** How often a start re-reads the health compose called healthy too early (ms). */
 const HEALTH_POLL_MS = 250;
 
+/**
+ * The files compose reads a project from when no `-f` is given: the first of the standard names
+ * with its override, and `.env` (interpolation, COMPOSE_PROFILES, ...). COMPOSE_FILE adds its own.
+ */
+const DEFINITION_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml',
+  'compose.override.yaml', 'compose.override.yml', 'docker-compose.override.yaml', 'docker-compose.override.yml', '.env'];
+
 const SERVICE_LABEL = 'com.docker.compose.service';
 const ONEOFF_LABEL = 'com.docker.compose.oneoff';
 
@@ -51,6 +59,14 @@ export function createComposeDriver(options: ComposeDriverOptions) {
   let networks: string[] = [];
   /** Whether some agent runs in a network namespace of its own, hence may call through `host-gateway`. */
   let offHost = false;
+  /** The definition files' stat fingerprint as of the last load of the project, and what that load said. */
+  let definition: { fingerprint: string; problem: string | undefined } | undefined;
+  const definitionFiles = [...DEFINITION_FILES, ...(process.env.COMPOSE_FILE?.split(process.env.COMPOSE_PATH_SEPARATOR ?? delimiter) ?? [])]
+    .filter(Boolean)
+    .map((file) => resolve(options.composeDir, file));
+  /** Inode, size, mtime and ctime of each file (or its absence): any edit, rename or touch changes it. */
+  const fingerprint = async () =>
+    (await Promise.all(definitionFiles.map((file) => stat(file).then((s) => `${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`, () => '-')))).join(' ');
 
   const compose = (args: string[], timeoutMs = commandTimeoutMs, signal?: AbortSignal) => {
     // Every profile is active: OpenClaw puts most agents behind `profiles:`, and compose leaves the
@@ -88,7 +104,9 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     const observed: ObservedAgent[] = [];
     for (const [agent, state, created] of await ps(true, ['{{.State}}', '{{.CreatedAt}}'])) {
       const startedAt = parseDockerTime(created ?? '');
-      observed.push({ agent, running: state === 'running', ...(startedAt !== undefined && { startedAt }) });
+      // A paused container is up (it holds its memory), as Docker's own State.Running says.
+      const paused = state === 'paused';
+      observed.push({ agent, running: state === 'running' || paused, ...(paused && { paused }), ...(startedAt !== undefined && { startedAt }) });
     }
     return observed;
   };
@@ -124,6 +142,8 @@ export function createComposeDriver(options: ComposeDriverOptions) {
 
   /** Resolves the project's name, services and networks from its compose file (`docker compose config`). */
   const init = async (): Promise<ComposeProjectInfo> => {
+    // Taken before the load: an edit during it shows as a change at the next check.
+    const before = await fingerprint();
     const config = JSON.parse(await compose(['config', '--format', 'json'])) as {
       name: string;
       services?: Record<string, { networks?: Record<string, unknown> | null; network_mode?: string; healthcheck?: { disable?: boolean } }>;
@@ -147,6 +167,7 @@ export function createComposeDriver(options: ComposeDriverOptions) {
       const check = config.services?.[name]?.healthcheck;
       return check !== undefined && !check.disable;
     }));
+    definition = { fingerprint: before, problem: undefined };
     return { name: config.name, services, networks };
   };
 
@@ -205,6 +226,25 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     },
 
     list,
+
+    async unpause(agent: string) {
+      await compose(['unpause', agent]);
+    },
+
+    /** The project is loaded again (`init`, one process) only when a definition file changed since the last load. */
+    async definitionProblem() {
+      const now = await fingerprint();
+      if (definition?.fingerprint === now) return definition.problem;
+      try {
+        await init();
+      } catch (error) {
+        // Compose's verdict on the files stands until they change; a load that timed out (no exit
+        // code: a loaded machine) said nothing about them, so the next check loads again.
+        const verdict = error instanceof DriverError && error.exitCode === undefined ? '' : now;
+        definition = { fingerprint: verdict, problem: (error as Error).message };
+      }
+      return definition?.problem;
+    },
 
     async *events(signal: AbortSignal) {
       const filters = ['type=container', `label=com.docker.compose.project=${requireProject()}`];

@@ -108,7 +108,8 @@ describe.skipIf(!docker)('port start-up rules', () => {
     const first = await startTestDaemon();
     try {
       const port = Number(new URL(first.url).port);
-      const config = { ...first.config, port, socketPath: join(tmpdir(), `pool-second-${process.pid}.sock`), poolDir: join(tmpdir(), `pool-second-${process.pid}`) };
+      // Another project: on the same one, the first daemon's ownership of it refuses the second before any port is tried.
+      const config = { ...first.config, port, composeProject: `pool-second-${process.pid}`, socketPath: join(tmpdir(), `pool-second-${process.pid}.sock`), poolDir: join(tmpdir(), `pool-second-${process.pid}`) };
       const second = createDaemon({ config, log: { info() {}, error() {} } });
       await expect(second.start()).rejects.toThrow(`port ${port} on 127.0.0.1 is already in use (another openclaw-pool daemon?)`);
       await second.stop('test');

@@ -15,7 +15,7 @@ export function rules(overrides: Partial<Omit<PoolRules, 'infra' | 'pinned'>> & 
 }
 
 /** `busy`: seconds the agent's busy hold still lasts (negative: ended that long ago). */
-type AgentSpec = { status?: AgentRecord['status']; idle?: number; startedAgo?: number; by?: string; slotFor?: string; busy?: number; node?: string };
+type AgentSpec = { status?: AgentRecord['status']; idle?: number; startedAgo?: number; by?: string; slotFor?: string; busy?: number; node?: string; paused?: boolean };
 
 /** `pool({ ceo: { idle: 120 }, cfo: { status: 'starting' } })`: records relative to NOW. */
 export function pool(spec: Record<string, AgentSpec>): PoolState {
@@ -30,6 +30,7 @@ export function pool(spec: Record<string, AgentSpec>): PoolState {
       ...(s.slotFor !== undefined && { slotFor: s.slotFor }),
       ...(s.busy !== undefined && { busyUntil: NOW + s.busy * 1000 }),
       ...(s.node !== undefined && { node: s.node }),
+      ...(s.paused === true && { paused: true as const }),
     });
   }
   return { agents };

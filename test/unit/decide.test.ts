@@ -9,6 +9,7 @@ import {
   startFailed,
   startSucceeded,
   stopConfirmed,
+  unpauseFailed,
 } from '../../src/core/index.js';
 import { NOW, catalogue, pool, rules, secondsAgo, statuses } from '../support/builders.js';
 
@@ -26,9 +27,28 @@ describe('decideRequest (SPEC §1 request rules)', () => {
     { rule: 'evicts when the pool is full', state: pool({ ceo: {}, cto: {}, qa: {} }), agent: 'cfo', kind: 'evict' },
     { rule: 'answers pool_full when everyone is inside the grace period', state: pool({ ceo: { idle: 1 }, cto: { idle: 2 }, qa: { idle: 3 } }), agent: 'cfo', kind: 'pool_full' },
     { rule: 'accepts an agent the state holds although the catalogue does not list it (adopted)', state: pool({ legacy: {} }), agent: 'legacy', kind: 'already_running' },
-  ])('$rule', ({ state, agent, known, kind }) => {
-    const cat = known ? catalogue(...known) : catalogue();
+    { rule: 'resumes a paused agent instead of starting it again', state: pool({ cfo: { paused: true } }), agent: 'cfo', kind: 'unpause' },
+    { rule: 'resumes a paused agent on a full pool without evicting anyone', state: pool({ cfo: { paused: true }, ceo: {}, cto: {} }), agent: 'cfo', kind: 'unpause' },
+    { rule: 'counts a paused agent against the cap', state: pool({ ceo: { paused: true, idle: 1 }, cto: { idle: 1 }, qa: { idle: 1 } }), agent: 'cfo', kind: 'pool_full' },
+    { rule: 'starts nothing while the project does not load', state: pool({ ceo: {} }), agent: 'cfo', invalid: 'yaml: line 3: bad', kind: 'project_invalid' },
+    { rule: 'evicts nobody for a start that cannot succeed', state: pool({ ceo: {}, cto: {}, qa: {} }), agent: 'cfo', invalid: 'yaml: line 3: bad', kind: 'project_invalid' },
+    { rule: 'still answers already_running while the project does not load', state: pool({ cfo: {} }), agent: 'cfo', invalid: 'yaml: line 3: bad', kind: 'already_running' },
+    { rule: 'still resumes a paused agent while the project does not load (Docker says whether it can)', state: pool({ cfo: { paused: true } }), agent: 'cfo', invalid: 'yaml: line 3: bad', kind: 'unpause' },
+  ])('$rule', ({ state, agent, known, invalid, kind }) => {
+    const cat = { ...(known ? catalogue(...known) : catalogue()), ...(invalid !== undefined && { invalid }) };
     expect(decideRequest(state, request(agent), NOW, rules(), cat).kind).toBe(kind);
+  });
+
+  it('names what compose said when it refuses a start, and reserves nothing', () => {
+    const d = decideRequest(pool({ ceo: {}, cto: {}, qa: {} }), request('cfo'), NOW, rules(), { ...catalogue(), invalid: 'yaml: line 3: bad' });
+    expect(d).toEqual({ kind: 'project_invalid', reason: 'yaml: line 3: bad' });
+  });
+
+  it('holds a paused agent being resumed as starting, so that other requests join the resume', () => {
+    const d = decideRequest(pool({ cfo: { paused: true, idle: 500 } }), request('cfo'), NOW, rules(), catalogue());
+    if (d.kind !== 'unpause') throw new Error(d.kind);
+    expect(d.state.agents.get('cfo')).toMatchObject({ status: 'starting', lastActive: NOW, paused: true });
+    expect(decideRequest(d.state, request('cfo', 'cto'), NOW, rules(), catalogue()).kind).toBe('join_start');
   });
 
   it('lists the known agents, sorted, with unknown_agent', () => {
@@ -66,6 +86,17 @@ describe('outcomes of a start or an eviction', () => {
     const d = decideRequest(before, request('cfo'), NOW, rules(), catalogue());
     if (d.kind !== 'start') throw new Error(d.kind);
     expect(startFailed(d.state, 'cfo')).toEqual(before);
+  });
+
+  it('a resumed agent is running and no longer paused', () => {
+    expect(startSucceeded(pool({ cfo: { status: 'starting', paused: true } }), 'cfo', NOW).agents.get('cfo')).toMatchObject({ status: 'running' });
+    expect(startSucceeded(pool({ cfo: { status: 'starting', paused: true } }), 'cfo', NOW).agents.get('cfo')?.paused).toBeUndefined();
+  });
+
+  it('a failed resume leaves the agent paused, keeping its slot', () => {
+    const after = unpauseFailed(pool({ cfo: { status: 'starting', paused: true } }), 'cfo');
+    expect(after.agents.get('cfo')).toMatchObject({ status: 'running', paused: true });
+    expect(slotsUsed(after)).toBe(1);
   });
 
   it('a confirmed stop of the victim hands its slot to the newcomer', () => {

@@ -77,6 +77,29 @@ describe('pickVictim: who is evicted when the pool is full (SPEC §1 rule 5)', (
       victim: 'ceo',
     },
     {
+      // Paused agents hold their memory and slot, and cannot heartbeat: the same LRU rule applies
+      // to them, and evicting one stops it (docker stop works on a paused container).
+      rule: 'evicts a paused agent by the same least-recently-active rule as a running one',
+      state: pool({ ceo: { idle: 100 }, cto: { idle: 300, paused: true }, cfo: { idle: 200 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'does not prefer a paused agent over a less recently active running one',
+      state: pool({ ceo: { idle: 100, paused: true }, cto: { idle: 300 }, cfo: { idle: 200 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'keeps the grace period of a paused agent',
+      state: pool({ ceo: { idle: 10, paused: true }, cto: { idle: 30 }, cfo: { idle: 20 } }),
+      victim: undefined,
+    },
+    {
+      rule: 'never evicts a pinned agent because it is paused',
+      state: pool({ ceo: { idle: 5000, paused: true }, cto: { idle: 300 }, cfo: { idle: 200 } }),
+      pinned: ['ceo'],
+      victim: 'cto',
+    },
+    {
       rule: 'with no grace period, protects only activity at this very instant',
       state: pool({ ceo: { idle: 0 }, cto: { idle: 0.5 } }),
       grace: 0,
@@ -129,6 +152,7 @@ describe('slotsUsed: what counts against MAX_AGENTS', () => {
   it.each([
     { what: 'an empty pool', state: pool({}), used: 0 },
     { what: 'starting, running and stopping agents alike', state: pool({ a: { status: 'starting' }, b: {}, c: { status: 'stopping' } }), used: 3 },
+    { what: 'a paused agent (its container still holds its memory)', state: pool({ a: { paused: true }, b: {} }), used: 2 },
     {
       what: 'an evicted agent and the agent its slot is promised to as one slot',
       state: pool({ a: { status: 'stopping', slotFor: 'b' }, b: { status: 'starting' } }),

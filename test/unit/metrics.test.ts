@@ -47,17 +47,17 @@ describe('poolGauges: the gauges read from the status at scrape time', () => {
     {
       what: 'an empty pool',
       status: { running: [], slots_total: 3, slots_free: 3, queue: [] },
-      gauges: { agents: { starting: 0, running: 0, stopping: 0 }, slotsTotal: 3, slotsFree: 3, queueLength: 0, queueWaiters: 0 },
+      gauges: { agents: { starting: 0, running: 0, stopping: 0, paused: 0 }, slotsTotal: 3, slotsFree: 3, queueLength: 0, queueWaiters: 0 },
     },
     {
       what: 'agents in every state, all counted',
       status: { running: [agent('ceo', 'running'), agent('cto', 'stopping'), agent('qa', 'starting'), agent('cfo', 'running')], slots_total: 4, slots_free: 0, queue: [] },
-      gauges: { agents: { starting: 1, running: 2, stopping: 1 }, slotsTotal: 4, slotsFree: 0, queueLength: 0, queueWaiters: 0 },
+      gauges: { agents: { starting: 1, running: 2, stopping: 1, paused: 0 }, slotsTotal: 4, slotsFree: 0, queueLength: 0, queueWaiters: 0 },
     },
     {
       what: 'a queue: one entry per agent, its waiters summed',
       status: { running: [agent('ceo', 'running')], slots_total: 1, slots_free: 0, queue: [entry('qa', 3), entry('cfo', 1)] },
-      gauges: { agents: { starting: 0, running: 1, stopping: 0 }, slotsTotal: 1, slotsFree: 0, queueLength: 2, queueWaiters: 4 },
+      gauges: { agents: { starting: 0, running: 1, stopping: 0, paused: 0 }, slotsTotal: 1, slotsFree: 0, queueLength: 2, queueWaiters: 4 },
     },
   ])('$what', ({ status, gauges }) => {
     expect(poolGauges(status as StatusReply)).toEqual(gauges);

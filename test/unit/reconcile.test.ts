@@ -124,6 +124,35 @@ describe('reconcile against what Docker observes', () => {
     expect([result.lost, result.adopted, result.stop, result.stopped].flat()).toEqual([]);
   });
 
+  describe('paused containers (docker pause): still there, still holding their memory and slot', () => {
+    const frozen = (agent: string): ObservedAgent => ({ agent, running: true, paused: true });
+    const pausedOf = (state: ReturnType<typeof reconcile>['state']) => [...state.agents].filter(([, r]) => r.paused).map(([n]) => n);
+    it.each([
+      { rule: 'keeps a running agent whose container was paused, and marks it paused', state: pool({ ceo: {} }), observed: [frozen('ceo')], expected: { ceo: 'running' }, paused: ['ceo'] },
+      { rule: 'clears the mark once the container is unpaused', state: pool({ ceo: { paused: true } }), observed: up('ceo'), expected: { ceo: 'running' }, paused: [] },
+      { rule: 'adopts a paused container the state does not know, as paused', state: pool({}), observed: [frozen('cfo')], expected: { cfo: 'running' }, adopted: ['cfo'], paused: ['cfo'] },
+      { rule: 'completes a start left by a restart whose container is now paused', state: pool({ cfo: { status: 'starting' } }), observed: [frozen('cfo')], expected: { cfo: 'running' }, paused: ['cfo'] },
+      { rule: 'finishes a stop left by a restart whose container is paused', state: pool({ cfo: { status: 'stopping' } }), observed: [frozen('cfo')], expected: { cfo: 'stopping' }, stop: ['cfo'], paused: ['cfo'] },
+      { rule: 'leaves the mark of an agent with an operation in flight to a later listing', state: pool({ cfo: { status: 'starting', paused: true } }), observed: up('cfo'), busy: ['cfo'], expected: { cfo: 'starting' }, paused: ['cfo'] },
+      {
+        rule: 'counts a paused container against the cap, so adopting beside it stops the least recently active',
+        state: pool({ ceo: { idle: 500, paused: true }, cto: { idle: 400 }, cfo: { idle: 300 } }),
+        observed: [frozen('ceo'), ...up('cto', 'cfo', 'qa')],
+        expected: { ceo: 'stopping', cto: 'running', cfo: 'running', qa: 'running' },
+        adopted: ['qa'],
+        stop: ['ceo'],
+        paused: ['ceo'],
+      },
+    ])('$rule', ({ state, observed, busy, expected, adopted = [], stop = [], paused }) => {
+      const result = reconcile(state, observed, NOW, rules(), new Set(busy));
+      expect(statuses(result.state)).toEqual(expected);
+      expect(result.lost).toEqual([]);
+      expect(result.adopted).toEqual(adopted);
+      expect(result.stop).toEqual(stop);
+      expect(pausedOf(result.state)).toEqual(paused);
+    });
+  });
+
   describe('the node each agent runs on (backends that span several hosts)', () => {
     const on = (agent: string, node?: string): ObservedAgent => ({ agent, running: true, ...(node !== undefined && { node }) });
     it.each([
