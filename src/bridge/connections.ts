@@ -7,9 +7,9 @@ import type { Socket } from 'node:net';
  * of Docker calls (a reconcile, starts and stops in flight, `docker events`), state, roster and
  * event files, the socket and its clients, the log. At least this many, or an eighth of the limit.
  */
-export const RESERVED_FDS = 64;
+const RESERVED_FDS = 64;
 /** Bridge connections open at once, over all bridge addresses, however high the descriptor limit. */
-export const MAX_CONNECTIONS = 4096;
+const MAX_CONNECTIONS = 4096;
 /** How long a refused connection is kept after its 503 is written, for the client to read it, */
 const REFUSED_LINGER_MS = 200;
 /** and how many are kept so at once: a quarter of the reserve. */
@@ -18,7 +18,7 @@ const MAX_LINGERING = RESERVED_FDS / 4;
 const LIMIT_CHECK_MS = 1_000;
 
 /** The soft RLIMIT_NOFILE from `/proc/self/limits` (Node has no getrlimit); undefined when unlimited or unreadable. */
-export function openFileLimit(): number | undefined {
+function openFileLimit(): number | undefined {
   try {
     const line = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
     const soft = Number(line?.[1]);
@@ -50,15 +50,15 @@ export function createConnectionLimit(options: ConnectionLimitOptions = {}) {
   let open = 0;
   let limit = openFileLimit();
   let cap = connectionCap(limit);
-  let checkedAt = Date.now();
+  let checkedAt = performance.now();
   /** Whether the cap has been met since it was last logged, so a flood makes one log line, not one per connection. */
   let full = false;
   /** Refused sockets waiting for their client to read the 503. */
   let lingering = 0;
 
   function currentCap(): number {
-    if (Date.now() - checkedAt >= LIMIT_CHECK_MS) {
-      checkedAt = Date.now();
+    if (performance.now() - checkedAt >= LIMIT_CHECK_MS) {
+      checkedAt = performance.now();
       limit = openFileLimit() ?? limit;
       cap = connectionCap(limit);
     }
