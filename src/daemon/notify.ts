@@ -1,4 +1,4 @@
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 
 /**
  * sd_notify(3) for a `Type=notify` unit: READY=1 once the daemon answers, STATUS= lines for
@@ -38,7 +38,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     sending = true;
     for (let message = queue.shift(); message !== undefined; message = queue.shift()) {
       try {
-        await execa(bin, [`--pid=${process.pid}`, ...message], { env: { NOTIFY_SOCKET: socket }, extendEnv: true, stdin: 'ignore', timeout: 5000 });
+        await notifyOnce(bin, [`--pid=${process.pid}`, ...message], { ...process.env, NOTIFY_SOCKET: socket });
       } catch (error) {
         options.onError(`telling systemd ${message.join(' ')}`, error);
       }
@@ -71,4 +71,28 @@ export function createNotifier(options: NotifierOptions): Notifier {
       send(['STOPPING=1', 'STATUS=stopping']);
     },
   };
+}
+
+/** How long one systemd-notify may take: it waits for systemd to read the message, which is at once. */
+const NOTIFY_TIMEOUT_MS = 5000;
+
+/**
+ * One systemd-notify run. Plain spawn with an 'error' listener from the start, not execa: with no
+ * file descriptor left (EMFILE) execa throws before it listens, and the child's 'error' event then
+ * crashes the daemon; here it is one more failed notification.
+ */
+function notifyOnce(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env, stdio: 'ignore' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), NOTIFY_TIMEOUT_MS);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`${bin} exited ${signal ?? `with code ${code}`}`));
+    });
+  });
 }
