@@ -29,12 +29,17 @@ export function createRosterWriter(poolDir: string, heartbeatIntervalSeconds: nu
     // Temp files a killed daemon left are cleared before this writer's first write (writes are serialised).
     const clear = first;
     first = false;
-    if (clear) await removeLeftoverTemps(path).catch(() => {});
-    await writeFileAtomic(path, data, { durable: false });
-    await inShared(async (sharedPath) => {
-      if (clear) await removeLeftoverTemps(sharedPath).catch(() => {});
-      await writeFileAtomic(sharedPath, data, { durable: false });
-    });
+    // Side by side, not one after the other: a publish is on the path of every reply that changes the pool.
+    await Promise.all([
+      (async () => {
+        if (clear) await removeLeftoverTemps(path).catch(() => {});
+        await writeFileAtomic(path, data, { durable: false });
+      })(),
+      inShared(async (sharedPath) => {
+        if (clear) await removeLeftoverTemps(sharedPath).catch(() => {});
+        await writeFileAtomic(sharedPath, data, { durable: false });
+      }),
+    ]);
   });
   return {
     path,
