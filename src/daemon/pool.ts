@@ -415,14 +415,15 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
   async function reconcileOnce(): Promise<void> {
     const listedAt = sequence;
     try {
-      const observed = await deps.driver.list();
-      docker = { ok: true };
-      // So that health says so even while nobody asks for a start.
-      await checkDefinition();
+      // Marks before the listing: the listing is judged against the state as soon as it arrives.
       const marks = await deps.readActivity([...state.agents.keys()], deps.clock()).catch((error: unknown) => {
         deps.onError('reading activity marks', error);
         return new Map<string, number>();
       });
+      const observed = await deps.driver.list();
+      docker = { ok: true };
+      // So that health says so even while nobody asks for a start.
+      await checkDefinition();
       const busy = new Set([...starts.keys(), ...stops.keys()]);
       for (const [agent, at] of settled) if (at > listedAt) busy.add(agent);
       const result = reconcile(applyActivityMarks(state, marks), observed, deps.clock(), settings.rules, busy);
