@@ -79,7 +79,9 @@ export function reconcile(
   }
 
   for (const [name, o] of running) {
-    if (agents.has(name)) continue;
+    // A busy agent the state no longer holds was stopped (or failed to start) since the listing:
+    // the listing's word on it is stale, and the next listing tells whether it really runs.
+    if (agents.has(name) || busy.has(name)) continue;
     const since = o.startedAt !== undefined && o.startedAt <= now ? o.startedAt : now;
     agents.set(name, { status: 'running', started: since, lastActive: since, requestedBy: 'adopted' });
     adopted.push(name);

@@ -75,6 +75,13 @@ describe('reconcile against what Docker observes', () => {
       expected: { cfo: 'starting', cto: 'stopping' },
     },
     {
+      rule: 'does not adopt a container the pool stopped after the listing was taken',
+      state: pool({ ceo: {} }),
+      observed: up('ceo', 'cto'),
+      busy: ['cto'],
+      expected: { ceo: 'running' },
+    },
+    {
       rule: 'stops the least recently active unprotected agents when adoption overfills the pool',
       state: pool({ ceo: { idle: 500 }, cto: { idle: 100 } }),
       observed: up('ceo', 'cto', 'cfo', 'qa'),
