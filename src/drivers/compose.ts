@@ -115,7 +115,7 @@ export function createComposeDriver(options: ComposeDriverOptions) {
 
   /** The health of the agent's running container and its last probe's output; undefined when none runs. */
   const healthOf = async (agent: string): Promise<string | undefined> => {
-    const id = (await compose(['ps', '--quiet', agent], queryTimeoutMs)).split('\n').find(Boolean);
+    const id = (await compose(['ps', '--quiet', '--', agent], queryTimeoutMs)).split('\n').find(Boolean);
     if (id === undefined) return undefined;
     const health = JSON.parse(await docker(['inspect', '--format', '{{json .State.Health}}', id], queryTimeoutMs)) as {
       Status?: string;
@@ -180,7 +180,8 @@ export function createComposeDriver(options: ComposeDriverOptions) {
 
     async start(agent: string) {
       // --no-deps: the daemon never starts anything but the agent (infrastructure is always on).
-      const up = ['up', '--detach', '--no-deps', agent];
+      // Names go after `--`: whatever a name looks like, compose never reads it as an option.
+      const up = ['up', '--detach', '--no-deps', '--', agent];
       await besideProbe(options.dockerBin, async (signal) => {
         if (!healthchecked.has(agent)) {
           await compose(up, commandTimeoutMs, signal);
@@ -189,7 +190,7 @@ export function createComposeDriver(options: ComposeDriverOptions) {
         const readySeconds = Math.ceil(readyTimeoutMs / 1000);
         const deadline = performance.now() + readyTimeoutMs;
         try {
-          await compose([...up.slice(0, -1), '--wait', '--wait-timeout', String(readySeconds), agent], commandTimeoutMs + readyTimeoutMs, signal);
+          await compose([...up.slice(0, -2), '--wait', '--wait-timeout', String(readySeconds), '--', agent], commandTimeoutMs + readyTimeoutMs, signal);
           await untilHealthy(agent, deadline, signal);
         } catch (error) {
           // The engine went down (the probe says so in its place), not the agent's health.
@@ -210,11 +211,11 @@ export function createComposeDriver(options: ComposeDriverOptions) {
       const seconds = Math.ceil(timeoutMs / 1000);
       let stopError: unknown;
       try {
-        await compose(['stop', '--timeout', String(seconds), agent], timeoutMs + STOP_SLACK_MS);
+        await compose(['stop', '--timeout', String(seconds), '--', agent], timeoutMs + STOP_SLACK_MS);
       } catch (error) {
         stopError = error;
         // A kill is immediate on a healthy engine; do not wait the 120 s meant for starts.
-        await compose(['kill', agent], STOP_SLACK_MS).catch((killError: unknown) => {
+        await compose(['kill', '--', agent], STOP_SLACK_MS).catch((killError: unknown) => {
           stopError = killError;
         });
       }
@@ -228,7 +229,7 @@ export function createComposeDriver(options: ComposeDriverOptions) {
     list,
 
     async unpause(agent: string) {
-      await compose(['unpause', agent]);
+      await compose(['unpause', '--', agent]);
     },
 
     /** The project is loaded again (`init`, one process) only when a definition file changed since the last load. */

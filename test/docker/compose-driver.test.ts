@@ -126,7 +126,7 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     await driver.init();
     await driver.start('qa');
     await driver.stop('qa', 2000);
-    expect((await shim.calls()).some((c) => / kill qa$/.test(c))).toBe(true);
+    expect((await shim.calls()).some((c) => / kill -- qa$/.test(c))).toBe(true);
     expect((await driver.list()).find((o) => o.agent === 'qa')?.running).toBe(false);
   });
 
@@ -137,7 +137,7 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     expect(error).toBeInstanceOf(DriverError);
     expect(error.message).toMatch(/no such image: openclaw-pool\/absent:1/i);
     expect(error.exitCode).toBe(1);
-    expect(error.argv).toEqual(['docker', 'compose', '--project-directory', project.dir, '--profile', '*', '-p', project.name, 'up', '--detach', '--no-deps', 'ghost']);
+    expect(error.argv).toEqual(['docker', 'compose', '--project-directory', project.dir, '--profile', '*', '-p', project.name, 'up', '--detach', '--no-deps', '--', 'ghost']);
     expect(error.stderr).toMatch(/absent/);
   });
 
@@ -147,7 +147,7 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     const driver = createComposeDriver({ dockerBin: shim.bin, composeDir: project.dir, project: undefined, readyTimeoutMs: 1500, stopTimeoutMs: 1000 });
     await driver.init();
     await expect(driver.start('unready')).rejects.toThrow(/^unready did not become healthy within 2 s \(health: starting; last check said: not yet\); stopped it$/);
-    expect((await shim.calls()).some((c) => / up --detach --no-deps --wait --wait-timeout 2 unready$/.test(c))).toBe(true);
+    expect((await shim.calls()).some((c) => / up --detach --no-deps --wait --wait-timeout 2 -- unready$/.test(c))).toBe(true);
     expect((await driver.list()).find((o) => o.agent === 'unready')?.running).toBe(false);
     await project.compose('rm', '--force', 'unready');
   });
