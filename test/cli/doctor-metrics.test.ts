@@ -205,6 +205,7 @@ describe.skipIf(!docker)('poolctl doctor and poolctl metrics against a real daem
     expect(run.stdout).toMatch(/^openclaw_pool_requests_total\{operation="request",outcome="started"\} [1-9]/m);
     const json = await poolctl(['metrics', '--socket', p.socketPath, '--json']);
     const families = JSON.parse(json.stdout) as { name: string; values: { value: number }[] }[];
-    expect(families.find((f) => f.name === 'openclaw_pool_agents')?.values.map((v) => v.value)).toEqual([0, 1, 0]);
+    const agents = families.find((f) => f.name === 'openclaw_pool_agents') as { values: { value: number; labels: { state: string } }[] } | undefined;
+    expect(Object.fromEntries(agents?.values.map((v) => [v.labels.state, v.value]) ?? [])).toEqual({ starting: 0, running: 1, stopping: 0, paused: 0 });
   });
 });

@@ -123,7 +123,7 @@ describe.skipIf(!docker)('an OpenClaw-shaped compose project under the daemon wi
         restart: 'unless-stopped',
         extra_hosts: ['pool-manager=host-gateway'],
         environment: { AGENT_ID: agent, POOL_HOST: 'pool-manager', POOL_PORT: String(project.port) },
-        volumes: expect.arrayContaining([expect.objectContaining({ type: 'bind', source: join(project.dir, 'pool'), target: '/pool' })]),
+        volumes: expect.arrayContaining([expect.objectContaining({ type: 'bind', source: join(project.dir, 'pool', 'shared'), target: '/pool' })]),
         depends_on: { gateway: expect.anything() },
       });
     }
@@ -220,7 +220,7 @@ describe.skipIf(!docker)('an OpenClaw-shaped compose project under the daemon wi
       const viaWget = await project.exec(agent, ['env', 'PATH=/usr/local/bin:/bin', 'heartbeat', '--once']);
       expect(viaWget).toMatchObject({ code: 0, stderr: '' });
       // The shim skips the mark silently when /pool/activity is not writable: the file proves it was.
-      expect((await stat(join(project.poolDir, 'activity', agent))).uid).toBe(1001);
+      expect((await stat(join(project.poolDir, 'shared', 'activity', agent))).uid).toBe(1001);
     }
   });
 
@@ -230,7 +230,7 @@ describe.skipIf(!docker)('an OpenClaw-shaped compose project under the daemon wi
       await sleep(1100);
       const touched = await project.exec(agent, ['sh', '-c', 'touch "/pool/activity/$AGENT_ID"']);
       expect(touched).toMatchObject({ code: 0, stderr: '' });
-      const mark = Math.floor((await stat(join(project.poolDir, 'activity', agent))).mtimeMs / 1000) * 1000;
+      const mark = Math.floor((await stat(join(project.poolDir, 'shared', 'activity', agent))).mtimeMs / 1000) * 1000;
       expect(mark).toBeGreaterThan(before);
       await eventually(async () => expect(await lastActive(agent)).toBeGreaterThanOrEqual(mark), 10_000, 200);
     }
