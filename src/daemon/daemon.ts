@@ -485,6 +485,8 @@ export function createDaemon(options: DaemonOptions) {
         if (stopAgents) await pool.stopAll('shutdown');
         await pool.close();
       }
+      // The events of the stop itself (a dismissed waiter, a stop confirmed) are appended last.
+      await eventLog?.settled();
       // Last: a successor (systemctl restart) may own the project only once this daemon is done with it.
       projectLock?.close();
     },

@@ -57,6 +57,10 @@ export function createEventLog(poolDir: string, limits: EventLogLimits, onError:
         });
       return tail;
     },
+    /** Settles once every append made so far is done (a stopping daemon waits for it: nothing is written after it stops). */
+    settled(): Promise<void> {
+      return tail;
+    },
     /** Queries the log once every append made so far is on disk, so an answer never misses a decision just taken. */
     async read(query: EventQuery): Promise<EventQueryResult> {
       await tail;

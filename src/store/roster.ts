@@ -29,8 +29,9 @@ export function createRosterWriter(poolDir: string, heartbeatIntervalSeconds: nu
     // Temp files a killed daemon left are cleared before this writer's first write (writes are serialised).
     const clear = first;
     first = false;
-    // Side by side, not one after the other: a publish is on the path of every reply that changes the pool.
-    await Promise.all([
+    // Side by side, not one after the other: a publish is on the path of every reply that changes the
+    // pool. Both settle before the write does, so a failure of one never leaves the other writing.
+    const results = await Promise.allSettled([
       (async () => {
         if (clear) await removeLeftoverTemps(path).catch(() => {});
         await writeFileAtomic(path, data, { durable: false });
@@ -40,6 +41,7 @@ export function createRosterWriter(poolDir: string, heartbeatIntervalSeconds: nu
         await writeFileAtomic(sharedPath, data, { durable: false });
       }),
     ]);
+    for (const result of results) if (result.status === 'rejected') throw result.reason;
   });
   return {
     path,
