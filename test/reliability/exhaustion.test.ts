@@ -19,7 +19,7 @@ import { LIVE_LIMITS } from '../../src/bridge/live.js';
 import { connectionCap } from '../../src/bridge/connections.js';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
-import { type SpawnedDaemon, buildOnce, http, isAlive, scratchDir, spawnDaemon, waitReady } from './support.js';
+import { type SpawnedDaemon, buildOnce, daemonEnv, http, isAlive, scratchDir, spawnDaemon, waitReady } from './support.js';
 
 const docker = await requireDocker();
 
@@ -31,16 +31,7 @@ const LIMIT_REREAD_MS = 1_100;
 
 /** A daemon process on `project`, bridge on 127.0.0.1, reconciling every second. */
 async function startDaemon(project: ComposeProject, scratch: string): Promise<{ daemon: SpawnedDaemon; url: string }> {
-  const daemon = spawnDaemon(project.dir, {
-    COMPOSE_DIR: project.dir,
-    COMPOSE_PROJECT: project.name,
-    POOL_DIR: join(scratch, 'pool'),
-    POOL_SOCKET: join(scratch, 's.sock'),
-    POOL_PORT: '0',
-    POOL_BIND: '127.0.0.1',
-    INFRA_SERVICES: 'gateway',
-    SYNC_INTERVAL: '1',
-  });
+  const daemon = spawnDaemon(project.dir, daemonEnv(project, scratch, { SYNC_INTERVAL: '1' }));
   return { daemon, url: await waitReady(daemon) };
 }
 

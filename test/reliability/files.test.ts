@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { agentService, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
-import { type SpawnedDaemon, buildOnce, createProjectOn, http, scratchDir, spawnDaemon, waitReady } from './support.js';
+import { type SpawnedDaemon, buildOnce, createProjectOn, daemonEnv, http, scratchDir, spawnDaemon, waitReady } from './support.js';
 
 const docker = await requireDocker();
 /** Mounting a read-only tmpfs needs CAP_SYS_ADMIN (root in the test container); skip that case without it. */
@@ -35,19 +35,8 @@ describe.skipIf(!docker)('files under POOL_DIR', () => {
     for (const m of mounts.splice(0)) await execa('umount', [m], { reject: false });
   });
 
-  const envFor = (poolDir: string, extra: Record<string, string> = {}) => ({
-    COMPOSE_DIR: project.dir,
-    COMPOSE_PROJECT: project.name,
-    POOL_DIR: poolDir,
-    POOL_SOCKET: join(scratch, 's.sock'),
-    POOL_PORT: '0',
-    POOL_BIND: '127.0.0.1',
-    INFRA_SERVICES: 'gateway',
-    MAX_AGENTS: '2',
-    SYNC_INTERVAL: '1',
-    STOP_TIMEOUT_SECONDS: '2',
-    ...extra,
-  });
+  const envFor = (poolDir: string, extra: Record<string, string> = {}) =>
+    daemonEnv(project, scratch, { POOL_DIR: poolDir, MAX_AGENTS: '2', SYNC_INTERVAL: '1', STOP_TIMEOUT_SECONDS: '2', ...extra });
 
   const corruptions: [string, string][] = [
     ['truncated', '{"version":1,"agents":{"ceo":{"status":"running","started_at":"2026-11-25T10:'],

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, agentService, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
-import { type SpawnedDaemon, buildOnce, createProjectOn, http, scratchDir, spawnDaemon, waitReady } from './support.js';
+import { type SpawnedDaemon, buildOnce, createProjectOn, daemonEnv, http, scratchDir, spawnDaemon, waitReady } from './support.js';
 
 const docker = await requireDocker();
 /** A compose service name past the old 64-character rule, as compose accepts it. */
@@ -46,19 +46,13 @@ describe.skipIf(!docker)('a hostile /pool mount', () => {
     return { daemon, url: await waitReady(daemon) };
   }
   function spawn(extra: Record<string, string> = {}): SpawnedDaemon {
-    const daemon = spawnDaemon(project.dir, {
-      COMPOSE_DIR: project.dir,
-      COMPOSE_PROJECT: project.name,
+    const daemon = spawnDaemon(project.dir, daemonEnv(project, scratch, {
       POOL_DIR: poolDir,
-      POOL_SOCKET: join(scratch, 's.sock'),
-      POOL_PORT: '0',
-      POOL_BIND: '127.0.0.1',
-      INFRA_SERVICES: 'gateway',
       MAX_AGENTS: '2',
       SYNC_INTERVAL: '1',
       STOP_TIMEOUT_SECONDS: '1',
       ...extra,
-    });
+    }));
     daemons.push(daemon);
     return daemon;
   }

@@ -204,6 +204,27 @@ export async function scratchDir(prefix = '/tmp/r-'): Promise<string> {
 }
 
 /**
+ * The pool.env a spawned test daemon runs with on `project`: socket in `scratch`, POOL_DIR there
+ * too unless given, any free port on loopback, `gateway` as the infrastructure; `extra` last.
+ */
+export function daemonEnv(
+  project: { readonly dir: string; readonly name: string },
+  scratch: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    COMPOSE_DIR: project.dir,
+    COMPOSE_PROJECT: project.name,
+    POOL_DIR: join(scratch, 'pool'),
+    POOL_SOCKET: join(scratch, 's.sock'),
+    POOL_PORT: '0',
+    POOL_BIND: '127.0.0.1',
+    INFRA_SERVICES: 'gateway',
+    ...extra,
+  };
+}
+
+/**
  * A built daemon, spawned, on a compose project of its own private engine (so the engine can be
  * stopped, hung or restarted under it), bridge on loopback; `env` sets the pool.env variables a
  * test varies. `prepare` runs once the project exists, before the daemon starts. `remove` undoes
@@ -229,17 +250,7 @@ export async function daemonOnPrivateEngine(
   };
   try {
     await prepare(engine, project);
-    daemon = spawnDaemon(project.dir, {
-      DOCKER_HOST: engine.host,
-      COMPOSE_DIR: project.dir,
-      COMPOSE_PROJECT: project.name,
-      POOL_DIR: join(scratch, 'pool'),
-      POOL_SOCKET: join(scratch, 's.sock'),
-      POOL_PORT: '0',
-      POOL_BIND: '127.0.0.1',
-      INFRA_SERVICES: 'gateway',
-      ...env,
-    });
+    daemon = spawnDaemon(project.dir, daemonEnv(project, scratch, { DOCKER_HOST: engine.host, ...env }));
     return { engine, project, daemon, url: await waitReady(daemon), remove };
   } catch (error) {
     await remove();
