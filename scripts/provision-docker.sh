@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provisions a real Docker engine for openclaw-pool's tests and demo, on Debian bookworm as root:
-#   - dockerd 20.10 and busybox-static from bookworm (docker.io, busybox-static)
+#   - dockerd 20.10, busybox-static and libfaketime from bookworm (docker.io, busybox-static, faketime)
 #   - compose v2 (the docker CLI plugin), taken from trixie's docker-compose package
 #   - dockerd started in the background when it is not answering
 #   - the busybox image that test and demo compose files use (built with docker import)
@@ -89,7 +89,8 @@ build_test_image() {
   rm -rf "$root"
 }
 
-apt_install docker.io busybox-static
+# faketime: the reliability suite steps a daemon's wall clock (libfaketime) and leaves its monotonic clock alone.
+apt_install docker.io busybox-static faketime
 install_compose_plugin
 start_dockerd
 build_test_image

@@ -70,7 +70,7 @@ export function createLiveStreams(source: LiveSource, limits: LiveLimits = LIVE_
       return;
     }
     res.write(text);
-    viewer.lastWrite = Date.now();
+    viewer.lastWrite = performance.now();
   }
 
   function sendStatus(viewer: Viewer): void {
@@ -81,7 +81,7 @@ export function createLiveStreams(source: LiveSource, limits: LiveLimits = LIVE_
   }
 
   function tick(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const viewer of viewers) {
       sendStatus(viewer);
       if (now - viewer.lastWrite >= limits.keepAliveMs) write(viewer, ': keep-alive\n\n');

@@ -9,5 +9,6 @@ export type * from './driver.js';
 export * from './event-text.js';
 export * from './time-text.js';
 export * from './queue.js';
+export * from './clock.js';
 export * from './metrics.js';
 export * from './doctor.js';

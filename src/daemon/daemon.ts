@@ -21,6 +21,7 @@ import { formatEvent } from '../core/event-text.js';
 import { TIMELINE_MAX_EVENTS, TIMELINE_WINDOW_MS } from '../ui/view.js';
 import { type Logger, describeError } from './log.js';
 import { createMetrics } from './metrics.js';
+import { type Clock, createPoolClock, systemClock } from './clock.js';
 import { claimProject, ownerLockName } from './owner-lock.js';
 import type { Notifier } from './notify.js';
 import { type Pool, type PoolSettings, createPool } from './pool.js';
@@ -35,6 +36,8 @@ const SHUTDOWN_GRACE_MS = 500;
 const EVENT_DEBOUNCE_MS = 250;
 const EVENTS_BACKOFF_MIN_MS = 1000;
 const EVENTS_BACKOFF_MAX_MS = 60_000;
+/** How often the wall clock is compared with the monotonic one: the longest a step goes unnoticed. */
+const CLOCK_CHECK_MS = 1000;
 
 export class DaemonStartError extends Error {
   override name = 'DaemonStartError';
@@ -50,7 +53,8 @@ export class DaemonStartError extends Error {
 export interface DaemonOptions {
   readonly config: PoolConfig;
   readonly log: Logger;
-  readonly clock?: () => number;
+  /** The host's clocks; the tests' can be advanced, or stepped like an NTP correction. */
+  readonly clock?: Clock;
   /** Called when a client asks the daemon to exit (`poolctl shutdown`); the process owner decides how. */
   readonly onShutdownRequest?: (reason: string) => void;
   /** systemd's readiness and status (Type=notify); none outside systemd. */
@@ -68,10 +72,12 @@ const settingsOf = (config: PoolConfig): PoolSettings => ({
  * makes. `start` resolves once the socket and the bridge accept requests; `stop` undoes it all.
  */
 export function createDaemon(options: DaemonOptions) {
-  const clock = options.clock ?? Date.now;
+  const poolClock = createPoolClock(options.clock ?? systemClock);
+  const clock = poolClock.now;
   const { log } = options;
   let config = options.config;
   const startedAt = clock();
+  const startedMonotonic = poolClock.monotonic();
   const bus = new EventEmitter();
   bus.setMaxListeners(0);
   const lifetime = new AbortController();
@@ -88,6 +94,7 @@ export function createDaemon(options: DaemonOptions) {
   /** `poolctl shutdown --stop-agents` stopped them before asking the daemon to exit. */
   let agentsStopped = false;
   let syncTimer: NodeJS.Timeout | undefined;
+  let clockTimer: NodeJS.Timeout | undefined;
   let debounceTimer: NodeJS.Timeout | undefined;
   const background = new Set<Promise<unknown>>();
   let markReady!: () => void;
@@ -107,7 +114,7 @@ export function createDaemon(options: DaemonOptions) {
       status: h.ok ? 'ok' : 'degraded',
       ...(h.reason !== undefined && { reason: h.reason }),
       docker: h.docker ? 'ok' : 'unreachable',
-      uptime_seconds: Math.round((clock() - startedAt) / 1000),
+      uptime_seconds: Math.round((poolClock.monotonic() - startedMonotonic) / 1000),
       version: VERSION,
     };
   }
@@ -134,6 +141,7 @@ export function createDaemon(options: DaemonOptions) {
     dockerReachable: () => requirePool().health().docker,
     projectValid: () => requirePool().health().projectValid,
     clock,
+    monotonic: poolClock.monotonic,
   });
 
   const rpcDeps = {
@@ -283,6 +291,20 @@ export function createDaemon(options: DaemonOptions) {
     }, config.syncIntervalSeconds * 1000);
   }
 
+  /**
+   * Notices wall-clock steps: the pool moves to the new wall time with every time it keeps shifted
+   * alike (PoolClock.resync), so what it shows is the host's time and what it measures is unchanged.
+   */
+  function watchClock(): void {
+    clockTimer = setInterval(() => {
+      const step = poolClock.resync();
+      if (step === undefined) return;
+      requirePool().clockStepped(step);
+      log.info(`clock: the wall clock stepped ${step > 0 ? 'forward' : 'back'} ${(Math.abs(step) / 1000).toFixed(1)} s; grace periods, busy holds and waits are measured on the monotonic clock and keep their length`);
+    }, CLOCK_CHECK_MS);
+    clockTimer.unref();
+  }
+
   /** Follows `docker events` for the project while the stream is up; restarts it with backoff when it drops. */
   async function followDockerEvents(): Promise<void> {
     const signal = lifetime.signal;
@@ -290,7 +312,7 @@ export function createDaemon(options: DaemonOptions) {
     if (events === undefined) return;
     let backoff = EVENTS_BACKOFF_MIN_MS;
     while (!signal.aborted) {
-      const since = clock();
+      const since = poolClock.monotonic();
       // Whatever changed before this stream attached (a compose command left by a killed daemon,
       // say) sends no event to it: look once more, just after it attaches.
       scheduleReconcile();
@@ -301,7 +323,7 @@ export function createDaemon(options: DaemonOptions) {
         onError('following docker events', error);
       }
       if (signal.aborted) return;
-      if (clock() - since > EVENTS_BACKOFF_MAX_MS) backoff = EVENTS_BACKOFF_MIN_MS;
+      if (poolClock.monotonic() - since > EVENTS_BACKOFF_MAX_MS) backoff = EVENTS_BACKOFF_MIN_MS;
       log.info(`docker events stream ended; reconnecting in ${backoff / 1000} s`);
       await sleep(backoff, undefined, { signal }).catch(() => {});
       backoff = Math.min(backoff * 2, EVENTS_BACKOFF_MAX_MS);
@@ -384,6 +406,8 @@ export function createDaemon(options: DaemonOptions) {
       let loaded;
       try {
         // Without a writable POOL_DIR the pool cannot keep its state across a crash: refuse to start, saying why.
+        // state.json's times are wall times: a step since the daemon began is taken up before they are read.
+        poolClock.resync();
         loaded = await store.load(clock());
         await ensureActivityDir(config.poolDir);
         await access(config.poolDir, constants.W_OK);
@@ -420,6 +444,7 @@ export function createDaemon(options: DaemonOptions) {
         settingsOf(config),
         project.services,
       );
+      watchClock();
 
       statusPage = await loadStatusPage().catch((error: unknown) => {
         log.error(`status page unavailable: ${describeError(error)}`);
@@ -465,6 +490,7 @@ export function createDaemon(options: DaemonOptions) {
       lifetime.abort();
       clearTimeout(syncTimer);
       clearTimeout(debounceTimer);
+      clearInterval(clockTimer);
       // Clients waiting for a slot get an answer before the servers close.
       pool?.dismissWaiters();
       const servers = [...bridges.values(), ...(socketServer ? [socketServer] : [])];

@@ -18,9 +18,9 @@ export interface MetricsDeps {
   readonly dockerReachable: () => boolean;
   /** False while the project's definition cannot start anything (a compose file that does not load). */
   readonly projectValid: () => boolean;
-  /** Wall clock (epoch ms): reconcile lag and error timestamps. */
+  /** The pool's time (epoch ms): error timestamps. */
   readonly clock: () => number;
-  /** Monotonic milliseconds for durations, which a wall clock that jumps would distort. */
+  /** Monotonic milliseconds for durations (reconcile lag, Docker timings), which a wall clock that steps would distort. */
   readonly monotonic?: () => number;
 }
 
@@ -33,7 +33,7 @@ export function createMetrics(deps: MetricsDeps) {
   const monotonic = deps.monotonic ?? (() => performance.now());
   const registry = new Registry();
   const registers = [registry];
-  const since = deps.clock();
+  const since = monotonic();
   let lastReconcileAt: number | undefined;
   // Heartbeats are the hot path (tens of thousands a second under load): a plain integer there,
   // folded into the counter when it is scraped.
@@ -88,7 +88,7 @@ export function createMetrics(deps: MetricsDeps) {
     help: 'Seconds since the last successful reconcile (since start-up before the first one).',
     registers,
     collect() {
-      this.set(reconcileLagSeconds(lastReconcileAt, since, deps.clock()));
+      this.set(reconcileLagSeconds(lastReconcileAt, since, monotonic()));
     },
   });
   const lastErrorTime = new Gauge({
@@ -176,7 +176,7 @@ export function createMetrics(deps: MetricsDeps) {
     },
 
     reconciled(): void {
-      lastReconcileAt = deps.clock();
+      lastReconcileAt = monotonic();
       reconciles.inc({ outcome: 'ok' });
     },
 

@@ -32,6 +32,8 @@ import {
   withoutWaiters,
   recordHeartbeat,
   reconcile,
+  shiftQueue,
+  shiftState,
   startFailed,
   startSucceeded,
   statusView,
@@ -76,6 +78,7 @@ export interface PoolDeps {
   readonly readActivity: (agents: readonly string[], now: number) => Promise<ReadonlyMap<string, number>>;
   readonly onEvent: (event: PoolEvent) => void;
   readonly onError: (what: string, error: unknown) => void;
+  /** The pool's time (PoolClock): epoch ms, moved only by the monotonic clock between `clockStepped` calls. */
   readonly clock: () => number;
 }
 
@@ -487,7 +490,18 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
       dirty = true;
       serveQueue();
     },
-    /** Stops the flush timer after a last flush; waits for operations in flight. */
+    /**
+     * The pool's clock moved to a stepped wall clock (PoolClock.resync): every time kept moves the
+     * same way, so no grace period, busy hold, wait or throttle is lengthened or cut short.
+     */
+    clockStepped(deltaMs: number) {
+      state = shiftState(state, deltaMs);
+      queue = shiftQueue(queue, deltaMs);
+      for (const [id, client] of waiting) waiting.set(id, { ...client, since: client.since + deltaMs });
+      catalogueCheckedAt += deltaMs;
+      dirty = true;
+      armQueueWake();
+    },
     /** Answers every waiting request with an error (the daemon is stopping) and empties the line. */
     dismissWaiters() {
       clearTimeout(wakeTimer);
@@ -497,6 +511,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
       }
       queue = emptyQueue;
     },
+    /** Stops the flush timer after a last flush; waits for operations in flight. */
     async close() {
       clearInterval(flushTimer);
       await Promise.allSettled([...starts.values(), ...stops.values()]);

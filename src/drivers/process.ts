@@ -150,11 +150,11 @@ export function createProcessDriver(options: ProcessDriverOptions) {
    * runs may still be shutting down gracefully.
    */
   const waitGone = async (record: ProcessPidFile, timeoutMs: number): Promise<boolean> => {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       if (!(await isAlive(record)) && !(await groupAlive(record.pid))) return true;
-      if (Date.now() >= deadline) return false;
-      await sleep(Math.min(STOP_POLL_MS, Math.max(1, deadline - Date.now())));
+      if (performance.now() >= deadline) return false;
+      await sleep(Math.min(STOP_POLL_MS, Math.max(1, deadline - performance.now())));
     }
   };
 

@@ -84,11 +84,11 @@ export function createSwarmDriver(options: SwarmDriverOptions) {
 
   /** Resolves once no task of the service holds a container; throws when that takes longer than `timeoutMs`. */
   const untilGone = async (service: string, timeoutMs: number): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const live = (await serviceTasks(service)).find((t) => LIVE_STATES.has(t.state));
       if (live === undefined) return;
-      if (Date.now() > deadline) {
+      if (performance.now() > deadline) {
         throw new DriverError(
           `${service}: its task is still ${live.state.toLowerCase()}${live.node ? ` on ${live.node}` : ''} ${Math.round(timeoutMs / 1000)} s after scaling to 0 (swarm stops a task within the service's stop_grace_period, then kills it; is the node down?)`,
           [options.dockerBin, ...scaleArgv(service, 0)], undefined, '',
@@ -173,11 +173,11 @@ export function createSwarmDriver(options: SwarmDriverOptions) {
         besideProbe(options.dockerBin, async (signal) => {
           const before = new Set((await serviceTasks(service, signal)).map((t) => t.id));
           await docker(scaleArgv(service, 1), QUERY_TIMEOUT_MS, signal);
-          const deadline = Date.now() + startTimeoutMs;
+          const deadline = performance.now() + startTimeoutMs;
           for (;;) {
             const tasks = await serviceTasks(service, signal);
             if (tasks.some((t) => t.state === 'Running' && t.desired === 'Running')) return;
-            const problem = startProblem(tasks, before) ?? (Date.now() > deadline ? { message: `task not running after ${startTimeoutMs / 1000} s`, said: '' } : undefined);
+            const problem = startProblem(tasks, before) ?? (performance.now() > deadline ? { message: `task not running after ${startTimeoutMs / 1000} s`, said: '' } : undefined);
             if (problem !== undefined) {
               // Back to 0 before the slot is given up: left at 1, the scheduler would place the task
               // later, behind the pool's back. Should that fail too, a later reconcile adopts or drops it.
@@ -252,7 +252,7 @@ export function createSwarmDriver(options: SwarmDriverOptions) {
           if (typeof got === 'symbol') {
             // An engine that stops answering ends the events stream too; until then, keep waiting.
             const pending = await unconverged(stream).catch(() => undefined);
-            const now = Date.now();
+            const now = performance.now();
             for (const [agent, until] of settling) {
               if (now <= until && (pending === undefined || pending.has(agent) || operating.has(agent))) continue;
               settling.delete(agent);
@@ -265,7 +265,7 @@ export function createSwarmDriver(options: SwarmDriverOptions) {
           const [name = '', action] = got.value;
           const agent = agentOf(name);
           if (agent === undefined || !action) continue;
-          settling.set(agent, Date.now() + CONVERGE_WAIT_MS);
+          settling.set(agent, performance.now() + CONVERGE_WAIT_MS);
           yield { agent, action };
         }
       } finally {

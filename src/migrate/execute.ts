@@ -207,18 +207,18 @@ async function unitState(unit: string, systemctl: Systemctl): Promise<string> {
 async function killUnit(unit: string, deps: ExecuteDeps): Promise<void> {
   if (!LIVE_STATES.has(await unitState(unit, deps.systemctl))) return;
   await systemctlOrThrow(deps.systemctl, ['kill', '--kill-whom=all', '--signal=SIGKILL', unit]);
-  const deadline = Date.now() + (deps.killTimeoutMs ?? 15_000);
+  const deadline = performance.now() + (deps.killTimeoutMs ?? 15_000);
   for (;;) {
     const state = await unitState(unit, deps.systemctl);
     if (!LIVE_STATES.has(state)) return;
-    if (Date.now() > deadline) throw new Error(`${unit} is still ${state} after SIGKILL`);
+    if (performance.now() > deadline) throw new Error(`${unit} is still ${state} after SIGKILL`);
     await deps.sleep(POLL_MS);
   }
 }
 
 /** Waits for the daemon to answer and list every agent the old state.json had running; those it still lacks at the deadline are warnings. */
 async function checkAgents(socket: string, expected: readonly string[], deps: ExecuteDeps): Promise<string[]> {
-  const deadline = Date.now() + (deps.agentsTimeoutMs ?? 60_000);
+  const deadline = performance.now() + (deps.agentsTimeoutMs ?? 60_000);
   let lastError: unknown;
   let missing: string[] | undefined;
   let said = '';
@@ -232,7 +232,7 @@ async function checkAgents(socket: string, expected: readonly string[], deps: Ex
     } catch (error) {
       lastError = error;
     }
-    if (Date.now() > deadline) break;
+    if (performance.now() > deadline) break;
     await deps.sleep(POLL_MS * 5);
   }
   if (missing === undefined) throw new Error(`the daemon did not answer on ${socket}: ${(lastError as Error | undefined)?.message ?? 'no reply'}`);

@@ -93,13 +93,18 @@ export async function launchTestDaemon(backend: TestBackend, options: Omit<TestD
       POOL_SOCKET: socketPath,
     },
   });
+  // Time that passes moves both clocks; a step (NTP, date -s) moves only the wall clock.
   let offsetMs = 0;
+  let stepMs = 0;
   const logs: string[] = [];
   const record = (line: string) => {
     logs.push(line);
     if (process.env.POOL_TEST_LOGS) console.log(line);
   };
-  const daemon = createDaemon({ config, log: { info: record, error: record }, clock: () => Date.now() + offsetMs });
+  const daemon = createDaemon({ config, log: { info: record, error: record }, clock: {
+    wall: () => Date.now() + offsetMs + stepMs,
+    monotonic: () => performance.now() + offsetMs,
+  } });
   await daemon.start();
   const url = daemon.bridgeUrl();
   const client = createPoolClient({ socketPath });
@@ -113,11 +118,16 @@ export async function launchTestDaemon(backend: TestBackend, options: Omit<TestD
     client,
     logs,
     config,
-    /** Moves the daemon's clock forward (seconds). */
+    /** Lets time pass for the daemon (seconds): both its clocks move. */
     advance(seconds: number) {
       offsetMs += seconds * 1000;
     },
-    now: () => Date.now() + offsetMs,
+    /** Steps the daemon's wall clock (seconds, negative: back) and leaves its monotonic clock alone. */
+    stepWall(seconds: number) {
+      stepMs += seconds * 1000;
+    },
+    /** The daemon's wall clock. */
+    now: () => Date.now() + offsetMs + stepMs,
     async http(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpReply> {
       const res = await fetch(`${url}${path}`, {
         method,
