@@ -202,3 +202,17 @@ export function loadConfig({ file = {}, env = {}, cwd }: ConfigSources): PoolCon
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
+
+/** What a reload (SIGHUP) cannot apply: the daemon bound, opened or sized these at start-up. */
+const FIXED_ON_RELOAD = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster', 'swarmStack', 'eventLogMaxBytes', 'eventLogFiles', 'readyTimeoutSeconds'] as const;
+
+/** A reload's configuration: `next` where a reload may change it, `current` elsewhere; `unapplied` names the fields that changed but need a restart. */
+export function reloadConfig(current: PoolConfig, next: PoolConfig): { readonly config: PoolConfig; readonly unapplied: readonly string[] } {
+  const unapplied = FIXED_ON_RELOAD.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
+  return { config: { ...next, ...Object.fromEntries(FIXED_ON_RELOAD.map((key) => [key, current[key]])) }, unapplied };
+}
+
+/** The configuration as logs and config views show it: secrets only as `(set)`. */
+export function redactConfig(config: PoolConfig): Record<string, unknown> {
+  return { ...config, token: config.token === undefined ? undefined : '(set)' };
+}
