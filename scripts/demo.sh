@@ -40,7 +40,7 @@ cleanup() {
   poolctl shutdown --stop-agents >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   [ "$driver" = compose ] && docker compose down -t 0 >/dev/null 2>&1
-  rm -rf pool/state.json pool/roster.json pool/events.jsonl pool/activity pool/processes
+  rm -rf pool/state.json pool/roster.json pool/events.jsonl pool/activity pool/shared pool/processes
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do
