@@ -10,5 +10,6 @@ export * from './event-text.js';
 export * from './time-text.js';
 export * from './queue.js';
 export * from './clock.js';
+export type * from './pool-service.js';
 export * from './metrics.js';
 export * from './doctor.js';

@@ -10,7 +10,7 @@ import { createLiveStreams } from '../bridge/live.js';
 import { type PreparedReply, loadStatusPage, pageUnavailableReply } from '../bridge/page.js';
 import { createBridgeServer } from '../bridge/server.js';
 import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, formatWireTime, parseWireTime } from '../contract/index.js';
-import { ClientGoneError, parseAutostart, rulesFromConfig } from '../core/index.js';
+import { ClientGoneError, type PoolService, type PoolSettings, parseAutostart, rulesFromConfig } from '../core/index.js';
 import { type OpenedDriver, ProjectDirError, describeBackend, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
@@ -24,7 +24,7 @@ import { createMetrics } from './metrics.js';
 import { type Clock, createPoolClock, systemClock } from './clock.js';
 import { claimProject, ownerLockName } from './owner-lock.js';
 import type { Notifier } from './notify.js';
-import { type Pool, type PoolSettings, createPool } from './pool.js';
+import { createPool } from './pool/service.js';
 
 export const VERSION = '0.1.0';
 export const AUTOSTART_FILE = 'autostart.txt';
@@ -86,7 +86,7 @@ export function createDaemon(options: DaemonOptions) {
   /** Held from start-up to the end of `stop`: this daemon owns the project on this host. */
   let projectLock: NetServer | undefined;
   let opened: OpenedDriver | undefined;
-  let pool: Pool | undefined;
+  let pool: PoolService | undefined;
   let eventLog: EventLog | undefined;
   /** Default-bind addresses that could not be listened on, so each is reported once, not every reconcile. */
   const unbindable = new Set<string>();
@@ -119,7 +119,7 @@ export function createDaemon(options: DaemonOptions) {
     };
   }
 
-  function requirePool(): Pool {
+  function requirePool(): PoolService {
     if (pool === undefined) throw new Error('daemon not started');
     return pool;
   }

@@ -1,5 +1,5 @@
 import type { DiagnosticsReply, EventsQuery, EventsReply, HealthReply, MetricsInput, MetricsReply, PoolEvent } from '../contract/index.js';
-import type { Pool } from '../daemon/pool.js';
+import type { PoolOperations } from '../core/index.js';
 
 /** Where the operations report their outcomes, and how the metrics are read. */
 export interface OperationMetrics {
@@ -12,7 +12,7 @@ export interface OperationMetrics {
 
 /** What the procedures need, injected: the socket's router and the HTTP bridge both run on it. */
 export interface RpcDeps {
-  readonly pool: Pool;
+  readonly pool: PoolOperations;
   readonly health: () => HealthReply;
   readonly metrics: OperationMetrics;
   /** What the running daemon says about itself (where the bridge listens). */

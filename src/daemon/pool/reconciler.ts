@@ -1,0 +1,95 @@
+import type { PoolEventType } from '../../contract/index.js';
+import { type AgentDriver, type PoolRules, applyActivityMarks, reconcile } from '../../core/index.js';
+import type { CatalogueCell } from './catalogue.js';
+import type { InFlight } from './in-flight.js';
+import type { StateCell } from './state-cell.js';
+
+export interface ReconcilerDeps {
+  readonly driver: AgentDriver;
+  readonly cell: StateCell;
+  readonly inFlight: InFlight;
+  readonly catalogue: CatalogueCell;
+  /** Activity marks of the given agents (the pool's), as of `now`. */
+  readonly readActivity: (agents: readonly string[], now: number) => Promise<ReadonlyMap<string, number>>;
+  readonly rules: () => PoolRules;
+  readonly clock: () => number;
+  readonly emit: (type: PoolEventType, agent: string, by: string, extra: { reason: string }) => void;
+  readonly onError: (what: string, error: unknown) => void;
+  /** A slot may have come free: the wait line is served. */
+  readonly slotsChanged: () => void;
+  /** Stops an agent over the cap, sharing a stop already in flight. */
+  readonly stopOverCap: (agent: string) => Promise<void>;
+}
+
+/** Brings the pool's state in line with what Docker runs (core `reconcile`); runs coalesce. */
+export interface Reconciler {
+  /** Runs a reconcile now, or once more right after the one in progress; concurrent callers share it. */
+  run(): Promise<void>;
+  /** Resolves once no reconcile is running (at once when none is); never rejects. */
+  idle(): Promise<void>;
+  /** Whether the last listing succeeded, and why not. */
+  docker(): { readonly ok: boolean; readonly reason?: string };
+}
+
+export function createReconciler(deps: ReconcilerDeps): Reconciler {
+  let docker: { ok: boolean; reason?: string } = { ok: true };
+  let running: Promise<void> | undefined;
+  let again = false;
+
+  async function once(): Promise<void> {
+    const listedAt = deps.inFlight.mark();
+    try {
+      // Marks before the listing: the listing is judged against the state as soon as it arrives.
+      const marks = await deps.readActivity([...deps.cell.get().agents.keys()], deps.clock()).catch((error: unknown) => {
+        deps.onError('reading activity marks', error);
+        return new Map<string, number>();
+      });
+      const observed = await deps.driver.list();
+      docker = { ok: true };
+      // So that health says so even while nobody asks for a start.
+      await deps.catalogue.checkDefinition();
+      // An agent whose operation settled after the listing was taken is judged on the pool's word, not the listing's.
+      const busy = deps.inFlight.busySince(listedAt);
+      const before = deps.cell.get();
+      const result = reconcile(applyActivityMarks(before, marks), observed, deps.clock(), deps.rules(), busy);
+      const changed = result.lost.length + result.adopted.length + result.stopped.length + result.stop.length > 0;
+      if (result.state !== before) deps.cell.touched();
+      deps.cell.set(result.state);
+      deps.slotsChanged();
+      for (const { agent, reason } of result.lost) deps.emit('lost', agent, 'reconcile', { reason });
+      for (const agent of result.adopted) deps.emit('adopted', agent, 'reconcile', { reason: 'running container not in state' });
+      for (const agent of result.stopped) deps.emit('stopped', agent, 'reconcile', { reason: 'stop completed before a restart' });
+      const stopping = result.stop.map((agent) => deps.stopOverCap(agent));
+      if (changed) await deps.cell.persist();
+      await Promise.allSettled(stopping);
+    } catch (error) {
+      docker = { ok: false, reason: (error as Error).message };
+      throw error;
+    }
+  }
+
+  return {
+    run() {
+      if (running !== undefined) {
+        again = true;
+        return running;
+      }
+      const loop = async () => {
+        try {
+          do {
+            again = false;
+            await once();
+          } while (again);
+        } finally {
+          running = undefined;
+        }
+      };
+      running = loop();
+      return running;
+    },
+    idle: async () => {
+      await running?.catch(() => {});
+    },
+    docker: () => docker,
+  };
+}
