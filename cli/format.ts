@@ -1,5 +1,5 @@
 import type { PoolEvent } from '../src/contract/api.js';
-import { formatEvent } from '../src/core/event-text.js';
+import { formatEvent } from '../src/text/event.js';
 
 /** Left-aligned columns separated by two spaces, a header row first. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {

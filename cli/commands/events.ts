@@ -2,7 +2,7 @@ import { Command, Option } from 'clipanion';
 import type { PoolEvent } from '../../src/contract/api.js';
 import { MAX_EVENTS_LIMIT, TRANSITIONAL_EVENT_TYPES } from '../../src/contract/constants.js';
 import { formatWireTime, parseDuration, parseWireTime } from '../../src/contract/time.js';
-import { notIn } from '../../src/core/event-text.js';
+import { notIn } from '../../src/text/event.js';
 import { EXIT, PoolCommand } from '../base.js';
 import { describeEvent } from '../format.js';
 

@@ -1,7 +1,7 @@
 import { Command } from 'clipanion';
 import type { AgentView, StatusReply } from '../../src/contract/api.js';
 import { EXIT, PoolCommand } from '../base.js';
-import { ago, left } from '../../src/core/time-text.js';
+import { ago, left } from '../../src/text/relative-time.js';
 import { table } from '../format.js';
 
 /** `yes`, or why not and until when: `no (busy, 12m left)`, `no (pinned)`. */

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { type PoolEvent, type StatusReply, TRANSITIONAL_EVENTS } from '../contract/index.js';
-import { notIn } from '../core/event-text.js';
+import { notIn } from '../text/event.js';
 import { send, toJson } from './json.js';
 
 /** What the live stream shows, injected by the daemon. */

@@ -6,8 +6,6 @@ export * from './autostart.js';
 export * from './views.js';
 export * from './errors.js';
 export type * from './driver.js';
-export * from './event-text.js';
-export * from './time-text.js';
 export * from './queue.js';
 export * from './clock.js';
 export type * from './pool-service.js';

@@ -17,7 +17,7 @@ import { appRouter } from '../rpc/routers/_app.js';
 import { createRpcServer } from '../rpc/server.js';
 import { listenOnSocket } from '../rpc/socket.js';
 import { type EventLog, createActivityReader, createEventLog, createRosterWriter, createStateStore, ensureActivityDir } from '../store/index.js';
-import { formatEvent } from '../core/event-text.js';
+import { formatEvent } from '../text/event.js';
 import { TIMELINE_MAX_EVENTS, TIMELINE_WINDOW_MS } from '../ui/view.js';
 import { type Logger, describeError } from './log.js';
 import { createMetrics } from './metrics.js';

@@ -1,5 +1,9 @@
 import type { PoolEvent } from '../contract/api.js';
 
+// src/text/: the words people read for the contract's shapes, shared by poolctl, the status page
+// and the daemon's log. It imports nothing of ours but the contract's types, so that poolctl's
+// cold start and the page's browser bundle can take it without the pool's core.
+
 /** One pool event as a line for people: `evicted software-engineer for cfo (by ceo; least recently active)`. */
 export function formatEvent(event: PoolEvent): string {
   const detail = [`by ${event.by}`, event.reason].filter(Boolean).join('; ');

@@ -1,6 +1,6 @@
 import type { AgentView, PoolEvent, QueueEntryView, StatusReply } from '../contract/api.js';
-import { formatEvent } from '../core/event-text.js';
-import { ago, left } from '../core/time-text.js';
+import { formatEvent } from '../text/event.js';
+import { ago, left } from '../text/relative-time.js';
 
 /**
  * What the status page shows, decided here as plain data (no DOM, no clock of its own) so it is

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { AgentView, PoolEvent, StatusReply } from '../../src/contract/index.js';
 import { sseFrame } from '../../src/bridge/live.js';
-import { notIn } from '../../src/core/event-text.js';
+import { notIn } from '../../src/text/event.js';
 import { contentSecurityPolicy, loadStatusPage, pageUnavailableReply } from '../../src/bridge/page.js';
-import { ago, left } from '../../src/core/time-text.js';
+import { ago, left } from '../../src/text/relative-time.js';
 import {
   agentRows,
   connectionText,
