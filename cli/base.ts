@@ -1,7 +1,6 @@
 import { Command, Option } from 'clipanion';
-import { DaemonUnreachableError, PermissionDeniedError } from '../sdk/errors.js';
+import { DaemonUnreachableError, PermissionDeniedError, PoolError, replyForError } from '../sdk/errors.js';
 import { type PoolClient, createPoolClient } from '../sdk/client.js';
-import { PoolError, replyForError } from '../src/core/errors.js';
 import { AGENT_NAME_PATTERN } from '../src/contract/pattern.js';
 
 /** SPEC §4 exit codes. */

@@ -1,5 +1,8 @@
 import { DriverError, ForbiddenAgentError, PoolFullError, UnknownAgentError } from '../src/core/errors.js';
 
+// poolctl takes the pool's errors and their one reply mapping from here, as it takes all else from the SDK.
+export { PoolError, replyForError } from '../src/core/errors.js';
+
 /** The daemon's socket does not answer: not running, or the path is wrong. */
 export class DaemonUnreachableError extends Error {
   override name = 'DaemonUnreachableError';

@@ -4,7 +4,6 @@ export * from '../src/contract/index.js';
 export { DriverError, ForbiddenAgentError, PoolError, PoolFullError, UnknownAgentError } from '../src/core/errors.js';
 export { DaemonUnreachableError, PermissionDeniedError } from './errors.js';
 export { DEFAULT_SOCKET, type PoolClient, type PoolClientOptions, createPoolClient } from './client.js';
-export { type DiagnoseOptions, diagnose } from './doctor.js';
 export {
   BridgeHttpError,
   BridgeProtocolError,

@@ -33,8 +33,8 @@ export class DoctorCommand extends PoolCommand {
   config = Option.String('--config', { description: 'The pool.env to check (default: $POOL_ENV, ./pool.env, /etc/openclaw-pool/pool.env)' });
 
   protected async run(): Promise<number> {
-    // Loaded here only: zod, execa and the drivers would add to every other command's start-up.
-    const { diagnose } = await import('../../sdk/doctor.js');
+    // Loaded here only: zod, the config reader and the drivers would add to every other command's start-up.
+    const { diagnose } = await import('../../src/doctor/diagnose.js');
     const report = await diagnose({
       ...(this.config !== undefined && { configPath: this.config }),
       ...(this.socket !== undefined && { socketPath: this.socket }),

@@ -1,7 +1,11 @@
+// poolctl doctor's probes, outside the SDK: they read pool.env with the daemon's own reader and open
+// its drivers, so that each verdict is about what the daemon would do, and a host script importing
+// openclaw-pool/sdk loads none of that. Like `openclaw-pool migrate` (src/migrate/), a host tool that
+// needs no running daemon; poolctl imports it only when `doctor` runs.
 import { constants } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { access, lstat, readFile, stat } from 'node:fs/promises';
-import { ConfigError, type DiagnosticsReply, type DoctorCheck, type DoctorReport, type PoolConfig } from '../src/contract/index.js';
+import { ConfigError, type DiagnosticsReply, type DoctorCheck, type DoctorReport, type PoolConfig } from '../contract/index.js';
 import {
   type DaemonFacts,
   type DirFacts,
@@ -21,13 +25,13 @@ import {
   sizingCheck,
   skipped,
   socketCheck,
-} from '../src/core/doctor.js';
-import { UnreadableConfigError, readConfig } from '../src/daemon/config.js';
-import { composeVersion } from '../src/drivers/compose.js';
-import { engineVersion } from '../src/drivers/docker.js';
-import { type OpenedDriver, describeBackend, openDriver } from '../src/drivers/index.js';
-import { resolveGroup } from '../src/rpc/socket.js';
-import { DEFAULT_SOCKET, createPoolClient } from './client.js';
+} from '../core/doctor.js';
+import { UnreadableConfigError, readConfig } from '../daemon/config.js';
+import { composeVersion } from '../drivers/compose.js';
+import { engineVersion } from '../drivers/docker.js';
+import { type OpenedDriver, describeBackend, openDriver } from '../drivers/index.js';
+import { resolveGroup } from '../rpc/socket.js';
+import { DEFAULT_SOCKET, createPoolClient } from '../../sdk/client.js';
 
 /** Each Docker question the doctor asks; a healthy engine answers in well under a second. */
 const DOCKER_TIMEOUT_MS = 15_000;
