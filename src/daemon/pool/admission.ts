@@ -1,0 +1,122 @@
+import type { ReleaseReply } from '../../contract/index.js';
+import {
+  DriverError,
+  ForbiddenAgentError,
+  type PoolSettings,
+  PoolFullError,
+  type RequestOptions,
+  type StartReply,
+  UnknownAgentError,
+  decideRelease,
+  decideRequest,
+} from '../../core/index.js';
+import type { AgentWork, Emit } from './agent-work.js';
+import type { CatalogueCell } from './catalogue.js';
+import type { InFlight } from './in-flight.js';
+import type { StateCell } from './state-cell.js';
+
+/** A request or release that keeps finding the agent in transition gives up after this many rounds. */
+const MAX_ROUNDS = 20;
+
+export interface AdmissionDeps {
+  readonly cell: StateCell;
+  readonly inFlight: InFlight;
+  readonly catalogue: CatalogueCell;
+  readonly work: AgentWork;
+  readonly emit: Emit;
+  readonly clock: () => number;
+  readonly settings: () => PoolSettings;
+}
+
+/**
+ * Admission and release as the core decides them: each round decides and reserves in one
+ * synchronous step on the current state, then joins or starts the Docker work the decision calls
+ * for. An agent in transition (a stop to wait for, a start to join) makes another round.
+ */
+export interface Admission {
+  /** Rejects with PoolFullError when the pool is full and nobody can be evicted: the caller may wait in line. */
+  admit(agent: string, requestedBy: string, options?: RequestOptions): Promise<StartReply>;
+  release(agent: string, by: string): Promise<ReleaseReply>;
+  /** The stop in flight of an agent, or, for one left `stopping` by a failed stop, a new one, so nobody waits for ever. */
+  stopInFlight(agent: string, by: string): Promise<void>;
+}
+
+export function createAdmission(deps: AdmissionDeps): Admission {
+  const { cell, inFlight, catalogue, work } = deps;
+  const changingState = (agent: string) => new DriverError(`${agent} kept changing state; try again`, [], undefined, '');
+
+  const stopInFlight = (agent: string, by: string): Promise<void> =>
+    inFlight.stop(agent) ?? inFlight.trackStop(agent, work.stop(agent, 'stopped', by, { reason: 'retrying an unfinished stop' }));
+
+  async function admit(agent: string, requestedBy: string, options: RequestOptions = {}): Promise<StartReply> {
+    let refreshed = false;
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const d = decideRequest(cell.get(), { agent, requestedBy }, deps.clock(), deps.settings().rules, catalogue.current(), options);
+      switch (d.kind) {
+        case 'forbidden':
+          throw new ForbiddenAgentError(agent);
+        case 'unknown_agent':
+          if (!refreshed && (refreshed = true) && (await catalogue.refresh())) continue;
+          throw new UnknownAgentError(agent, d.known);
+        case 'pool_full':
+          throw new PoolFullError(agent);
+        case 'project_invalid':
+          deps.emit('failed', agent, requestedBy, { reason: `not started, nobody evicted: ${d.reason}` });
+          throw new DriverError(d.reason, [], undefined, '');
+        case 'unpause':
+          cell.set(d.state);
+          return await inFlight.trackStart(agent, work.start(agent, requestedBy, undefined, true));
+        case 'already_running':
+          cell.set(d.state);
+          cell.touched();
+          return { status: 'already_running', agent };
+        case 'join_start': {
+          cell.set(d.state);
+          cell.touched();
+          const joined = inFlight.start(agent);
+          if (joined === undefined) throw new Error(`internal: ${agent} is starting with no start in flight`);
+          return await joined;
+        }
+        case 'await_stop':
+          await stopInFlight(agent, requestedBy).catch(() => {});
+          continue;
+        case 'start':
+          cell.set(d.state);
+          return await inFlight.trackStart(agent, work.start(agent, requestedBy));
+        case 'evict': {
+          cell.set(d.state);
+          const stopped = inFlight.trackStop(d.victim, work.stop(d.victim, 'evicted', requestedBy, { for: agent, reason: 'least recently active' }));
+          return await inFlight.trackStart(agent, work.start(agent, requestedBy, { victim: d.victim, stopped }));
+        }
+      }
+    }
+    throw changingState(agent);
+  }
+
+  async function release(agent: string, by: string): Promise<ReleaseReply> {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const d = decideRelease(cell.get(), agent, deps.settings().rules, catalogue.current());
+      switch (d.kind) {
+        case 'forbidden':
+          throw new ForbiddenAgentError(agent);
+        case 'unknown_agent':
+          throw new UnknownAgentError(agent, d.known);
+        case 'not_running':
+          return { status: 'not_running', agent };
+        case 'stop':
+          cell.set(d.state);
+          await inFlight.trackStop(agent, work.stop(agent, 'released', by));
+          return { status: 'stopped', agent };
+        case 'join_stop':
+          await stopInFlight(agent, by);
+          return { status: 'stopped', agent };
+        case 'await_start':
+          await inFlight.start(agent)?.catch(() => {});
+          continue;
+      }
+    }
+    throw changingState(agent);
+  }
+
+  return { admit, release, stopInFlight };
+}

@@ -1,0 +1,83 @@
+import type { PoolEventType, StartedReply } from '../../contract/index.js';
+import { type AgentDriver, DriverError, evictionFailed, startFailed, startSucceeded, stopConfirmed, unpauseFailed } from '../../core/index.js';
+import type { StateCell } from './state-cell.js';
+import type { WaitLine } from './wait-line.js';
+
+export type Extra = { for?: string; reason?: string };
+export type Emit = (type: PoolEventType, agent: string, by: string, extra?: Extra) => void;
+
+export interface AgentWorkDeps {
+  readonly driver: AgentDriver;
+  readonly cell: StateCell;
+  readonly line: WaitLine;
+  readonly emit: Emit;
+  readonly clock: () => number;
+  readonly stopTimeoutMs: () => number;
+}
+
+/**
+ * The Docker work of a decision already taken and reserved: a stop or a start, run outside the
+ * decision's synchronous step with the slot held, and the transition its outcome calls for. Every
+ * outcome that frees a slot serves the wait line before it is saved.
+ */
+export interface AgentWork {
+  /** Stops the agent; on a failure it stays `stopping` and counted (Docker has not confirmed it is down), and a DriverError is thrown. */
+  stop(agent: string, type: PoolEventType, by: string, extra?: Extra): Promise<void>;
+  /** Starts the agent, after its eviction's stop when it has one; `resume`: its container is paused, unpause it instead. */
+  start(agent: string, by: string, eviction?: { victim: string; stopped: Promise<void> }, resume?: boolean): Promise<StartedReply>;
+}
+
+export function createAgentWork(deps: AgentWorkDeps): AgentWork {
+  const { cell, line, emit } = deps;
+  const asDriverError = (error: unknown, agent: string): DriverError =>
+    error instanceof DriverError ? error : new DriverError(`${agent}: ${(error as Error).message}`, [], undefined, '', { cause: error });
+
+  async function stop(agent: string, type: PoolEventType, by: string, extra: Extra = {}): Promise<void> {
+    emit('stopping', agent, by, extra);
+    try {
+      await deps.driver.stop(agent, deps.stopTimeoutMs());
+    } catch (error) {
+      // Still `stopping`, still counted: Docker has not confirmed it is down. Reconcile retries.
+      emit('failed', agent, by, { reason: `stop failed: ${(error as Error).message}` });
+      await cell.persist();
+      throw asDriverError(error, agent);
+    }
+    cell.set(stopConfirmed(cell.get(), agent));
+    emit(type, agent, by, extra);
+    line.serve();
+    await cell.persist();
+  }
+
+  async function start(agent: string, by: string, eviction?: { victim: string; stopped: Promise<void> }, resume = false): Promise<StartedReply> {
+    if (eviction !== undefined) {
+      try {
+        await eviction.stopped;
+      } catch (error) {
+        cell.set(evictionFailed(cell.get(), eviction.victim, agent));
+        line.serve();
+        await cell.persist();
+        throw asDriverError(error, agent);
+      }
+    }
+    emit('starting', agent, by, resume ? { reason: 'paused: unpausing' } : {});
+    try {
+      if (!resume) await deps.driver.start(agent);
+      else if (deps.driver.unpause !== undefined) await deps.driver.unpause(agent);
+      else throw new Error('its container is paused and this backend cannot unpause it');
+    } catch (error) {
+      // A paused container is still there: it keeps its slot. A start that failed leaves nothing.
+      const state = cell.get();
+      cell.set(resume ? unpauseFailed(state, agent) : startFailed(state, agent));
+      emit('failed', agent, by, { reason: `${resume ? 'unpause' : 'start'} failed: ${(error as Error).message}` });
+      line.serve();
+      await cell.persist();
+      throw asDriverError(error, agent);
+    }
+    cell.set(startSucceeded(cell.get(), agent, deps.clock()));
+    emit('started', agent, by, eviction !== undefined ? { reason: `evicted ${eviction.victim}` } : resume ? { reason: 'unpaused' } : {});
+    await cell.persist();
+    return eviction === undefined ? { status: 'started', agent } : { status: 'started', agent, evicted: eviction.victim };
+  }
+
+  return { stop, start };
+}
