@@ -2,49 +2,9 @@ import { z } from 'zod';
 import { ConfigError } from './env-file.js';
 import { AGENT_NAME_PATTERN } from './names.js';
 
-/** The daemon's configuration (SPEC §6), after defaults and environment overrides. */
-export interface PoolConfig {
-  maxAgents: number;
-  port: number;
-  /** Addresses the bridge listens on; undefined = loopback plus the agents' Docker network gateways. */
-  bind: string[] | undefined;
-  evictGraceSeconds: number;
-  syncIntervalSeconds: number;
-  heartbeatIntervalSeconds: number;
-  composeDir: string;
-  composeProject: string | undefined;
-  poolDir: string;
-  maxBodySize: number;
-  socketPath: string;
-  socketGroup: string | undefined;
-  infraServices: string[];
-  pinnedAgents: string[];
-  stopTimeoutSeconds: number;
-  token: string | undefined;
-  logFile: string | undefined;
-  dockerBin: string;
-  /**
-   * `compose` (the product on one host), `swarm` (agents as services of a Docker Swarm stack, on
-   * several hosts) or `process` (agents as local processes, for trying it without Docker).
-   */
-  driver: 'compose' | 'swarm' | 'process';
-  /** The process driver's roster: agent → command (default `$COMPOSE_DIR/agents.json`). */
-  processRoster: string;
-  /** The swarm driver's stack (`docker stack deploy ... <stack>`); required with `POOL_DRIVER=swarm`. */
-  swarmStack: string | undefined;
-  /** Longest busy hold a heartbeat may ask for. */
-  busyMaxSeconds: number;
-  /** Most distinct agents waiting for a slot at once. */
-  queueMax: number;
-  /** How long a start waits for a service's healthcheck to pass. */
-  readyTimeoutSeconds: number;
-  eventLogMaxBytes: number;
-  eventLogFiles: number;
-}
-
 export { ConfigError, DEFAULT_ENV_FILES, parseEnvFile, socketFromEnvFile } from './env-file.js';
 
-// ---- variables, defaults and validation ----
+// ---- value schemas over the raw strings of pool.env ----
 
 const int = (min: number, max: number) =>
   z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number').min(min, `expected at least ${min}`).max(max, `expected at most ${max}`);
@@ -58,40 +18,101 @@ const addressList = z
   .transform((text) => text.split(',').map((s) => s.trim()).filter((s) => s !== ''))
   .pipe(z.array(z.union([z.ipv4(), z.ipv6()], 'expected comma-separated IP addresses')).min(1, 'expected at least one address'));
 const text = z.string().min(1);
+const underComposeDir = (name: string) => ({ composeDir }: DefaultContext) => `${composeDir.replace(/\/+$/, '')}/${name}`;
 
-/** Each variable: its schema over the raw string and the default's raw string (undefined = unset). */
+export interface DefaultContext {
+  /** The directory that stands for COMPOSE_DIR when it is not set. */
+  readonly cwd: string;
+  /** COMPOSE_DIR as loaded: declared before the variables whose defaults live under it. */
+  readonly composeDir: string;
+}
+
+/** One pool.env variable: everything the daemon, its reload, its views and the README know of it. */
+export interface VariableSpec {
+  /** The `PoolConfig` field it sets. */
+  readonly field: string;
+  /** Parses the raw string; its messages are what an invalid value stops the daemon with. */
+  readonly schema: z.ZodType;
+  /** The raw value that applies when unset; a function for values derived from the directories; absent: the field stays undefined. */
+  readonly default?: string | ((context: DefaultContext) => string);
+  /** The README's words for a default that is no plain value (derived, or what unset means). */
+  readonly shownDefault?: string;
+  /** A reload (SIGHUP) applies a new value. The others were bound, opened or handed out at start-up: a change is logged and waits for a restart. */
+  readonly reloadable: boolean;
+  /** Shown only as `(set)` wherever the configuration is shown (`redactConfig`: the rpc `config` query, which the SDK and doctor read). */
+  readonly secret?: true;
+  /** An empty value is an empty list on purpose (`PINNED_AGENTS=`); for any other variable empty means unset. */
+  readonly emptyIsValue?: true;
+  readonly description: string;
+}
+
+/** Every pool.env variable (SPEC §6), in the README's order. */
 const VARIABLES = {
-  MAX_AGENTS: [int(1, 10_000), '3'],
-  POOL_PORT: [int(0, 65_535), '19000'],
-  POOL_BIND: [addressList, undefined],
-  EVICT_GRACE_SECONDS: [seconds(0), '60'],
-  SYNC_INTERVAL: [seconds(0.1), '15'],
-  HEARTBEAT_INTERVAL: [seconds(1), '30'],
-  COMPOSE_DIR: [text, undefined],
-  COMPOSE_PROJECT: [z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'expected a compose project name (lowercase letters, digits, - and _)'), undefined],
-  POOL_DIR: [text, undefined],
-  MAX_BODY_SIZE: [int(64, 1 << 24), '4096'],
-  POOL_SOCKET: [text, '/run/openclaw-pool/pool.sock'],
-  POOL_SOCKET_GROUP: [text, undefined],
-  INFRA_SERVICES: [nameList, 'gateway,litellm,ollama'],
-  PINNED_AGENTS: [nameList, ''],
-  STOP_TIMEOUT_SECONDS: [seconds(0), '10'],
-  POOL_TOKEN: [text, undefined],
-  LOG_FILE: [text, undefined],
-  DOCKER_BIN: [text, 'docker'],
-  POOL_DRIVER: [z.enum(['compose', 'swarm', 'process'], 'expected compose, swarm or process'), 'compose'],
-  PROCESS_ROSTER: [text, undefined],
-  // Swarm names its services `<stack>_<service>`: the stack name must be a valid start of one.
-  SWARM_STACK: [z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/, 'expected a stack name (letters, digits, - and _, starting with a letter or digit, at most 63 characters)'), undefined],
-  BUSY_MAX_SECONDS: [seconds(0), '3600'],
-  QUEUE_MAX: [int(0, 100_000), '100'],
-  READY_TIMEOUT_SECONDS: [seconds(1), '120'],
-  EVENT_LOG_MAX_BYTES: [int(4096, 2 ** 40), '10485760'],
-  EVENT_LOG_FILES: [int(0, 1000), '5'],
-} as const satisfies Record<string, readonly [z.ZodType, string | undefined]>;
+  MAX_AGENTS: { field: 'maxAgents', schema: int(1, 10_000), default: '3', reloadable: true, description: 'cap on concurrent agent containers (starting, running and stopping count)' },
+  POOL_PORT: { field: 'port', schema: int(0, 65_535), default: '19000', reloadable: false, description: 'port of the HTTP bridge containers call' },
+  POOL_BIND: {
+    field: 'bind',
+    schema: addressList,
+    shownDefault: 'loopback, the gateway of each Docker network the agents use, and the address `host-gateway` resolves to (unless every agent is on `network_mode: host`)',
+    reloadable: false,
+    description: 'addresses the bridge listens on; unset, the list is read from Docker after every reconcile',
+  },
+  EVICT_GRACE_SECONDS: { field: 'evictGraceSeconds', schema: seconds(0), default: '60', reloadable: true, description: 'protection from eviction after any activity' },
+  SYNC_INTERVAL: { field: 'syncIntervalSeconds', schema: seconds(0.1), default: '15', reloadable: true, description: 'seconds between reconciliations with Docker' },
+  // Not reloadable: the roster writer takes it once, at start-up.
+  HEARTBEAT_INTERVAL: { field: 'heartbeatIntervalSeconds', schema: seconds(1), default: '30', reloadable: false, description: 'seconds between container heartbeats, handed to the shims through roster.json' },
+  COMPOSE_DIR: { field: 'composeDir', schema: text, default: ({ cwd }) => cwd, shownDefault: 'working directory', reloadable: false, description: 'the compose project directory' },
+  COMPOSE_PROJECT: {
+    field: 'composeProject',
+    schema: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'expected a compose project name (lowercase letters, digits, - and _)'),
+    shownDefault: "compose's own default",
+    reloadable: false,
+    description: 'the compose project name (`-p`)',
+  },
+  POOL_DIR: { field: 'poolDir', schema: text, default: underComposeDir('pool'), shownDefault: '`$COMPOSE_DIR/pool`', reloadable: false, description: 'where state, activity marks, roster and events live' },
+  MAX_BODY_SIZE: { field: 'maxBodySize', schema: int(64, 1 << 24), default: '4096', reloadable: false, description: 'largest accepted request body, in bytes' },
+  POOL_SOCKET: { field: 'socketPath', schema: text, default: '/run/openclaw-pool/pool.sock', reloadable: false, description: 'Unix socket of the host API' },
+  POOL_SOCKET_GROUP: { field: 'socketGroup', schema: text, reloadable: false, description: 'group of the socket' },
+  INFRA_SERVICES: { field: 'infraServices', schema: nameList, default: 'gateway,litellm,ollama', reloadable: true, emptyIsValue: true, description: 'services never pooled, counted, started or stopped' },
+  PINNED_AGENTS: { field: 'pinnedAgents', schema: nameList, default: '', reloadable: true, emptyIsValue: true, description: 'agents never evicted (they still count)' },
+  STOP_TIMEOUT_SECONDS: { field: 'stopTimeoutSeconds', schema: seconds(0), default: '10', reloadable: true, description: 'graceful stop before kill' },
+  POOL_TOKEN: { field: 'token', schema: text, reloadable: true, secret: true, description: "bearer token required on the bridge's POST endpoints" },
+  // Not reloadable: the logger opens it once, before the daemon starts.
+  LOG_FILE: { field: 'logFile', schema: text, reloadable: false, description: 'a file the log lines are also appended to' },
+  DOCKER_BIN: { field: 'dockerBin', schema: text, default: 'docker', reloadable: false, description: 'the docker CLI (compose v2 as its plugin)' },
+  POOL_DRIVER: {
+    field: 'driver',
+    schema: z.enum(['compose', 'swarm', 'process'], 'expected compose, swarm or process'),
+    default: 'compose',
+    reloadable: false,
+    description: '`compose` (one host), `swarm` (services of a Docker Swarm stack, several hosts) or `process` (local processes, to try it without Docker)',
+  },
+  PROCESS_ROSTER: { field: 'processRoster', schema: text, default: underComposeDir('agents.json'), shownDefault: '`$COMPOSE_DIR/agents.json`', reloadable: false, description: "the process driver's roster: agent → command" },
+  SWARM_STACK: {
+    field: 'swarmStack',
+    // Swarm names its services `<stack>_<service>`: the stack name must be a valid start of one.
+    schema: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$/, 'expected a stack name (letters, digits, - and _, starting with a letter or digit, at most 63 characters)'),
+    reloadable: false,
+    description: "the swarm driver's stack (`docker stack deploy ... <stack>`), required with `POOL_DRIVER=swarm`",
+  },
+  BUSY_MAX_SECONDS: { field: 'busyMaxSeconds', schema: seconds(0), default: '3600', reloadable: true, description: 'longest busy hold a heartbeat may ask for' },
+  QUEUE_MAX: { field: 'queueMax', schema: int(0, 100_000), default: '100', reloadable: true, description: 'most distinct agents waiting for a slot at once' },
+  READY_TIMEOUT_SECONDS: { field: 'readyTimeoutSeconds', schema: seconds(1), default: '120', reloadable: false, description: "how long a start waits for a service's healthcheck to pass" },
+  EVENT_LOG_MAX_BYTES: { field: 'eventLogMaxBytes', schema: int(4096, 2 ** 40), default: '10485760', reloadable: false, description: 'size past which events.jsonl is rotated' },
+  EVENT_LOG_FILES: { field: 'eventLogFiles', schema: int(0, 1000), default: '5', reloadable: false, description: 'rotated event logs kept' },
+} as const satisfies Record<string, VariableSpec>;
 
-export type PoolVariable = keyof typeof VARIABLES;
+type Variables = typeof VARIABLES;
+export type PoolVariable = keyof Variables;
 export const POOL_VARIABLES = Object.keys(VARIABLES) as PoolVariable[];
+
+/** The daemon's configuration (SPEC §6), after defaults and environment overrides: one field per variable, undefined where unset and without a default. */
+export type PoolConfig = {
+  -readonly [N in PoolVariable as Variables[N]['field']]: z.output<Variables[N]['schema']> | (Variables[N] extends { default: unknown } ? never : undefined);
+};
+
+/** The declarations, read-only: the README's table is checked against them. */
+export const POOL_VARIABLE_SPECS: Readonly<Record<PoolVariable, VariableSpec>> = VARIABLES;
 
 /**
  * Names in a pool.env that are none of ours, with the nearest known variable when one is a likely
@@ -136,9 +157,6 @@ function editDistance(a: string, b: string): number {
   return rows[a.length]![b.length]!;
 }
 
-/** Lists may be set to empty on purpose (`PINNED_AGENTS=`); for any other variable empty means unset. */
-const EMPTY_MEANS_EMPTY = new Set<PoolVariable>(['INFRA_SERVICES', 'PINNED_AGENTS']);
-
 export interface ConfigSources {
   /** Values read from pool.env, if any. */
   file?: Record<string, string>;
@@ -150,69 +168,41 @@ export interface ConfigSources {
 
 export function loadConfig({ file = {}, env = {}, cwd }: ConfigSources): PoolConfig {
   const problems: string[] = [];
-  const read = <K extends PoolVariable>(name: K): z.output<(typeof VARIABLES)[K][0]> | undefined => {
-    const [schema, fallback] = VARIABLES[name];
+  const config: Partial<PoolConfig> = {};
+  for (const name of POOL_VARIABLES) {
+    const spec: VariableSpec = VARIABLES[name];
     let raw = env[name] ?? file[name];
-    if (raw === '' && !EMPTY_MEANS_EMPTY.has(name)) raw = undefined;
-    raw ??= fallback;
-    if (raw === undefined) return undefined;
-    const parsed = schema.safeParse(raw);
-    if (parsed.success) return parsed.data as z.output<(typeof VARIABLES)[K][0]>;
-    problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
-    return undefined;
-  };
-
-  const composeDir = read('COMPOSE_DIR') ?? cwd;
-  const config: PoolConfig = {
-    maxAgents: read('MAX_AGENTS') ?? 0,
-    port: read('POOL_PORT') ?? 0,
-    bind: read('POOL_BIND'),
-    evictGraceSeconds: read('EVICT_GRACE_SECONDS') ?? 0,
-    syncIntervalSeconds: read('SYNC_INTERVAL') ?? 0,
-    heartbeatIntervalSeconds: read('HEARTBEAT_INTERVAL') ?? 0,
-    composeDir,
-    composeProject: read('COMPOSE_PROJECT'),
-    poolDir: read('POOL_DIR') ?? `${composeDir.replace(/\/+$/, '')}/pool`,
-    maxBodySize: read('MAX_BODY_SIZE') ?? 0,
-    socketPath: read('POOL_SOCKET') ?? '',
-    socketGroup: read('POOL_SOCKET_GROUP'),
-    infraServices: read('INFRA_SERVICES') ?? [],
-    pinnedAgents: read('PINNED_AGENTS') ?? [],
-    stopTimeoutSeconds: read('STOP_TIMEOUT_SECONDS') ?? 0,
-    token: read('POOL_TOKEN'),
-    logFile: read('LOG_FILE'),
-    dockerBin: read('DOCKER_BIN') ?? 'docker',
-    driver: read('POOL_DRIVER') ?? 'compose',
-    processRoster: read('PROCESS_ROSTER') ?? `${composeDir.replace(/\/+$/, '')}/agents.json`,
-    swarmStack: read('SWARM_STACK'),
-    busyMaxSeconds: read('BUSY_MAX_SECONDS') ?? 0,
-    queueMax: read('QUEUE_MAX') ?? 0,
-    readyTimeoutSeconds: read('READY_TIMEOUT_SECONDS') ?? 0,
-    eventLogMaxBytes: read('EVENT_LOG_MAX_BYTES') ?? 0,
-    eventLogFiles: read('EVENT_LOG_FILES') ?? 0,
-  };
+    if (raw === '' && !spec.emptyIsValue) raw = undefined;
+    raw ??= typeof spec.default === 'function' ? spec.default({ cwd, composeDir: config.composeDir ?? cwd }) : spec.default;
+    const parsed = raw === undefined ? undefined : spec.schema.safeParse(raw);
+    if (parsed?.success === false) problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    // An unset field is there too, as undefined: the config view lists every variable.
+    else (config as Record<string, unknown>)[spec.field] = parsed?.data;
+  }
   if (config.driver === 'swarm' && config.swarmStack === undefined && !problems.some((p) => p.startsWith('SWARM_STACK='))) {
     problems.push('SWARM_STACK is required with POOL_DRIVER=swarm: the name of the stack the agents are deployed in (docker stack deploy -c compose.yaml <name>)');
   }
-  const infra = new Set(config.infraServices);
-  const pinnedInfra = config.pinnedAgents.filter((name) => infra.has(name));
+  const { infraServices = [], pinnedAgents = [] } = config;
+  const pinnedInfra = pinnedAgents.filter((name) => infraServices.includes(name));
   if (pinnedInfra.length > 0) {
-    problems.push(`PINNED_AGENTS=${JSON.stringify(config.pinnedAgents.join(','))}: ${pinnedInfra.join(', ')} also in INFRA_SERVICES, which are never pooled`);
+    problems.push(`PINNED_AGENTS=${JSON.stringify(pinnedAgents.join(','))}: ${pinnedInfra.join(', ')} also in INFRA_SERVICES, which are never pooled`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+  // Every variable with a default set its field; the others may stay undefined.
+  return config as PoolConfig;
 }
 
-/** What a reload (SIGHUP) cannot apply: the daemon bound, opened or sized these at start-up. */
-const FIXED_ON_RELOAD = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster', 'swarmStack', 'eventLogMaxBytes', 'eventLogFiles', 'readyTimeoutSeconds'] as const;
+const fieldsWhere = (test: (spec: VariableSpec) => boolean) => POOL_VARIABLES.filter((name) => test(VARIABLES[name])).map((name) => VARIABLES[name].field);
+const FIXED_ON_RELOAD = fieldsWhere((spec) => !spec.reloadable);
+const SECRETS = fieldsWhere((spec) => spec.secret === true);
 
 /** A reload's configuration: `next` where a reload may change it, `current` elsewhere; `unapplied` names the fields that changed but need a restart. */
 export function reloadConfig(current: PoolConfig, next: PoolConfig): { readonly config: PoolConfig; readonly unapplied: readonly string[] } {
-  const unapplied = FIXED_ON_RELOAD.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
-  return { config: { ...next, ...Object.fromEntries(FIXED_ON_RELOAD.map((key) => [key, current[key]])) }, unapplied };
+  const unapplied = FIXED_ON_RELOAD.filter((field) => JSON.stringify(next[field]) !== JSON.stringify(current[field]));
+  return { config: { ...next, ...Object.fromEntries(FIXED_ON_RELOAD.map((field) => [field, current[field]])) }, unapplied };
 }
 
-/** The configuration as logs and config views show it: secrets only as `(set)`. */
+/** The configuration as logs and config views show it: a secret only as `(set)`. */
 export function redactConfig(config: PoolConfig): Record<string, unknown> {
-  return { ...config, token: config.token === undefined ? undefined : '(set)' };
+  return { ...config, ...Object.fromEntries(SECRETS.map((field) => [field, config[field] === undefined ? undefined : '(set)'])) };
 }

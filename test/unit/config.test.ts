@@ -1,7 +1,7 @@
 import { chmod, chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, describeUnknownVariable, loadConfig, parseEnvFile, socketFromEnvFile, unknownVariables } from '../../src/contract/index.js';
+import { ConfigError, describeUnknownVariable, loadConfig, parseEnvFile, redactConfig, reloadConfig, socketFromEnvFile, unknownVariables } from '../../src/contract/index.js';
 import { readConfig } from '../../src/daemon/config.js';
 import { useTempDir } from '../support/tmp.js';
 
@@ -105,6 +105,35 @@ describe('loadConfig', () => {
   it('reports every bad variable at once', () => {
     const attempt = () => loadConfig({ cwd: '/', env: { MAX_AGENTS: 'x', POOL_PORT: 'y' } });
     expect(attempt).toThrow(expect.objectContaining({ problems: [expect.stringMatching(/^MAX_AGENTS/), expect.stringMatching(/^POOL_PORT/)] }));
+  });
+});
+
+describe('a reload', () => {
+  const running = loadConfig({ cwd: '/srv/agents', env: { MAX_AGENTS: '3', POOL_PORT: '19000' } });
+
+  it('applies what it can change and keeps, and names, what needs a restart', () => {
+    const next = loadConfig({ cwd: '/srv/agents', env: { MAX_AGENTS: '5', POOL_TOKEN: 'new', POOL_PORT: '19001', POOL_BIND: '127.0.0.1', LOG_FILE: '/var/log/pool.log' } });
+    const reloaded = reloadConfig(running, next);
+    expect(reloaded.config).toMatchObject({ maxAgents: 5, token: 'new', port: 19000, bind: undefined, logFile: undefined });
+    expect(reloaded.unapplied).toEqual(['port', 'bind', 'logFile']);
+  });
+
+  it('names nothing when only what it can change changed', () => {
+    const next = loadConfig({ cwd: '/srv/agents', env: { MAX_AGENTS: '1', PINNED_AGENTS: 'ceo', EVICT_GRACE_SECONDS: '5' } });
+    expect(reloadConfig(running, next)).toEqual({ config: next, unapplied: [] });
+  });
+});
+
+describe('the config view', () => {
+  it('shows a secret only as set, and every other value as it is', () => {
+    const config = loadConfig({ cwd: '/srv/agents', env: { POOL_TOKEN: 's3cret', MAX_AGENTS: '4' } });
+    expect(redactConfig(config)).toEqual({ ...config, token: '(set)' });
+    expect(JSON.stringify(redactConfig(config))).not.toContain('s3cret');
+  });
+
+  it('keeps an unset secret unset', () => {
+    const view = redactConfig(loadConfig({ cwd: '/srv/agents' }));
+    expect(view).toHaveProperty('token', undefined);
   });
 });
 
