@@ -12,10 +12,13 @@ import { StopCommand } from './commands/stop.js';
 import { WatchCommand } from './commands/watch.js';
 import { WhoCommand } from './commands/who.js';
 
+/** package.json's version, inlined by scripts/bundle-cli.mjs: poolctl reads no file to print it. */
+declare const POOLCTL_VERSION: string;
+
 const cli = new Cli({
   binaryLabel: 'openclaw-pool control',
   binaryName: 'poolctl',
-  binaryVersion: '0.1.0',
+  binaryVersion: POOLCTL_VERSION,
   // clipanion colours even when piped otherwise.
   enableColors: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR,
 });

@@ -25,8 +25,8 @@ import { type Clock, createPoolClock, systemClock } from './clock.js';
 import { claimProject, ownerLockName } from './owner-lock.js';
 import type { Notifier } from './notify.js';
 import { createPool } from './pool/service.js';
+import { VERSION } from './version.js';
 
-export const VERSION = '0.1.0';
 export const AUTOSTART_FILE = 'autostart.txt';
 const LOOPBACK = '127.0.0.1';
 /** How long replies in flight may take to go out when the daemon stops. */

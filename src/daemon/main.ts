@@ -2,9 +2,10 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../contract/index.js';
 import { readConfig, reloadEnvironment } from './config.js';
-import { DaemonStartError, VERSION, createDaemon } from './daemon.js';
+import { DaemonStartError, createDaemon } from './daemon.js';
 import { createLogger, describeError } from './log.js';
 import { createNotifier } from './notify.js';
+import { VERSION } from './version.js';
 
 /** sysexits' EX_CONFIG: systemd's RestartPreventExitStatus= keeps a bad pool.env from a restart loop. */
 const EXIT_CONFIG = 78;
