@@ -24,31 +24,30 @@ export interface MetricsDeps {
   readonly monotonic?: () => number;
 }
 
-/**
- * The daemon's Prometheus metrics, on a registry of its own (several daemons may share a process,
- * as in the tests). Fed by the pool's events, the operations' replies, a timing decorator around
- * the driver and the reconcile loop; the pool's gauges are read from its status at scrape time.
- */
-export function createMetrics(deps: MetricsDeps) {
-  const monotonic = deps.monotonic ?? (() => performance.now());
-  const registry = new Registry();
-  const registers = [registry];
-  const since = monotonic();
-  let lastReconcileAt: number | undefined;
-  // Heartbeats are the hot path (tens of thousands a second under load): a plain integer there,
-  // folded into the counter when it is scraped.
-  let heartbeats = 0;
-  let heartbeatsCounted = 0;
+/** The daemon's metrics: what the operations report (the port rpc owns), and what the daemon feeds in besides. */
+export interface Metrics extends OperationMetrics {
+  /** Counts a pool event, and an eviction by its cause. */
+  onEvent(event: PoolEvent): void;
+  /** A reconcile succeeded: the lag starts again from now. */
+  reconciled(): void;
+  /** A reconcile failed: counted, and its message kept as the last error. */
+  reconcileFailed(error: unknown): void;
+  /** The same driver, with each operation's duration and outcome observed. */
+  timed(driver: AgentDriver): AgentDriver;
+}
 
+type Registers = Registry[];
+
+/** What is counted as it happens: replies by outcome, how long the requests that queued waited, pool events and evictions. */
+function operationFamilies(registers: Registers, takeHeartbeats: () => number) {
   const operations = new Counter({
     name: `${PREFIX}requests_total`,
     help: 'Operations answered on the socket and the bridge (request, release, heartbeat), by outcome: the status of the reply.',
     labelNames: ['operation', 'outcome'],
     registers,
     collect() {
-      if (heartbeats === heartbeatsCounted) return;
-      this.inc({ operation: 'heartbeat', outcome: 'ok' }, heartbeats - heartbeatsCounted);
-      heartbeatsCounted = heartbeats;
+      const heartbeats = takeHeartbeats();
+      if (heartbeats > 0) this.inc({ operation: 'heartbeat', outcome: 'ok' }, heartbeats);
     },
   });
   const waits = new Histogram({
@@ -70,6 +69,11 @@ export function createMetrics(deps: MetricsDeps) {
     labelNames: ['cause'],
     registers,
   });
+  return { operations, waits, events, evictions };
+}
+
+/** Docker's side: driver operations' durations, reconciles, their lag and their last error. */
+function dockerFamilies(registers: Registers, reconcileLag: () => number) {
   const docker = new Histogram({
     name: `${PREFIX}docker_operation_seconds`,
     help: 'Duration of driver operations (start: compose up; stop: compose stop, then kill; list: docker ps; services: compose config), by outcome.',
@@ -88,7 +92,7 @@ export function createMetrics(deps: MetricsDeps) {
     help: 'Seconds since the last successful reconcile (since start-up before the first one).',
     registers,
     collect() {
-      this.set(reconcileLagSeconds(lastReconcileAt, since, monotonic()));
+      this.set(reconcileLag());
     },
   });
   const lastErrorTime = new Gauge({
@@ -102,6 +106,12 @@ export function createMetrics(deps: MetricsDeps) {
     labelNames: ['error'],
     registers,
   });
+  lastErrorTime.set(0);
+  return { docker, reconciles, lastErrorTime, lastErrorInfo };
+}
+
+/** The pool's gauges, read from its status and health at scrape time. */
+function scrapedGauges(registers: Registers, deps: MetricsDeps): void {
   /** A yes/no read at scrape time, as 1 or 0. */
   const flagGauge = (name: string, help: string, read: () => boolean) =>
     new Gauge({
@@ -137,22 +147,45 @@ export function createMetrics(deps: MetricsDeps) {
   poolGauge('slots_free', 'Slots free now.', (g) => g.slotsFree);
   poolGauge('queue_length', 'Agents queued for a slot.', (g) => g.queueLength);
   poolGauge('queue_waiters', 'Requests waiting in the queue (several may wait for one agent).', (g) => g.queueWaiters);
+}
 
-  lastErrorTime.set(0);
+/**
+ * The daemon's Prometheus metrics, on a registry of its own (several daemons may share a process,
+ * as in the tests). Fed by the pool's events, the operations' replies, a timing decorator around
+ * the driver and the reconcile loop; the pool's gauges are read from its status at scrape time.
+ */
+export function createMetrics(deps: MetricsDeps): Metrics {
+  const monotonic = deps.monotonic ?? (() => performance.now());
+  const registry = new Registry();
+  const registers = [registry];
+  const since = monotonic();
+  let lastReconcileAt: number | undefined;
+  // Heartbeats are the hot path (tens of thousands a second under load): a plain integer there,
+  // folded into the counter when it is scraped.
+  let heartbeats = 0;
+  const { operations, waits, events, evictions } = operationFamilies(registers, () => {
+    const unscraped = heartbeats;
+    heartbeats = 0;
+    return unscraped;
+  });
+  // In the order the exposition lists them.
+  const { docker, reconciles, lastErrorTime, lastErrorInfo } = dockerFamilies(registers, () => reconcileLagSeconds(lastReconcileAt, since, monotonic()));
+  scrapedGauges(registers, deps);
 
-  const recorder: OperationMetrics = {
+  const count = (operation: 'request' | 'release', settled: Parameters<typeof settledFigures>[0]) => {
+    const { outcome, waitedSeconds } = settledFigures(settled);
+    operations.inc({ operation, outcome });
+    if (waitedSeconds !== undefined) waits.observe({ outcome }, waitedSeconds);
+  };
+
+  return {
     async settle(operation, reply) {
-      const count = (settled: Parameters<typeof settledFigures>[0]) => {
-        const { outcome, waitedSeconds } = settledFigures(settled);
-        operations.inc({ operation, outcome });
-        if (waitedSeconds !== undefined) waits.observe({ outcome }, waitedSeconds);
-      };
       try {
         const value = await reply;
-        count({ reply: value });
+        count(operation, { reply: value });
         return value;
       } catch (error) {
-        count({ error });
+        count(operation, { error });
         throw error;
       }
     },
@@ -164,60 +197,52 @@ export function createMetrics(deps: MetricsDeps) {
       if (format === 'json') return { format, families: (await registry.getMetricsAsJSON()) as unknown as MetricFamily[] };
       return { format, content_type: registry.contentType, text: await registry.metrics() };
     },
-  };
-
-  return {
-    ...recorder,
-
-    onEvent(event: PoolEvent): void {
+    onEvent(event) {
       events.inc({ type: event.type });
       const cause = evictionCause(event);
       if (cause !== undefined) evictions.inc({ cause });
     },
-
-    reconciled(): void {
+    reconciled() {
       lastReconcileAt = monotonic();
       reconciles.inc({ outcome: 'ok' });
     },
-
-    reconcileFailed(error: unknown): void {
+    reconcileFailed(error) {
       reconciles.inc({ outcome: 'error' });
       lastErrorTime.set(Math.floor(deps.clock() / 1000));
       // One series at a time: the previous message goes when a new one comes.
       lastErrorInfo.reset();
       lastErrorInfo.set({ error: (error instanceof Error ? error.message : String(error)).slice(0, ERROR_LABEL_MAX_CHARS) }, 1);
     },
-
-    /** The same driver, with each operation's duration and outcome observed. */
-    timed(driver: AgentDriver): AgentDriver {
-      const { unpause, definitionProblem } = driver;
-      const time =
-        <A extends unknown[], R>(operation: string, run: (...args: A) => Promise<R>) =>
-        async (...args: A): Promise<R> => {
-          const started = monotonic();
-          const observe = (outcome: string) => docker.observe({ operation, outcome }, (monotonic() - started) / 1000);
-          try {
-            const result = await run(...args);
-            observe('ok');
-            return result;
-          } catch (error) {
-            observe('error');
-            throw error;
-          }
-        };
-      return {
-        services: time('services', () => driver.services()),
-        start: time('start', (agent: string) => driver.start(agent)),
-        stop: time('stop', (agent: string, timeoutMs: number) => driver.stop(agent, timeoutMs)),
-        list: time('list', () => driver.list()),
-        ...(unpause !== undefined && { unpause: time('unpause', (agent: string) => unpause.call(driver, agent)) }),
-        // A stat of the definition's files, nearly always: not a Docker operation worth a histogram.
-        ...(definitionProblem !== undefined && { definitionProblem: definitionProblem.bind(driver) }),
-        // A stream, not an operation: passed through untimed.
-        ...(driver.events !== undefined && { events: driver.events.bind(driver) }),
-      };
-    },
+    timed: (driver) => timedDriver(driver, (operation, outcome, seconds) => docker.observe({ operation, outcome }, seconds), monotonic),
   };
 }
 
-export type Metrics = ReturnType<typeof createMetrics>;
+/** `driver` with each Docker operation's duration (seconds) and outcome (`ok`, `error`) passed to `observe`. */
+function timedDriver(driver: AgentDriver, observe: (operation: string, outcome: string, seconds: number) => void, monotonic: () => number): AgentDriver {
+  const { unpause, definitionProblem } = driver;
+  const time =
+    <A extends unknown[], R>(operation: string, run: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const started = monotonic();
+      const done = (outcome: string) => observe(operation, outcome, (monotonic() - started) / 1000);
+      try {
+        const result = await run(...args);
+        done('ok');
+        return result;
+      } catch (error) {
+        done('error');
+        throw error;
+      }
+    };
+  return {
+    services: time('services', () => driver.services()),
+    start: time('start', (agent: string) => driver.start(agent)),
+    stop: time('stop', (agent: string, timeoutMs: number) => driver.stop(agent, timeoutMs)),
+    list: time('list', () => driver.list()),
+    ...(unpause !== undefined && { unpause: time('unpause', (agent: string) => unpause.call(driver, agent)) }),
+    // A stat of the definition's files, nearly always: not a Docker operation worth a histogram.
+    ...(definitionProblem !== undefined && { definitionProblem: definitionProblem.bind(driver) }),
+    // A stream, not an operation: passed through untimed.
+    ...(driver.events !== undefined && { events: driver.events.bind(driver) }),
+  };
+}
