@@ -25,6 +25,11 @@ export function parseUnit(text: string): ReadonlyMap<string, readonly string[]> 
   return keys;
 }
 
+/** The setting that is in force: systemd's last assignment of `key` (`Section.Key`) wins. */
+export function lastSetting(unit: ReadonlyMap<string, readonly string[]>, key: string): string | undefined {
+  return unit.get(key)?.at(-1);
+}
+
 /** The program an `ExecStart=` line runs, without systemd's `-@:+!` prefixes. */
 export function execProgram(execLine: string): string {
   return execLine.replace(/^[-@:+!]+/, '').trim().split(/\s+/)[0] ?? '';
