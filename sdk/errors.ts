@@ -1,7 +1,7 @@
-import { DriverError, ForbiddenAgentError, PoolFullError, UnknownAgentError } from '../src/core/errors.js';
+import { poolErrorFromData } from '../src/contract/errors.js';
 
 // poolctl takes the pool's errors and their one reply mapping from here, as it takes all else from the SDK.
-export { PoolError, replyForError } from '../src/core/errors.js';
+export { PoolError, replyForError } from '../src/contract/errors.js';
 
 /** The daemon's socket does not answer: not running, or the path is wrong. */
 export class DaemonUnreachableError extends Error {
@@ -26,18 +26,7 @@ export class PermissionDeniedError extends Error {
 }
 
 interface PoolErrorShape {
-  data?: {
-    pool?: {
-      code: string;
-      agent?: string;
-      known?: string[];
-      argv?: string[];
-      exitCode?: number | null;
-      stderr?: string;
-      waitedSeconds?: number;
-      queueFull?: boolean;
-    } | null;
-  };
+  data?: { pool?: { code?: unknown } | null };
   message: string;
 }
 
@@ -47,20 +36,5 @@ export function fromRpcError(error: unknown, socketPath: string): unknown {
   if (code === 'ENOENT' || code === 'ECONNREFUSED') return new DaemonUnreachableError(socketPath, { cause: error });
   if (code === 'EACCES') return new PermissionDeniedError(socketPath, { cause: error });
   const shape = error as PoolErrorShape;
-  const pool = shape.data?.pool;
-  switch (pool?.code) {
-    case 'pool_full':
-      return new PoolFullError(pool.agent ?? '', {
-        ...(pool.waitedSeconds !== undefined && { waitedSeconds: pool.waitedSeconds }),
-        ...(pool.queueFull && { queueFull: true }),
-      });
-    case 'unknown_agent':
-      return new UnknownAgentError(pool.agent ?? '', pool.known ?? []);
-    case 'forbidden':
-      return new ForbiddenAgentError(pool.agent ?? '');
-    case 'driver_error':
-      return new DriverError(shape.message, pool.argv ?? [], pool.exitCode ?? undefined, pool.stderr ?? '');
-    default:
-      return error;
-  }
+  return poolErrorFromData(shape.data?.pool, shape.message) ?? error;
 }

@@ -1,7 +1,6 @@
 // The typed client for host automation. The wire shapes and errors are the daemon's own, re-exported
 // so that scripts never define them a second time.
 export * from '../src/contract/index.js';
-export { DriverError, ForbiddenAgentError, PoolError, PoolFullError, UnknownAgentError } from '../src/core/errors.js';
 export { DaemonUnreachableError, PermissionDeniedError } from './errors.js';
 export { DEFAULT_SOCKET, type PoolClient, type PoolClientOptions, createPoolClient } from './client.js';
 export {

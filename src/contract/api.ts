@@ -63,13 +63,14 @@ export const UnknownAgentReply = z.object({
   known: z.array(z.string()),
 });
 export const ForbiddenReply = z.object({ status: z.literal('forbidden'), ...agentField, error: z.string() });
-export const DriverErrorReply = z.object({ status: z.literal('error'), ...agentField, error: z.string() });
+/** An internal failure the caller cannot fix (Docker's, or the project's, or the pool shutting down): SPEC §2's `status: "error"`. */
+export const InternalErrorReply = z.object({ status: z.literal('error'), ...agentField, error: z.string() });
 export type StartedReply = z.infer<typeof StartedReply>;
 export type AlreadyRunningReply = z.infer<typeof AlreadyRunningReply>;
 export type PoolFullReply = z.infer<typeof PoolFullReply>;
 export type UnknownAgentReply = z.infer<typeof UnknownAgentReply>;
 export type ForbiddenReply = z.infer<typeof ForbiddenReply>;
-export type DriverErrorReply = z.infer<typeof DriverErrorReply>;
+export type InternalErrorReply = z.infer<typeof InternalErrorReply>;
 
 export const RequestReply = z.discriminatedUnion('status', [
   StartedReply,
@@ -77,7 +78,7 @@ export const RequestReply = z.discriminatedUnion('status', [
   PoolFullReply,
   UnknownAgentReply,
   ForbiddenReply,
-  DriverErrorReply,
+  InternalErrorReply,
 ]);
 export type RequestReply = z.infer<typeof RequestReply>;
 
@@ -86,7 +87,7 @@ export const ReleaseReply = z.discriminatedUnion('status', [
   z.object({ status: z.literal('not_running'), ...agentField }),
   UnknownAgentReply,
   ForbiddenReply,
-  DriverErrorReply,
+  InternalErrorReply,
 ]);
 export type ReleaseReply = z.infer<typeof ReleaseReply>;
 

@@ -4,3 +4,4 @@ export * from './api.js';
 export * from './files.js';
 export * from './config.js';
 export * from './ops.js';
+export * from './errors.js';

@@ -1,18 +1,17 @@
 import type { AgentState, PoolEvent, StatusReply } from '../contract/index.js';
-import { replyForError } from './errors.js';
+import { PoolFullError, outcomeOfError } from '../contract/index.js';
 
 /**
- * What an operation's end says: its outcome label, the status of its reply (for a refusal thrown
- * as a pool error, the status the bridge answers with: `pool_full`, `unknown_agent`, `forbidden`,
- * `error`), so that both faces count alike; and how long it waited for a slot, when it queued.
- * Anything else thrown is a bug, counted as `internal_error`.
+ * What an operation's end says: its outcome label, the status of its reply, or for an error the
+ * label of its kind (contract/errors.ts `outcomeOfError`), so that both faces count alike; and how
+ * long it waited for a slot, when it queued.
  */
 export function settledFigures(
   settled: { readonly reply: { readonly status: string; readonly waited_seconds?: number } } | { readonly error: unknown },
 ): { readonly outcome: string; readonly waitedSeconds: number | undefined } {
-  const reply = 'reply' in settled ? settled.reply : replyForError(settled.error, '');
-  const { status, waited_seconds: waited } = reply ?? {};
-  return { outcome: typeof status === 'string' ? status : 'internal_error', waitedSeconds: typeof waited === 'number' ? waited : undefined };
+  if ('reply' in settled) return { outcome: settled.reply.status, waitedSeconds: settled.reply.waited_seconds };
+  const { error } = settled;
+  return { outcome: outcomeOfError(error), waitedSeconds: error instanceof PoolFullError ? error.details.waitedSeconds : undefined };
 }
 
 export type EvictionCause = 'request' | 'reconcile';

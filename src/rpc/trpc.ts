@@ -1,8 +1,8 @@
 import { initTRPC } from '@trpc/server';
 import superjson from 'superjson';
-import { PoolError } from '../core/errors.js';
+import { PoolError, poolErrorData } from '../contract/index.js';
 import type { Context } from './context.js';
-import { inputIssues, poolErrorData, toTRPCError } from './errors.js';
+import { inputIssues, toTRPCError } from './errors.js';
 
 const t = initTRPC.context<Context>().create({
   transformer: superjson,

@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import type { PoolEvent, StatusReply } from '../../src/contract/index.js';
-import { DriverError, ForbiddenAgentError, PoolFullError, UnknownAgentError, evictionCause, poolGauges, reconcileLagSeconds, settledFigures } from '../../src/core/index.js';
+import {
+  ChangingStateError,
+  DriverError,
+  ForbiddenAgentError,
+  type PoolEvent,
+  PoolFullError,
+  ProjectInvalidError,
+  ShuttingDownError,
+  type StatusReply,
+  UnknownAgentError,
+} from '../../src/contract/index.js';
+import { evictionCause, poolGauges, reconcileLagSeconds, settledFigures } from '../../src/core/index.js';
 import { NOW } from '../support/builders.js';
 
 describe('settledFigures: the outcome label of an operation, and its wait', () => {
@@ -14,6 +24,9 @@ describe('settledFigures: the outcome label of an operation, and its wait', () =
     { what: 'a thrown UnknownAgentError', settled: { error: new UnknownAgentError('x', ['ceo']) }, outcome: 'unknown_agent', waited: undefined },
     { what: 'a thrown ForbiddenAgentError', settled: { error: new ForbiddenAgentError('gateway') }, outcome: 'forbidden', waited: undefined },
     { what: 'a thrown DriverError (the bridge answers status "error")', settled: { error: new DriverError('no such image', [], 1, '') }, outcome: 'error', waited: undefined },
+    { what: 'a project that does not load (answered status "error", not Docker\'s failure)', settled: { error: new ProjectInvalidError('qa', 'yaml: line 3') }, outcome: 'project_invalid', waited: undefined },
+    { what: 'an agent that kept changing state', settled: { error: new ChangingStateError('qa') }, outcome: 'changing_state', waited: undefined },
+    { what: 'a wait cut short by the daemon stopping', settled: { error: new ShuttingDownError('qa') }, outcome: 'shutting_down', waited: undefined },
     { what: 'anything else thrown (a bug)', settled: { error: new TypeError('boom') }, outcome: 'internal_error', waited: undefined },
   ])('$what → $outcome', ({ settled, outcome, waited }) => {
     expect(settledFigures(settled)).toEqual({ outcome, waitedSeconds: waited });

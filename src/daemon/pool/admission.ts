@@ -1,15 +1,12 @@
-import type { ReleaseReply } from '../../contract/index.js';
 import {
-  DriverError,
+  ChangingStateError,
   ForbiddenAgentError,
-  type PoolSettings,
   PoolFullError,
-  type RequestOptions,
-  type StartReply,
+  ProjectInvalidError,
+  type ReleaseReply,
   UnknownAgentError,
-  decideRelease,
-  decideRequest,
-} from '../../core/index.js';
+} from '../../contract/index.js';
+import { type PoolSettings, type RequestOptions, type StartReply, decideRelease, decideRequest } from '../../core/index.js';
 import type { AgentWork, Emit } from './agent-work.js';
 import type { CatalogueCell } from './catalogue.js';
 import type { InFlight } from './in-flight.js';
@@ -43,7 +40,6 @@ export interface Admission {
 
 export function createAdmission(deps: AdmissionDeps): Admission {
   const { cell, inFlight, catalogue, work } = deps;
-  const changingState = (agent: string) => new DriverError(`${agent} kept changing state; try again`, [], undefined, '');
 
   const stopInFlight = (agent: string, by: string): Promise<void> =>
     inFlight.stop(agent) ?? inFlight.trackStop(agent, work.stop(agent, 'stopped', by, { reason: 'retrying an unfinished stop' }));
@@ -62,7 +58,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           throw new PoolFullError(agent);
         case 'project_invalid':
           deps.emit('failed', agent, requestedBy, { reason: `not started, nobody evicted: ${d.reason}` });
-          throw new DriverError(d.reason, [], undefined, '');
+          throw new ProjectInvalidError(agent, d.reason);
         case 'unpause':
           cell.set(d.state);
           return await inFlight.trackStart(agent, work.start(agent, requestedBy, undefined, true));
@@ -90,7 +86,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         }
       }
     }
-    throw changingState(agent);
+    throw new ChangingStateError(agent);
   }
 
   async function release(agent: string, by: string): Promise<ReleaseReply> {
@@ -115,7 +111,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           continue;
       }
     }
-    throw changingState(agent);
+    throw new ChangingStateError(agent);
   }
 
   return { admit, release, stopInFlight };

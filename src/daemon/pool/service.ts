@@ -1,11 +1,9 @@
-import { type PoolEvent, type StatusReply, formatWireTime } from '../../contract/index.js';
+import { type PoolEvent, PoolFullError, ShuttingDownError, type StatusReply, formatWireTime } from '../../contract/index.js';
 import {
   type AgentDriver,
-  DriverError,
   type PoolService,
   type PoolSettings,
   type PoolState,
-  PoolFullError,
   type RequestOptions,
   type StartReply,
   availableAgents,
@@ -129,7 +127,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
       catalogue.shift(deltaMs);
       cell.touched();
     },
-    dismissWaiters: () => line.dismiss((agent) => new DriverError(`${agent}: the pool manager is shutting down`, [], undefined, '')),
+    dismissWaiters: () => line.dismiss((agent) => new ShuttingDownError(agent)),
     async close() {
       cell.stopFlushing();
       await inFlight.settledAll();
