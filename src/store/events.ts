@@ -14,6 +14,18 @@ export interface EventLogLimits {
   readonly keep: number;
 }
 
+/** The pool's event log: `POOL_DIR/events.jsonl` and its rotated files. */
+export interface EventLog {
+  /** The live file. */
+  readonly path: string;
+  /** Appends the event after every one appended before it; never rejects (a failure goes to `onError`). */
+  append(event: PoolEvent): Promise<void>;
+  /** Settles once every append made so far is done (a stopping daemon waits for it: nothing is written after it stops). */
+  settled(): Promise<void>;
+  /** Queries the log once every append made so far is on disk, so an answer never misses a decision just taken. */
+  read(query: EventQuery): Promise<EventQueryResult>;
+}
+
 /**
  * Appends events to `POOL_DIR/events.jsonl`, one JSON object a line, in the order they happened,
  * and rotates it by size so a busy pool (pool_full answers can come by the thousand) never fills
@@ -21,7 +33,7 @@ export interface EventLogLimits {
  * failed append is reported, never thrown at the caller (the event has already happened and was
  * logged to stdout).
  */
-export function createEventLog(poolDir: string, limits: EventLogLimits, onError: (error: unknown) => void) {
+export function createEventLog(poolDir: string, limits: EventLogLimits, onError: (error: unknown) => void): EventLog {
   const path = join(poolDir, EVENTS_FILE);
   /** Size of the live file as last known; read from disk before the first append. */
   let size: number | undefined;
@@ -47,7 +59,7 @@ export function createEventLog(poolDir: string, limits: EventLogLimits, onError:
 
   return {
     path,
-    append(event: PoolEvent): Promise<void> {
+    append(event) {
       tail = tail
         .then(() => appendLine(`${JSON.stringify(event)}\n`))
         .catch((error: unknown) => {
@@ -57,19 +69,15 @@ export function createEventLog(poolDir: string, limits: EventLogLimits, onError:
         });
       return tail;
     },
-    /** Settles once every append made so far is done (a stopping daemon waits for it: nothing is written after it stops). */
-    settled(): Promise<void> {
+    settled() {
       return tail;
     },
-    /** Queries the log once every append made so far is on disk, so an answer never misses a decision just taken. */
-    async read(query: EventQuery): Promise<EventQueryResult> {
+    async read(query) {
       await tail;
       return readEvents(poolDir, limits.keep, query, onError);
     },
   };
 }
-
-export type EventLog = ReturnType<typeof createEventLog>;
 
 /** `events.jsonl` → `.1` → `.2` …; the oldest beyond `keep` is overwritten by the rename before it. */
 async function rotate(path: string, keep: number): Promise<void> {
