@@ -82,7 +82,20 @@ function safeJson(text: string): unknown {
  * objects, checked against the contract; refusals (`pool_full`, `unknown_agent`, ...) are replies,
  * as on the wire. Faults are typed errors: unreachable, timeout, HTTP error, malformed reply.
  */
-export function createBridgeClient(options: BridgeClientOptions = {}) {
+export interface BridgeClient {
+  /** The bridge this client talks to, without a trailing slash. */
+  readonly baseUrl: string;
+  /** `requestedBy` defaults to the client's agent id; `waitSeconds` is added to the call's timeout. */
+  request(agent: string, opts?: { requestedBy?: string; waitSeconds?: number }): Promise<RequestReply>;
+  release(agent: string): Promise<ReleaseReply>;
+  /** `busySeconds`: protect the agent from eviction that long from now, for a long task (0 ends the hold). */
+  heartbeat(agent?: string, opts?: { busySeconds?: number }): Promise<HeartbeatReply>;
+  status(): Promise<StatusReply>;
+  available(): Promise<AvailableReply>;
+  health(): Promise<HealthReply>;
+}
+
+export function createBridgeClient(options: BridgeClientOptions = {}): BridgeClient {
   const env = typeof process === 'undefined' ? {} : process.env;
   const baseUrl = (options.baseUrl ?? `http://${env.POOL_HOST || 'pool-manager'}:${env.POOL_PORT || '19000'}`).replace(/\/+$/, '');
   const token = options.token ?? (env.POOL_TOKEN || undefined);
@@ -118,7 +131,7 @@ export function createBridgeClient(options: BridgeClientOptions = {}) {
 
   return {
     baseUrl,
-    request: (agent: string, opts: { requestedBy?: string; waitSeconds?: number } = {}) => {
+    request: (agent, opts = {}) => {
       const requestedBy = opts.requestedBy ?? agentId;
       return call(RequestReply, 'POST', '/request', {
         agent,
@@ -126,9 +139,8 @@ export function createBridgeClient(options: BridgeClientOptions = {}) {
         ...(opts.waitSeconds !== undefined && { wait_seconds: opts.waitSeconds }),
       }, (opts.waitSeconds ?? 0) * 1000);
     },
-    release: (agent: string) => call(ReleaseReply, 'POST', '/release', { agent }),
-    /** `busySeconds`: protect the agent from eviction that long from now, for a long task (0 ends the hold). */
-    heartbeat: (agent = agentId, opts: { busySeconds?: number } = {}) => {
+    release: (agent) => call(ReleaseReply, 'POST', '/release', { agent }),
+    heartbeat: (agent = agentId, opts = {}) => {
       if (agent === undefined) throw new TypeError('heartbeat needs an agent (or AGENT_ID)');
       return call(HeartbeatReply, 'POST', '/heartbeat', { agent, ...(opts.busySeconds !== undefined && { busy_seconds: opts.busySeconds }) });
     },
@@ -137,5 +149,3 @@ export function createBridgeClient(options: BridgeClientOptions = {}) {
     health: () => call(HealthReply, 'GET', '/health'),
   };
 }
-
-export type BridgeClient = ReturnType<typeof createBridgeClient>;

@@ -1,4 +1,5 @@
-import { createTRPCClient, httpSubscriptionLink, splitLink } from '@trpc/client';
+import { type TRPCClient, createTRPCClient, httpSubscriptionLink, splitLink } from '@trpc/client';
+import type { inferRouterOutputs } from '@trpc/server';
 import type { EventsInput, PoolEvent } from '../src/contract/api.js';
 import { socketFromEnvFile } from '../src/contract/env-file.js';
 import superjson from 'superjson';
@@ -15,12 +16,46 @@ export interface PoolClientOptions {
   readonly socketPath?: string;
 }
 
+/** What each of the daemon's procedures answers, as its router declares it. */
+type Replies = inferRouterOutputs<AppRouter>;
+
 /**
  * A typed client of the daemon over its Unix socket. Replies are the bridge's reply objects;
  * refusals throw the daemon's typed errors (PoolFullError, UnknownAgentError, ForbiddenAgentError,
  * DriverError), and a missing or forbidden socket throws DaemonUnreachableError or PermissionDeniedError.
  */
-export function createPoolClient(options: PoolClientOptions = {}) {
+export interface PoolClient {
+  /** The socket this client talks to. */
+  readonly socketPath: string;
+  request(agent: string, opts?: { requestedBy?: string; waitSeconds?: number }): Promise<Replies['pool']['request']>;
+  release(agent: string, opts?: { requestedBy?: string }): Promise<Replies['pool']['release']>;
+  /** `busySeconds`: protect the agent from eviction that long from now, for a long task (0 ends the hold). */
+  heartbeat(agent: string, opts?: { busySeconds?: number }): Promise<Replies['pool']['heartbeat']>;
+  status(): Promise<Replies['info']['status']>;
+  available(): Promise<Replies['info']['available']>;
+  health(): Promise<Replies['info']['health']>;
+  known(): Promise<Replies['info']['known']>;
+  /** Past events from the daemon's event log, oldest first: `history({ agent: 'cfo', since: '2026-11-25T12:00:00Z' })`. */
+  history(query?: EventsInput): Promise<Replies['info']['history']>;
+  /** The daemon's Prometheus metrics (what GET /metrics serves), or the same families as JSON. */
+  metrics(opts?: { format?: 'text' | 'json' }): Promise<Replies['info']['metrics']>;
+  /** What the running daemon says about itself: where its bridge listens. */
+  diagnostics(): Promise<Replies['info']['diagnostics']>;
+  /** The configuration the daemon runs with (POOL_TOKEN shown only as `(set)`). */
+  config(): Promise<Replies['info']['config']>;
+  /** Asks the daemon to exit; with `stopAgents`, after stopping every pooled agent (the systemd stop path). */
+  shutdown(opts?: { stopAgents?: boolean }): Promise<Replies['admin']['shutdown']>;
+  /**
+   * Live pool events as an async iterable: `for await (const event of pool.events()) …`.
+   * `onConnected` fires once the daemon has the subscription (nothing before it is missed after).
+   * Ends when `signal` aborts; throws DaemonUnreachableError if the daemon goes away.
+   */
+  events(opts?: { signal?: AbortSignal; onConnected?: () => void }): AsyncIterable<PoolEvent>;
+  /** Closes kept-alive connections so the process can exit. */
+  close(): void;
+}
+
+export function createPoolClient(options: PoolClientOptions = {}): PoolClient {
   const socketPath = options.socketPath ?? (process.env.POOL_SOCKET || socketFromEnvFile(process.env, process.cwd())) ?? DEFAULT_SOCKET;
   const transport = socketTransport(socketPath);
   const url = 'http://localhost';
@@ -40,53 +75,10 @@ export function createPoolClient(options: PoolClientOptions = {}) {
       throw fromRpcError(error, socketPath);
     }
   };
-  async function* subscribe(opts: { signal?: AbortSignal; onConnected?: () => void }): AsyncGenerator<PoolEvent> {
-    const queue: PoolEvent[] = [];
-    let wake: (() => void) | undefined;
-    let failure: unknown;
-    let done = false;
-    const finish = () => {
-      done = true;
-      wake?.();
-    };
-    const subscription = trpc.info.events.subscribe(undefined, {
-      onStarted: () => opts.onConnected?.(),
-      onData: (event) => {
-        queue.push(event);
-        wake?.();
-      },
-      onError: (error) => {
-        failure = fromRpcError(error, socketPath);
-        finish();
-      },
-      onConnectionStateChange: (state) => {
-        // The socket EventSource never reconnects: a connection that drops is a daemon that went away.
-        if (state.state === 'connecting' && state.error !== null) {
-          failure = new DaemonUnreachableError(socketPath, { cause: state.error });
-          finish();
-        }
-      },
-      onComplete: finish,
-    });
-    const onAbort = () => finish();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      for (;;) {
-        while (queue.length > 0) yield queue.shift() as PoolEvent;
-        if (done || opts.signal?.aborted) break;
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-      }
-      if (failure !== undefined && !opts.signal?.aborted) throw failure;
-    } finally {
-      opts.signal?.removeEventListener('abort', onAbort);
-      subscription.unsubscribe();
-    }
-  }
 
   return {
     socketPath,
-    request: (agent: string, opts: { requestedBy?: string; waitSeconds?: number } = {}) =>
+    request: (agent, opts = {}) =>
       call(() =>
         trpc.pool.request.mutate({
           agent,
@@ -94,36 +86,64 @@ export function createPoolClient(options: PoolClientOptions = {}) {
           ...(opts.waitSeconds !== undefined && { wait_seconds: opts.waitSeconds }),
         }),
       ),
-    release: (agent: string, opts: { requestedBy?: string } = {}) =>
-      call(() => trpc.pool.release.mutate({ agent, ...(opts.requestedBy !== undefined && { requested_by: opts.requestedBy }) })),
-    /** `busySeconds`: protect the agent from eviction that long from now, for a long task (0 ends the hold). */
-    heartbeat: (agent: string, opts: { busySeconds?: number } = {}) =>
+    release: (agent, opts = {}) => call(() => trpc.pool.release.mutate({ agent, ...(opts.requestedBy !== undefined && { requested_by: opts.requestedBy }) })),
+    heartbeat: (agent, opts = {}) =>
       call(() => trpc.pool.heartbeat.mutate({ agent, ...(opts.busySeconds !== undefined && { busy_seconds: opts.busySeconds }) })),
     status: () => call(() => trpc.info.status.query()),
     available: () => call(() => trpc.info.available.query()),
     health: () => call(() => trpc.info.health.query()),
     known: () => call(() => trpc.info.known.query()),
-    /** Past events from the daemon's event log, oldest first: `history({ agent: 'cfo', since: '2026-11-25T12:00:00Z' })`. */
-    history: (query: EventsInput = {}) => call(() => trpc.info.history.query(query)),
-    /** The daemon's Prometheus metrics (what GET /metrics serves), or the same families as JSON. */
-    metrics: (opts: { format?: 'text' | 'json' } = {}) => call(() => trpc.info.metrics.query({ format: opts.format ?? 'text' })),
-    /** What the running daemon says about itself: where its bridge listens. */
+    history: (query = {}) => call(() => trpc.info.history.query(query)),
+    metrics: (opts = {}) => call(() => trpc.info.metrics.query({ format: opts.format ?? 'text' })),
     diagnostics: () => call(() => trpc.info.diagnostics.query()),
-    /** The configuration the daemon runs with (POOL_TOKEN shown only as `(set)`). */
     config: () => call(() => trpc.info.config.query()),
-    /** Asks the daemon to exit; with `stopAgents`, after stopping every pooled agent (the systemd stop path). */
-    shutdown: (opts: { stopAgents?: boolean } = {}) => call(() => trpc.admin.shutdown.mutate({ stopAgents: opts.stopAgents ?? false })),
-    /**
-     * Live pool events as an async iterable: `for await (const event of pool.events()) …`.
-     * `onConnected` fires once the daemon has the subscription (nothing before it is missed after).
-     * Ends when `signal` aborts; throws DaemonUnreachableError if the daemon goes away.
-     */
-    events(opts: { signal?: AbortSignal; onConnected?: () => void } = {}): AsyncIterable<PoolEvent> {
-      return subscribe(opts);
-    },
-    /** Closes kept-alive connections so the process can exit. */
+    shutdown: (opts = {}) => call(() => trpc.admin.shutdown.mutate({ stopAgents: opts.stopAgents ?? false })),
+    events: (opts = {}) => liveEvents(trpc, socketPath, opts),
     close: () => transport.close(),
   };
 }
 
-export type PoolClient = ReturnType<typeof createPoolClient>;
+/** The `info.events` subscription as an async generator (PoolClient.events). */
+async function* liveEvents(trpc: TRPCClient<AppRouter>, socketPath: string, opts: { signal?: AbortSignal; onConnected?: () => void }): AsyncGenerator<PoolEvent> {
+  const queue: PoolEvent[] = [];
+  let wake: (() => void) | undefined;
+  let failure: unknown;
+  let done = false;
+  const finish = () => {
+    done = true;
+    wake?.();
+  };
+  const subscription = trpc.info.events.subscribe(undefined, {
+    onStarted: () => opts.onConnected?.(),
+    onData: (event) => {
+      queue.push(event);
+      wake?.();
+    },
+    onError: (error) => {
+      failure = fromRpcError(error, socketPath);
+      finish();
+    },
+    onConnectionStateChange: (state) => {
+      // The socket EventSource never reconnects: a connection that drops is a daemon that went away.
+      if (state.state === 'connecting' && state.error !== null) {
+        failure = new DaemonUnreachableError(socketPath, { cause: state.error });
+        finish();
+      }
+    },
+    onComplete: finish,
+  });
+  const onAbort = () => finish();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for (;;) {
+      while (queue.length > 0) yield queue.shift() as PoolEvent;
+      if (done || opts.signal?.aborted) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+    if (failure !== undefined && !opts.signal?.aborted) throw failure;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    subscription.unsubscribe();
+  }
+}
