@@ -9,7 +9,7 @@ import { createConnectionLimit } from '../bridge/connections.js';
 import { createLiveStreams } from '../bridge/live.js';
 import { type PreparedReply, loadStatusPage, pageUnavailableReply } from '../bridge/page.js';
 import { createBridgeServer } from '../bridge/server.js';
-import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, formatWireTime, parseWireTime } from '../contract/index.js';
+import { type EventsQuery, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, formatWireTime, parseWireTime, redactConfig, reloadConfig } from '../contract/index.js';
 import { ClientGoneError, type PoolService, type PoolSettings, parseAutostart, rulesFromConfig } from '../core/index.js';
 import { type OpenedDriver, ProjectDirError, describeBackend, openDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
@@ -133,7 +133,7 @@ export function createDaemon(options: DaemonOptions) {
   }
 
   function configView(): Record<string, unknown> {
-    return { ...config, token: config.token === undefined ? undefined : '(set)' };
+    return redactConfig(config);
   }
 
   const metrics = createMetrics({
@@ -467,10 +467,9 @@ export function createDaemon(options: DaemonOptions) {
     /** Re-reads the configuration (SIGHUP). What cannot change without a restart is named, not applied. */
     async reload(next: PoolConfig): Promise<void> {
       options.notifier?.reloading();
-      const fixed = ['port', 'bind', 'socketPath', 'socketGroup', 'composeDir', 'composeProject', 'poolDir', 'dockerBin', 'maxBodySize', 'driver', 'processRoster', 'swarmStack', 'eventLogMaxBytes', 'eventLogFiles', 'readyTimeoutSeconds'] as const;
-      const changed = fixed.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
-      if (changed.length > 0) log.error(`reload: ${changed.join(', ')} changed; restart the daemon to apply them`);
-      config = { ...next, ...Object.fromEntries(fixed.map((key) => [key, config[key]])) };
+      const reloaded = reloadConfig(config, next);
+      if (reloaded.unapplied.length > 0) log.error(`reload: ${reloaded.unapplied.join(', ')} changed; restart the daemon to apply them`);
+      config = reloaded.config;
       const services = await opened?.driver.services().catch((error: unknown) => {
         onError('reading the compose services on reload', error);
         return undefined;
