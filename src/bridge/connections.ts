@@ -40,13 +40,22 @@ export interface ConnectionLimitOptions {
   readonly onFull?: (message: string) => void;
 }
 
+/** The daemon's cap on open bridge connections. */
+export interface ConnectionLimit {
+  /**
+   * Puts the limit in front of `server`'s HTTP parser: http.Server parses each socket from its one
+   * 'connection' listener, which is moved behind the count, so a refused socket never reaches it.
+   */
+  guard(server: Server): void;
+}
+
 /**
  * One count of open bridge connections for the daemon, shared by every bridge address (they draw
  * on one descriptor table). Past the cap a connection is answered 503 at once and closed, rather
  * than dropped without a word (Node's `maxConnections`) or accepted until accept() and spawn()
  * fail with EMFILE.
  */
-export function createConnectionLimit(options: ConnectionLimitOptions = {}) {
+export function createConnectionLimit(options: ConnectionLimitOptions = {}): ConnectionLimit {
   let open = 0;
   let limit = openFileLimit();
   let cap = connectionCap(limit);
@@ -87,11 +96,7 @@ export function createConnectionLimit(options: ConnectionLimitOptions = {}) {
   }
 
   return {
-    /**
-     * Puts the limit in front of `server`'s HTTP parser: http.Server parses each socket from its one
-     * 'connection' listener, which is moved behind the count, so a refused socket never reaches it.
-     */
-    guard(server: Server): void {
+    guard(server) {
       const parsers = server.listeners('connection') as ((socket: Socket) => void)[];
       server.removeAllListeners('connection');
       server.on('connection', (socket: Socket) => {
@@ -110,5 +115,3 @@ export function createConnectionLimit(options: ConnectionLimitOptions = {}) {
     },
   };
 }
-
-export type ConnectionLimit = ReturnType<typeof createConnectionLimit>;

@@ -53,79 +53,34 @@ interface Viewer {
   lastWrite: number;
 }
 
+/** The bridge's `GET /events/stream`. */
+export interface LiveStreams {
+  /** Answers one viewer's request with a stream that lasts until either side closes it, or a 503 when no place is left. */
+  serve(res: ServerResponse): void;
+}
+
 /**
  * `GET /events/stream`: `text/event-stream` of `history` (the last hour of the log, once), `pool`
  * (each event the log records, as it happens) and `status` (a fresh `/status` on connect and
  * whenever it changes). Read-only: it reports the pool and changes nothing.
  */
-export function createLiveStreams(source: LiveSource, limits: LiveLimits = LIVE_LIMITS) {
+export function createLiveStreams(source: LiveSource, limits: LiveLimits = LIVE_LIMITS): LiveStreams {
   const viewers = new Set<Viewer>();
   let ticker: NodeJS.Timeout | undefined;
-
-  function write(viewer: Viewer, text: string): void {
-    const { res } = viewer;
-    if (res.destroyed || res.writableEnded) return;
-    if (res.writableLength > MAX_QUEUED_BYTES) {
-      res.destroy();
-      return;
-    }
-    res.write(text);
-    viewer.lastWrite = performance.now();
-  }
-
-  function sendStatus(viewer: Viewer): void {
-    const text = toJson(source.status());
-    if (text === viewer.lastStatus) return;
-    viewer.lastStatus = text;
-    write(viewer, sseFrame('status', text));
-  }
 
   function tick(): void {
     const now = performance.now();
     for (const viewer of viewers) {
-      sendStatus(viewer);
+      sendStatus(viewer, source);
       if (now - viewer.lastWrite >= limits.keepAliveMs) write(viewer, ': keep-alive\n\n');
     }
-  }
-
-  async function pump(viewer: Viewer, signal: AbortSignal): Promise<void> {
-    const events = source.subscribe(signal)[Symbol.asyncIterator]();
-    // Subscribed before the log is read: an event that happens meanwhile is in the history, or
-    // queued here, or both, never lost.
-    let next = events.next();
-    const history = await source.history().catch((error: unknown) => {
-      source.onError('reading the event log for a live stream', error);
-      return [];
-    });
-    write(viewer, sseFrame('history', JSON.stringify(history)));
-    sendStatus(viewer);
-    const isNew = notIn(history);
-    for (;;) {
-      const { value: event, done } = await next;
-      if (done === true) return;
-      if (!TRANSITIONAL_EVENTS.has(event.type) && isNew(event)) write(viewer, sseFrame('pool', JSON.stringify(event)));
-      sendStatus(viewer);
-      next = events.next();
-    }
-  }
-
-  /**
-   * When every place is taken: the oldest stream of the address holding the most, if that is over
-   * its share and `address` is under it; undefined when the newcomer must be refused.
-   */
-  function placeFor(address: string): Viewer | undefined {
-    const held = new Map<string, Viewer[]>();
-    for (const viewer of viewers) held.set(viewer.address, [...(held.get(viewer.address) ?? []), viewer]);
-    if ((held.get(address)?.length ?? 0) >= limits.perAddress) return undefined;
-    const [hog] = [...held.values()].sort((a, b) => b.length - a.length);
-    return hog !== undefined && hog.length > limits.perAddress ? hog[0] : undefined;
   }
 
   return {
     serve(res: ServerResponse): void {
       const address = res.req.socket.remoteAddress ?? '';
       if (viewers.size >= limits.maxStreams) {
-        const displaced = placeFor(address);
+        const displaced = placeFor(viewers, address, limits.perAddress);
         if (displaced === undefined) {
           send(res, 503, { error: `too many live streams (${limits.maxStreams} open); poll GET /status instead` }, { 'Retry-After': '5' });
           return;
@@ -148,7 +103,7 @@ export function createLiveStreams(source: LiveSource, limits: LiveLimits = LIVE_
       });
       ticker ??= setInterval(tick, STATUS_CHECK_MS);
       write(viewer, `retry: ${RECONNECT_MS}\n\n`);
-      pump(viewer, stop.signal).catch((error: unknown) => {
+      pump(viewer, source, stop.signal).catch((error: unknown) => {
         source.onError('in a live stream', error);
         res.destroy();
       });
@@ -156,4 +111,53 @@ export function createLiveStreams(source: LiveSource, limits: LiveLimits = LIVE_
   };
 }
 
-export type LiveStreams = ReturnType<typeof createLiveStreams>;
+function write(viewer: Viewer, text: string): void {
+  const { res } = viewer;
+  if (res.destroyed || res.writableEnded) return;
+  if (res.writableLength > MAX_QUEUED_BYTES) {
+    res.destroy();
+    return;
+  }
+  res.write(text);
+  viewer.lastWrite = performance.now();
+}
+
+function sendStatus(viewer: Viewer, source: LiveSource): void {
+  const text = toJson(source.status());
+  if (text === viewer.lastStatus) return;
+  viewer.lastStatus = text;
+  write(viewer, sseFrame('status', text));
+}
+
+async function pump(viewer: Viewer, source: LiveSource, signal: AbortSignal): Promise<void> {
+  const events = source.subscribe(signal)[Symbol.asyncIterator]();
+  // Subscribed before the log is read: an event that happens meanwhile is in the history, or
+  // queued here, or both, never lost.
+  let next = events.next();
+  const history = await source.history().catch((error: unknown) => {
+    source.onError('reading the event log for a live stream', error);
+    return [];
+  });
+  write(viewer, sseFrame('history', JSON.stringify(history)));
+  sendStatus(viewer, source);
+  const isNew = notIn(history);
+  for (;;) {
+    const { value: event, done } = await next;
+    if (done === true) return;
+    if (!TRANSITIONAL_EVENTS.has(event.type) && isNew(event)) write(viewer, sseFrame('pool', JSON.stringify(event)));
+    sendStatus(viewer, source);
+    next = events.next();
+  }
+}
+
+/**
+ * When every place is taken: the oldest stream of the address holding the most, if that is over
+ * its share and `address` is under it; undefined when the newcomer must be refused.
+ */
+function placeFor(viewers: ReadonlySet<Viewer>, address: string, perAddress: number): Viewer | undefined {
+  const held = new Map<string, Viewer[]>();
+  for (const viewer of viewers) held.set(viewer.address, [...(held.get(viewer.address) ?? []), viewer]);
+  if ((held.get(address)?.length ?? 0) >= perAddress) return undefined;
+  const [hog] = [...held.values()].sort((a, b) => b.length - a.length);
+  return hog !== undefined && hog.length > perAddress ? hog[0] : undefined;
+}
