@@ -50,13 +50,12 @@ describe('the pool service against a scripted Docker', () => {
     console.log(`pool model: ${details.numRuns} sequences, ${steps} steps, ${driverCalls} driver calls, ${restarts} restarts in ${seconds} s (seed ${SEED})`);
   }, 120_000);
 
-  // Bugs the model found, each as the shortest path it shrank to. They pass once fixed: then make
-  // them plain `it`s and set LINE_SERVED_AT_ONCE (pool-world.ts), which turns the model's check on.
+  // Bugs the model found, each as the shortest path it shrank to, kept as cases of their own.
 
-  // Seed 1349569631. wait-line.ts, leave(): a client that hangs up is taken out of line and the
-  // wake timer re-armed, but the line is not served; the new head (here an agent adopted meanwhile,
-  // so already running) waits until its deadline and is then answered pool_full.
-  it.fails('answers the next in line at once when the client at the head of the line hangs up', async () => {
+  // Seed 1349569631, fixed. wait-line.ts, leave(): a client that hung up was taken out of line and the
+  // wake timer re-armed, but the line was not served; the new head (here an agent adopted meanwhile,
+  // stopped again as over the cap) waited until its deadline and was then answered pool_full.
+  it('answers the next in line at once when the client at the head of the line hangs up', async () => {
     const world = new PoolWorld();
     world.configure(1);
     world.request('ceo');
@@ -71,15 +70,18 @@ describe('the pool service against a scripted Docker', () => {
     await world.step();
     dev.controller?.abort();
     await world.step();
-    expect(qa.outcome).toBe('already_running');
+    // Served at once: out of line, its request going on (qa, adopted over the cap, is being stopped
+    // first), not left at the head until its deadline.
+    expect(world.pool.status().queue).toEqual([]);
+    expect(qa.settled).toBe(false);
   });
 
-  // Seeds 1003785841, 304597210. service.ts, startAgent: a start that succeeds makes a running
+  // Seeds 1003785841, 304597210, fixed. agent-work.ts, start: a start that succeeds makes a running
   // agent, whose grace then ends later than anything the wake timer was armed for (while starting
-  // it could not be evicted, and its grace from the request had long passed), and nothing re-arms
-  // the timer; the waiter is served at its deadline, with pool_full, though the agent became
+  // it could not be evicted, and its grace from the request had long passed), and nothing re-armed
+  // the timer; the waiter was answered at its deadline, with pool_full, though the agent became
   // evictable a minute after its start.
-  it.fails('serves a waiter once the grace of an agent whose slow start succeeded ends', async () => {
+  it('serves a waiter once the grace of an agent whose slow start succeeded ends', async () => {
     const world = new PoolWorld();
     world.configure(1);
     world.request('ceo');

@@ -42,13 +42,6 @@ export interface Caller {
   outcome?: string;
 }
 
-/**
- * Bugs this model found (see the `it.fails` cases in pool-service.test.ts): the wait line is not
- * always served the moment its head could be, so a waiter can wait for an unrelated event or
- * answer pool_full at its deadline although it could have been served. While they are open, the
- * check that nobody servable waits at the head of the line is off; set this to true with the fix.
- */
-export const LINE_SERVED_AT_ONCE = false;
 
 /** Every promise the pool's callers hold is settled by microtasks alone: one turn of the event loop drains them all. */
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -260,8 +253,7 @@ export class PoolWorld {
 
   /**
    * First come, first served: the line keeps its order and new places go to its end; a place is
-   * served (`waited`) only with every place ahead of it gone too; and (once LINE_SERVED_AT_ONCE)
-   * after a step nobody at the head could be served now, so no new request can have overtaken it
+   * served (`waited`) only with every place ahead of it gone too; and after a step nobody at the head could be served now, so no new request can have overtaken it
    * and no wake-up was missed.
    */
   private checkLine(status: StatusReply): void {
@@ -276,7 +268,7 @@ export class PoolWorld {
     }
     this.line = now;
     const head = now[0];
-    if (LINE_SERVED_AT_ONCE && head !== undefined && this.servable(head, status)) this.fail(`${head}, at the head of the line, could be served now but still waits`);
+    if (head !== undefined && this.servable(head, status)) this.fail(`${head}, at the head of the line, could be served now but still waits`);
   }
 
   /** What `headAdmissible` decides, read from the status: anything but pool_full. */

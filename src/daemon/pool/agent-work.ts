@@ -75,6 +75,9 @@ export function createAgentWork(deps: AgentWorkDeps): AgentWork {
     }
     cell.set(startSucceeded(cell.get(), agent, deps.clock()));
     emit('started', agent, by, eviction !== undefined ? { reason: `evicted ${eviction.victim}` } : resume ? { reason: 'unpaused' } : {});
+    // Running now, with a grace that ends at a time no wake-up was armed for (a starting agent is
+    // no victim, so the line's timer could not count on it): the model test's seed 1003785841.
+    line.serve();
     await cell.persist();
     return eviction === undefined ? { status: 'started', agent } : { status: 'started', agent, evicted: eviction.victim };
   }

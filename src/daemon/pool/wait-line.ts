@@ -120,7 +120,8 @@ export function createWaitLine(deps: WaitLineDeps): WaitLine {
         if (!waiting.delete(waiter.id)) return;
         queue = withoutWaiters(queue, new Set([waiter.id]));
         reject(new ClientGoneError(agent));
-        armWake();
+        // The place behind may be servable now (the model test's seed 1349569631): serve, not only re-arm.
+        serve();
       };
       waiting.set(waiter.id, {
         agent,
