@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import { replyForError } from '../core/errors.js';
+import { replyForError } from '../contract/errors.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';

@@ -37,8 +37,10 @@ export class UnknownAgentError extends PoolError {
   constructor(
     readonly agent: string,
     readonly known: readonly string[],
+    /** Where the name was looked for, when that is not the compose project (the process roster's path). */
+    readonly where?: string,
   ) {
-    super(`unknown agent ${JSON.stringify(agent)}; known agents: ${known.join(', ') || '(none)'}`);
+    super(`unknown agent ${JSON.stringify(agent)}${where === undefined ? '' : ` (not in ${where})`}; known agents: ${known.join(', ') || '(none)'}`);
     this.name = 'UnknownAgentError';
   }
 }
@@ -107,7 +109,7 @@ export class ClientGoneError extends Error {
 /** The data of a pool error as the socket carries it, the `code` first. */
 export type PoolErrorData =
   | { code: 'pool_full'; agent: string; waitedSeconds?: number; queueFull?: boolean }
-  | { code: 'unknown_agent'; agent: string; known: string[] }
+  | { code: 'unknown_agent'; agent: string; known: string[]; where?: string }
   | { code: 'forbidden'; agent: string }
   | { code: 'changing_state'; agent: string }
   | { code: 'shutting_down'; agent: string }
@@ -157,8 +159,8 @@ const KINDS: { readonly [C in PoolErrorCode]: Kind<ErrorOf[C], DataOf<C>> } = {
   unknown_agent: {
     rpc: 'NOT_FOUND',
     reply: (error, agent) => ({ status: 'unknown_agent', agent, error: error.message, known: [...error.known] }),
-    data: (error) => ({ code: 'unknown_agent', agent: error.agent, known: [...error.known] }),
-    rebuild: (data) => new UnknownAgentError(data.agent, data.known),
+    data: (error) => ({ code: 'unknown_agent', agent: error.agent, known: [...error.known], ...(error.where !== undefined && { where: error.where }) }),
+    rebuild: (data) => new UnknownAgentError(data.agent, data.known, data.where),
   },
   forbidden: {
     rpc: 'FORBIDDEN',

@@ -4,7 +4,6 @@ export * from './decide.js';
 export * from './reconcile.js';
 export * from './autostart.js';
 export * from './views.js';
-export * from './errors.js';
 export type * from './driver.js';
 export * from './queue.js';
 export * from './clock.js';

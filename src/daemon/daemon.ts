@@ -1,8 +1,8 @@
 import { EventEmitter, on } from 'node:events';
 import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
-import { type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, reloadConfig } from '../contract/index.js';
-import { ClientGoneError, type PoolService, type PoolSettings, type PoolState, rulesFromConfig } from '../core/index.js';
+import { ClientGoneError, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, reloadConfig } from '../contract/index.js';
+import { type PoolService, type PoolSettings, type PoolState, rulesFromConfig } from '../core/index.js';
 import type { OpenedDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';

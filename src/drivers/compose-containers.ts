@@ -1,4 +1,4 @@
-import { DriverError } from '../core/errors.js';
+import { DriverError } from '../contract/errors.js';
 import type { ObservedAgent } from '../core/reconcile.js';
 import type { ComposeCommands } from './compose-commands.js';
 import { STOP_SLACK_MS } from './docker.js';

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { delimiter, resolve } from 'node:path';
-import { DriverError } from '../core/errors.js';
+import { DriverError } from '../contract/errors.js';
 
 /**
  * The files compose reads a project from when no `-f` is given: the first of the standard names

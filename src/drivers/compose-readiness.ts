@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DriverError } from '../core/errors.js';
+import { DriverError } from '../contract/errors.js';
 import { type ComposeCommands, upArgs } from './compose-commands.js';
 
 /** How often a start re-reads the health compose called healthy too early (ms). */

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { DriverError } from '../core/errors.js';
+import { DriverError } from '../contract/errors.js';
 import { describeSpawnError, run, spawnPiped } from './exec.js';
 
 /** Upper bound for a Docker command that may pull an image or wait for a container (ms). */

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { DriverError } from '../core/errors.js';
+import { DriverError } from '../contract/errors.js';
 
 export interface RunOptions {
   readonly cwd?: string;

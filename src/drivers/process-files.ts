@@ -2,7 +2,7 @@ import { readFile, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_NAME_PATTERN } from '../contract/names.js';
 import { ProcessPidFile, ProcessRosterFile } from '../contract/process-roster.js';
-import { DriverError } from '../core/errors.js';
+import { DriverError } from '../contract/errors.js';
 import { writeFileAtomic } from '../store/atomic.js';
 import { errorCode } from './process-group.js';
 

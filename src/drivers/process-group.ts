@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProcessPidFile } from '../contract/process-roster.js';
-import { DriverError } from '../core/errors.js';
+import { DriverError } from '../contract/errors.js';
 
 /** How often a stop looks whether the agent is gone yet. */
 const STOP_POLL_MS = 50;

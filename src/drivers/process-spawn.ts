@@ -3,7 +3,7 @@ import { mkdir, open, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ProcessAgentSpec, ProcessPidFile } from '../contract/process-roster.js';
-import { DriverError } from '../core/errors.js';
+import { DriverError } from '../contract/errors.js';
 import { errorCode, isAlive, readStartTimeSync } from './process-group.js';
 
 /** A process still there this long after it was spawned counts as started. */

@@ -2,7 +2,7 @@ import { dirname, join, resolve } from 'node:path';
 import { AGENT_NAME_PATTERN } from '../contract/names.js';
 import type { ProcessAgentSpec } from '../contract/process-roster.js';
 import type { AgentDriver } from '../core/driver.js';
-import { DriverError } from '../core/errors.js';
+import { DriverError, UnknownAgentError } from '../contract/errors.js';
 import type { ObservedAgent } from '../core/reconcile.js';
 import { createPidFiles, loadProcessRoster } from './process-files.js';
 import { isAlive, signalGroup, terminateGroup } from './process-group.js';
@@ -36,10 +36,8 @@ export function createProcessDriver(options: ProcessDriverOptions): AgentDriver 
   const startNow = async (agent: string): Promise<void> => {
     const roster = await loadProcessRoster(rosterPath);
     const spec: ProcessAgentSpec | undefined = Object.hasOwn(roster.agents, agent) ? roster.agents[agent] : undefined;
-    if (spec === undefined) {
-      const known = Object.keys(roster.agents).join(', ') || '(none)';
-      throw new DriverError(`unknown agent ${JSON.stringify(agent)}: not in ${rosterPath} (known: ${known})`, [], undefined, '');
-    }
+    // The pool asks only for names it knows, so this is a roster edited since it last looked.
+    if (spec === undefined) throw new UnknownAgentError(agent, Object.keys(roster.agents), rosterPath);
     const current = await pidFiles.read(agent);
     if (current?.record !== undefined && (await isAlive(current.record))) return;
 

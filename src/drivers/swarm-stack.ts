@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DriverError } from '../core/errors.js';
+import { DriverError } from '../contract/errors.js';
 import { QUERY_TIMEOUT_MS, dockerCommand } from './docker.js';
 
 /** One task as `docker service ps` / `docker stack ps` print it. */

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentDriver } from '../core/driver.js';
-import { DriverError } from '../core/errors.js';
+import { DriverError } from '../contract/errors.js';
 import type { ObservedAgent } from '../core/reconcile.js';
 import { COMMAND_TIMEOUT_MS, QUERY_TIMEOUT_MS, STOP_SLACK_MS, besideProbe } from './docker.js';
 import { serviceEvents } from './swarm-events.js';

@@ -2,7 +2,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DriverError } from '../../src/core/errors.js';
+import { DriverError } from '../../src/contract/errors.js';
 import { createComposeDriver } from '../../src/drivers/compose.js';
 import { execa } from 'execa';
 import { type ComposeProject, TEST_IMAGE, agentService, createComposeProject, requireDocker } from '../support/docker.js';

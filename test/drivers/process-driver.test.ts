@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DriverError } from '../../src/core/errors.js';
+import { DriverError, UnknownAgentError } from '../../src/contract/errors.js';
 import { createProcessDriver } from '../../src/drivers/process.js';
 
 interface Stat {
@@ -252,9 +252,11 @@ describe('the process driver', () => {
   it('refuses to start an agent that is not in the roster', async () => {
     const t = await setup({ ceo: sleeper() });
     for (const agent of ['nobody', 'constructor']) {
-      const error = await rejection(t.driver.start(agent));
-      expect(error.message).toContain(`unknown agent "${agent}"`);
-      expect(error.message).toContain(t.rosterPath);
+      // Not Docker's failure, nor the roster's: a name of its own kind, as the pool's own refusal is.
+      const error = await t.driver.start(agent).then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(UnknownAgentError);
+      expect(error).toMatchObject({ agent, known: ['ceo'], where: t.rosterPath });
+      expect((error as Error).message).toContain(`unknown agent "${agent}" (not in ${t.rosterPath})`);
     }
   });
 

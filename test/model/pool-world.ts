@@ -1,9 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { vi } from 'vitest';
-import type { AgentView, PoolEvent, StatusReply } from '../../src/contract/index.js';
+import { type AgentView, ClientGoneError, type PoolEvent, PoolError, type StatusReply } from '../../src/contract/index.js';
 import {
-  ClientGoneError,
-  PoolError,
   type PoolRules,
   type PoolService,
   type PoolSettings,

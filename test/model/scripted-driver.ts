@@ -1,4 +1,5 @@
-import { type AgentDriver, DriverError, type ObservedAgent } from '../../src/core/index.js';
+import { DriverError } from '../../src/contract/index.js';
+import type { AgentDriver, ObservedAgent } from '../../src/core/index.js';
 
 // Test doubles live here and only here: the model test drives the pool service through its ports
 // (AgentDriver, the store's save/publish, a clock), so it needs them scripted. The real drivers and

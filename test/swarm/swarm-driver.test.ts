@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DriverError } from '../../src/core/errors.js';
+import { DriverError } from '../../src/contract/errors.js';
 import { createSwarmDriver } from '../../src/drivers/swarm.js';
 import { eventually } from '../support/daemon.js';
 import { TEST_IMAGE } from '../support/docker.js';

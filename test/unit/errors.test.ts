@@ -31,6 +31,11 @@ const KINDS: { error: PoolError; reply: Record<string, unknown>; rpc: string }[]
     reply: { status: 'unknown_agent', agent: 'qa', error: 'unknown agent "qq"; known agents: ceo, qa', known: ['ceo', 'qa'] },
     rpc: 'NOT_FOUND',
   },
+  {
+    error: new UnknownAgentError('qq', ['ceo'], '/etc/openclaw-pool/agents.json'),
+    reply: { status: 'unknown_agent', agent: 'qa', error: 'unknown agent "qq" (not in /etc/openclaw-pool/agents.json); known agents: ceo', known: ['ceo'] },
+    rpc: 'NOT_FOUND',
+  },
   { error: new ForbiddenAgentError('gateway'), reply: { status: 'forbidden', agent: 'qa', error: 'infrastructure service' }, rpc: 'FORBIDDEN' },
   { error: new DriverError('qa: no such image', ['docker', 'compose', 'up'], 1, 'no such image'), reply: { status: 'error', agent: 'qa', error: 'qa: no such image' }, rpc: 'BAD_GATEWAY' },
   { error: new ProjectInvalidError('qa', 'yaml: line 3: mapping values'), reply: { status: 'error', agent: 'qa', error: 'yaml: line 3: mapping values' }, rpc: 'PRECONDITION_FAILED' },

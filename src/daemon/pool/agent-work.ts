@@ -1,5 +1,5 @@
-import type { PoolEventType, StartedReply } from '../../contract/index.js';
-import { type AgentDriver, DriverError, evictionFailed, startFailed, startSucceeded, stopConfirmed, unpauseFailed } from '../../core/index.js';
+import { DriverError, type PoolEventType, type StartedReply } from '../../contract/index.js';
+import { type AgentDriver, evictionFailed, startFailed, startSucceeded, stopConfirmed, unpauseFailed } from '../../core/index.js';
 import type { StateCell } from './state-cell.js';
 import type { WaitLine } from './wait-line.js';
 

@@ -1,10 +1,8 @@
-import type { PoolEventType } from '../../contract/index.js';
+import { ClientGoneError, type PoolEventType, PoolFullError } from '../../contract/index.js';
 import {
   type Catalogue,
-  ClientGoneError,
   type PoolRules,
   type PoolState,
-  PoolFullError,
   type StartReply,
   type WaitQueue,
   emptyQueue,
