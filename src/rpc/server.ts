@@ -26,7 +26,7 @@ interface LeanCall {
  * stock `httpLink` clients make — one query by GET or one mutation by JSON POST, not batched.
  * Those are answered with tRPC's own `callTRPCProcedure`, `getErrorShape`, `getHTTPStatusCode` and
  * `transformTRPCResponse`, so the status and body are the bytes its handler writes
- * (test/daemon/socket-wire.test.ts compares them), but without the Fetch `Request`, the
+ * (test/rpc/socket-wire.docker.test.ts compares them), but without the Fetch `Request`, the
  * `Response`, the web-stream pipe and the chunked body the handler builds per call, which made a
  * reply cost 2.5× a plain node:http one (bench/README.md, target 3). Everything else (batches,
  * subscriptions, streaming, wrong methods, unknown paths, other content types) goes to tRPC's handler.

@@ -43,7 +43,7 @@ describe('the pool service against a scripted Docker', () => {
     if (details.failed) {
       const path = details.counterexample?.[0]?.toString() ?? '(none)';
       const replayPath = /replayPath="([^"]*)"/.exec(path)?.[1];
-      const replay = `POOL_MODEL_SEED=${details.seed} POOL_MODEL_PATH=${details.counterexamplePath}${replayPath === undefined ? '' : ` POOL_MODEL_REPLAY='${replayPath}'`} npx vitest run test/model/pool-service.test.ts`;
+      const replay = `POOL_MODEL_SEED=${details.seed} POOL_MODEL_PATH=${details.counterexamplePath}${replayPath === undefined ? '' : ` POOL_MODEL_REPLAY='${replayPath}'`} npx vitest run test/model/pool-model.test.ts`;
       const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
       throw new Error(`pool model failed after ${details.numRuns} sequences (${details.numShrinks} shrinks), seed ${details.seed}, path ${details.counterexamplePath}\n  commands: ${path}\n  ${cause}\n  replay: ${replay}`);
     }
