@@ -48,6 +48,8 @@ export interface WaitLine {
   shift(deltaMs: number): void;
 }
 
+// One closure, past the usual length: the line, its waiting clients and its timer change together,
+// in one synchronous step each time, which is what keeps the line first come first served.
 export function createWaitLine(deps: WaitLineDeps): WaitLine {
   let queue: WaitQueue = emptyQueue;
   const waiting = new Map<number, WaitingClient>();
