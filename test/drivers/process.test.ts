@@ -3,10 +3,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DriverError, UnknownAgentError } from '../../src/contract/errors.js';
 import { createProcessDriver } from '../../src/drivers/process.js';
+import { eventually } from '../support/daemon.js';
 
 interface Stat {
   readonly state: string;
@@ -44,16 +44,6 @@ function cmdline(pid: number): string {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
   } catch {
     return '';
-  }
-}
-
-async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
   }
 }
 
@@ -129,7 +119,7 @@ describe('the process driver', () => {
     await mkdir(join(t.confDir, 'work'));
     await t.driver.start('ceo');
 
-    const out = await waitFor(() => readFile(join(t.confDir, 'work', 'out.txt'), 'utf8').catch(() => undefined), 'out.txt');
+    const out = await eventually(() => readFile(join(t.confDir, 'work', 'out.txt'), 'utf8'), 5_000, 20);
     expect(out).toBe('ceo bar\n');
     expect(await readFile(join(t.stateDir, 'logs', 'ceo.log'), 'utf8')).toContain('hello from ceo');
     const { pid, startTime } = await t.pidFile('ceo');
@@ -154,7 +144,7 @@ describe('the process driver', () => {
     await t.driver.stop('cto', 5_000);
     const cfo = await t.pidFile('cfo');
     process.kill(-cfo.pid, 'SIGKILL');
-    await waitFor(() => !alive(cfo.pid), 'cfo to die');
+    await eventually(() => expect(alive(cfo.pid), 'cfo to die').toBe(false), 5_000, 20);
 
     const listed = (await t.driver.list()).sort((a, b) => a.agent.localeCompare(b.agent));
     expect(listed).toEqual([
@@ -182,7 +172,11 @@ describe('the process driver', () => {
     const t = await setup({ stubborn: { command: ['sh', '-c', "trap '' TERM; sleep 60 & while :; do sleep 0.1; done"] } });
     await t.driver.start('stubborn');
     const { pid } = await t.pidFile('stubborn');
-    const child = await waitFor(() => groupMembers(pid).find((p) => cmdline(p) === 'sleep 60'), 'the background sleep');
+    const child = await eventually(() => {
+      const background = groupMembers(pid).find((p) => cmdline(p) === 'sleep 60');
+      expect(background, 'the background sleep').toBeDefined();
+      return background!;
+    }, 5_000, 20);
 
     const begun = Date.now();
     await t.driver.stop('stubborn', 500);
@@ -201,7 +195,7 @@ describe('the process driver', () => {
     const t = await setup({ ceo: { command: ['sh', '-c', `sh -c '${inner}' & wait`] } });
     await t.driver.start('ceo');
     const { pid } = await t.pidFile('ceo');
-    await waitFor(() => groupMembers(pid).some((p) => cmdline(p).startsWith('sh -c trap')), 'the inner shell');
+    await eventually(() => expect(groupMembers(pid).some((p) => cmdline(p).startsWith('sh -c trap')), 'the inner shell').toBe(true), 5_000, 20);
 
     await t.driver.stop('ceo', 10_000);
     expect(await readFile(join(t.confDir, 'done.txt'), 'utf8')).toBe('done\n');
@@ -320,10 +314,11 @@ describe('the process driver', () => {
     const parent = spawn('sh', ['-c', 'sleep 0 & exec sleep 60'], { detached: true, stdio: 'ignore' });
     parent.on('error', () => {});
     leftovers.push(parent.pid!);
-    const zombie = await waitFor(
-      () => readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).find((p) => procStat(p)?.ppid === parent.pid && procStat(p)?.state === 'Z'),
-      'a zombie',
-    );
+    const zombie = await eventually(() => {
+      const found = readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).find((p) => procStat(p)?.ppid === parent.pid && procStat(p)?.state === 'Z');
+      expect(found, 'a zombie').toBeDefined();
+      return found!;
+    }, 5_000, 20);
     await mkdir(t.stateDir, { recursive: true });
     await writeFile(join(t.stateDir, 'ceo.pid'), JSON.stringify({ pid: zombie, startTime: procStat(zombie)!.startTime }));
 

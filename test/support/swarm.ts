@@ -1,9 +1,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { AGENTS, INFRA, type TestDaemonOptions, launchTestDaemon } from './daemon.js';
+import { AGENTS, INFRA, type TestDaemonOptions, eventually, launchTestDaemon } from './daemon.js';
 import { AGENT_COMMAND, TEST_IMAGE } from './docker.js';
 
 /** Set by scripts/swarm-test-env.sh: the worker engine's socket, the two nodes' names, the manager's address on their network. */
@@ -89,11 +88,10 @@ export async function createSwarmStack(services: Record<string, Record<string, u
   const alwaysOn = Object.entries(services)
     .filter(([, service]) => ((service.deploy as { replicas?: number } | undefined)?.replicas ?? 1) > 0)
     .map(([service]) => service);
-  const deadline = Date.now() + 60_000;
-  for (let up = await running(); !alwaysOn.every((service) => up.includes(service)); up = await running()) {
-    if (Date.now() > deadline) throw new Error(`stack ${name}: ${alwaysOn.join(', ')} not running after 60 s (running: ${up.join(', ') || 'none'})`);
-    await sleep(200);
-  }
+  await eventually(async () => {
+    const up = await running();
+    if (!alwaysOn.every((service) => up.includes(service))) throw new Error(`stack ${name}: ${alwaysOn.join(', ')} not running after 60 s (running: ${up.join(', ') || 'none'})`);
+  }, 60_000, 200);
   return {
     dir,
     name,

@@ -2,6 +2,7 @@ import { access, mkdir, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
+import { eventually } from './daemon.js';
 
 /**
  * A real systemd as PID 1 in a container (the recipe in STACK-NOTES): a "box" that behaves as a
@@ -190,14 +191,11 @@ function makeBox(name: string, remove: () => Promise<void>): SystemdBox {
  * what a test left behind: openclaw-pool.service failed on purpose).
  */
 async function waitForBoot(box: SystemdBox): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
+  // Before systemd has set up its bus, systemctl cannot connect at all: try again shortly.
+  await eventually(async () => {
     const state = await box.exec(['systemctl', 'is-system-running', '--wait'], { timeout: 60_000 });
-    if (state.stdout === 'running' || state.stdout === 'degraded') return;
-    // Before systemd has set up its bus, systemctl cannot connect at all: try again shortly.
-    if (Date.now() > deadline) throw new Error(`the systemd box did not boot within 60 s: ${state.stdout} ${state.stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+    if (state.stdout !== 'running' && state.stdout !== 'degraded') throw new Error(`the systemd box did not boot within 60 s: ${state.stdout} ${state.stderr}`);
+  }, 60_000, 200);
 }
 
 export interface InstallOptions {
