@@ -1,26 +1,10 @@
-import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AvailableReply, EventsReply, HealthReply, StatusReply } from '../../src/contract/index.js';
 import { requireDocker } from '../support/docker.js';
 import { type TestDaemon, startTestDaemon } from '../support/daemon.js';
+import { rawTcp } from '../support/http.js';
 
 const docker = await requireDocker();
-
-/** Sends raw bytes and returns the raw reply, for what fetch will not send (bad framing, slow bodies). */
-function raw(url: string, bytes: string, { endAfterMs }: { endAfterMs?: number } = {}): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => {
-      socket.write(bytes);
-      if (endAfterMs !== undefined) setTimeout(() => socket.end(), endAfterMs);
-    });
-    let reply = '';
-    socket.on('data', (chunk) => (reply += chunk));
-    socket.on('close', () => resolve(reply));
-    socket.on('error', reject);
-  });
-}
 
 describe.skipIf(!docker)('the HTTP bridge: exact shapes and status codes (SPEC ยง2)', () => {
   let p: TestDaemon;
@@ -121,7 +105,7 @@ describe.skipIf(!docker)('the HTTP bridge: exact shapes and status codes (SPEC ย
   });
 
   it('answers 413 to a body over MAX_BODY_SIZE by its Content-Length, without reading the rest', async () => {
-    const reply = await raw(p.url, `POST /request HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"agent":"`);
+    const { reply } = await rawTcp(p.url, `POST /request HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"agent":"`);
     expect(reply).toMatch(/^HTTP\/1\.1 413/);
     expect(reply).toMatch(/Connection: close/i);
     expect(reply).toContain('{"error":"request body over 256 bytes"}');
@@ -130,26 +114,18 @@ describe.skipIf(!docker)('the HTTP bridge: exact shapes and status codes (SPEC ย
   it('answers 413 to a chunked body that grows past MAX_BODY_SIZE', async () => {
     const chunk = 'a'.repeat(200);
     const body = `c8\r\n${chunk}\r\nc8\r\n${chunk}\r\n0\r\n\r\n`;
-    const reply = await raw(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
+    const { reply } = await rawTcp(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
     expect(reply).toMatch(/^HTTP\/1\.1 413/);
   });
 
   it('answers requests from curl-style clients that send no Content-Type', async () => {
-    const reply = await new Promise<string>((resolve, reject) => {
-      const req = httpRequest(`${p.url}/heartbeat`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } }, (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve(text));
-      });
-      req.on('error', reject);
-      req.end('{"agent":"ceo"}');
-    });
-    expect(JSON.parse(reply)).toEqual({ status: 'ok' });
+    const reply = await p.http('POST', '/heartbeat', '{"agent":"ceo"}', { 'Content-Type': 'application/x-www-form-urlencoded' });
+    expect(JSON.parse(reply.text)).toEqual({ status: 'ok' });
   });
 
   it('serves many requests over one kept-alive connection', async () => {
     const request = 'GET /available HTTP/1.1\r\nHost: x\r\n\r\n';
-    const reply = await raw(p.url, request.repeat(3), { endAfterMs: 300 });
+    const { reply } = await rawTcp(p.url, request.repeat(3), { endAfterMs: 300 });
     expect(reply.match(/HTTP\/1\.1 200/g)).toHaveLength(3);
   });
 });

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
 import { type SseConnection, openSse } from '../support/sse.js';
-import { type SpawnedDaemon, spawnDaemon, waitReady } from '../reliability/support.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 import { artifactPath, launchChromium, requireChromium } from '../support/browser.js';
 import { LIVE_LIMITS } from '../../src/bridge/live.js';
 
@@ -35,35 +36,25 @@ describe.skipIf(!ready)('the status page in headless Chromium, against a real da
   const requests: { method: string; url: string; authorization?: string }[] = [];
   const consoleErrors: string[] = [];
 
-  const post = async (path: string, body: unknown) => {
-    const res = await fetch(`${url}${path}`, { method: 'POST', headers: { Authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
-    return (await res.json()) as Record<string, unknown>;
-  };
+  const post = async (path: string, body: unknown) => (await http(url, 'POST', path, body, { headers: { Authorization: `Bearer ${TOKEN}` } })).body;
 
   beforeAll(async () => {
     project = await createComposeProject(Object.fromEntries(['ceo', 'cto', 'cfo', 'designer', 'qa', 'gateway'].map((name) => [name, agentService()])));
     scratch = await mkdtemp(join(tmpdir(), 'pool-'));
     await mkdir(join(scratch, 'pool'));
     await writeFile(join(scratch, 'pool', 'autostart.txt'), 'ceo\ncto\n');
-    env = {
+    env = daemonEnv(project, scratch, {
       MAX_AGENTS: '3',
       PINNED_AGENTS: 'ceo',
       EVICT_GRACE_SECONDS: '2',
-      INFRA_SERVICES: 'gateway',
       SYNC_INTERVAL: '3600',
       STOP_TIMEOUT_SECONDS: '3',
       POOL_TOKEN: TOKEN,
-      POOL_PORT: '0',
-      POOL_BIND: '127.0.0.1',
-      COMPOSE_DIR: project.dir,
-      COMPOSE_PROJECT: project.name,
-      POOL_DIR: join(scratch, 'pool'),
-      POOL_SOCKET: join(scratch, 's.sock'),
-    };
+    });
     daemon = spawnDaemon(project.dir, env);
-    url = await waitReady(daemon);
+    url = await daemon.ready();
     await eventually(async () => {
-      const status = (await (await fetch(`${url}/status`)).json()) as { running: { id: string; state: string }[] };
+      const status = (await http(url, 'GET', '/status')).body as { running: { id: string; state: string }[] };
       expect(status.running.filter((a) => a.state === 'running').map((a) => a.id)).toEqual(['ceo', 'cto']);
     }, 30_000);
 
@@ -212,7 +203,7 @@ describe.skipIf(!ready)('the status page in headless Chromium, against a real da
     // Same port, so the page's EventSource finds it again. The agents kept running; autostart
     // fills the free slot with cto again, and the page shows that too.
     daemon = spawnDaemon(project.dir, { ...env, POOL_PORT: new URL(url).port });
-    await waitReady(daemon);
+    await daemon.ready();
     await eventually(async () => expect(await connection(page)).toBe('Live: updates as they happen'), 15_000);
     await eventually(async () => expect(await agentRows(page)).toEqual([expect.arrayContaining(['ceo']), expect.arrayContaining(['cfo']), expect.arrayContaining(['cto', 'running', 'autostart'])]), 15_000);
     expect(navigations).toBe(1);

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { access, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,24 +5,10 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPoolClient } from '../../sdk/index.js';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon, spawnDaemon } from '../support/spawn-daemon.js';
 
 const docker = await requireDocker();
-const BIN = new URL('../../dist/src/daemon/main.js', import.meta.url).pathname;
-
-interface Spawned {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function spawnDaemon(cwd: string, args: string[] = [], env: Record<string, string> = {}): Spawned {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (c) => (output += c));
-  child.stderr!.on('data', (c) => (output += c));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
 
 describe('the openclaw-pool process: configuration errors', () => {
   it('stops at start-up with a message naming the bad variable and value, exit code 78', async () => {
@@ -39,7 +24,7 @@ describe('the openclaw-pool process: configuration errors', () => {
   });
 
   it('refuses a --config file that does not exist', async () => {
-    const d = spawnDaemon(tmpdir(), ['--config', '/nonexistent/pool.env']);
+    const d = spawnDaemon(tmpdir(), {}, ['--config', '/nonexistent/pool.env']);
     expect(await d.exited).toBe(78);
     expect(d.output()).toContain('/nonexistent/pool.env: no such file (named by --config)');
   });
@@ -58,10 +43,10 @@ describe('the openclaw-pool process: configuration errors', () => {
   });
 
   it('answers --help with usage and exit code 0, and an unknown flag with exit code 2', async () => {
-    const help = spawnDaemon(tmpdir(), ['--help']);
+    const help = spawnDaemon(tmpdir(), {}, ['--help']);
     expect(await help.exited).toBe(0);
     expect(help.output()).toContain('Usage: openclaw-pool [--config PATH]');
-    const bad = spawnDaemon(tmpdir(), ['--bogus']);
+    const bad = spawnDaemon(tmpdir(), {}, ['--bogus']);
     expect(await bad.exited).toBe(2);
   });
 });
@@ -69,23 +54,20 @@ describe('the openclaw-pool process: configuration errors', () => {
 describe.skipIf(!docker)('the openclaw-pool process on real Docker', () => {
   let project: ComposeProject;
   let dir: string;
-  const running: Spawned[] = [];
+  const running: SpawnedDaemon[] = [];
   beforeAll(async () => {
     project = await createComposeProject(Object.fromEntries(['ceo', 'cto', 'cfo', 'gateway'].map((n) => [n, agentService()])));
     return async () => project.remove();
   });
   afterEach(async () => {
-    for (const d of running.splice(0)) {
-      d.child.kill('SIGKILL');
-      await d.exited;
-    }
+    for (const d of running.splice(0)) await d.kill();
     await project.compose('down', '-t', '0');
     await rm(dir, { recursive: true, force: true });
   });
-  const start = async (envFile: string): Promise<Spawned> => {
-    const d = spawnDaemon(project.dir, ['--config', envFile]);
+  const start = async (envFile: string): Promise<SpawnedDaemon> => {
+    const d = spawnDaemon(project.dir, {}, ['--config', envFile]);
     running.push(d);
-    await eventually(() => expect(d.output()).toContain('ready:'), 20_000);
+    await d.ready(20_000);
     return d;
   };
   const writeEnv = async (extra = '') => {
@@ -121,11 +103,11 @@ describe.skipIf(!docker)('the openclaw-pool process on real Docker', () => {
     await mkdir(bin);
     await writeFile(join(bin, 'systemd-notify'), `#!/bin/sh\necho "$*" >> ${dir}/notified\n`);
     await chmod(join(bin, 'systemd-notify'), 0o755);
-    const d = spawnDaemon(project.dir, ['--config', env], { NOTIFY_SOCKET: '@test', PATH: `${bin}:${process.env.PATH}`, DOCKER_HOST: `unix://${dir}/no-docker.sock` });
+    const d = spawnDaemon(project.dir, { NOTIFY_SOCKET: '@test', PATH: `${bin}:${process.env.PATH}`, DOCKER_HOST: `unix://${dir}/no-docker.sock` }, ['--config', env]);
     running.push(d);
     await eventually(async () => expect(await readFile(join(dir, 'notified'), 'utf8')).toContain('READY=1 STATUS=0 of 2 slots used'), 20_000);
     const health = await eventually(async () => {
-      const reply = await (await fetch(`${/bridge listening on (http:\/\/\S+)/.exec(d.output())![1]}/health`)).json() as { status: string; reason?: string };
+      const reply = (await http(d.url(), 'GET', '/health')).body;
       expect(reply.status).toBe('degraded');
       return reply;
     });
@@ -151,7 +133,7 @@ describe.skipIf(!docker)('the openclaw-pool process on real Docker', () => {
   it('makes a second daemon on the same socket exit 1, naming the socket', async () => {
     const env = await writeEnv();
     await start(env);
-    const second = spawnDaemon(project.dir, ['--config', env]);
+    const second = spawnDaemon(project.dir, {}, ['--config', env]);
     expect(await second.exited).toBe(1);
     expect(second.output()).toContain(`another openclaw-pool daemon is already listening on ${dir}/s.sock`);
   });
@@ -175,9 +157,9 @@ describe.skipIf(!docker)('the openclaw-pool process on real Docker', () => {
     const env = await writeEnv('MAX_AGENTS=3\nEVICT_GRACE_SECONDS=60\n');
     // As systemd's EnvironmentFile= would: every variable of the file, plus one set apart from it.
     const copies = Object.fromEntries((await readFile(env, 'utf8')).trim().split('\n').map((line) => line.split('=') as [string, string]));
-    const d = spawnDaemon(project.dir, ['--config', env], { ...copies, EVICT_GRACE_SECONDS: '0' });
+    const d = spawnDaemon(project.dir, { ...copies, EVICT_GRACE_SECONDS: '0' }, ['--config', env]);
     running.push(d);
-    await eventually(() => expect(d.output()).toContain('ready:'), 20_000);
+    await d.ready(20_000);
     await writeFile(env, (await readFile(env, 'utf8')).replace('MAX_AGENTS=3', 'MAX_AGENTS=2').replace('EVICT_GRACE_SECONDS=60', 'EVICT_GRACE_SECONDS=30'));
     d.child.kill('SIGHUP');
     await eventually(() => expect(d.output()).toContain('reloaded configuration: MAX_AGENTS=2, EVICT_GRACE_SECONDS=0'), 20_000);

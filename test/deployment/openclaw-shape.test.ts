@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureAgentImage } from '../support/agent-image.js';
 import { eventually } from '../support/daemon.js';
 import { requireDocker } from '../support/docker.js';
-import { type SpawnedDaemon, buildOnce, http, spawnDaemon, waitReady } from '../reliability/support.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon, buildOnce, spawnDaemon } from '../support/spawn-daemon.js';
 import { type OpenclawProject, createOpenclawProject } from './openclaw-project.js';
 
 const docker = await requireDocker();
@@ -95,7 +96,7 @@ describe.skipIf(!docker)('an OpenClaw-shaped compose project under the daemon wi
       ].join('\n'),
     );
     daemon = spawnDaemon(project.dir, { POOL_ENV: poolEnv });
-    url = await waitReady(daemon);
+    url = await daemon.ready();
   });
 
   afterAll(async () => {

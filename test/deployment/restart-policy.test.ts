@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_IMAGE, ensureAgentImage } from '../support/agent-image.js';
 import { eventually } from '../support/daemon.js';
 import { requireDocker } from '../support/docker.js';
-import { type PrivateDockerd, type SpawnedDaemon, type createProjectOn, daemonOnPrivateEngine, http } from '../reliability/support.js';
+import { type PrivateDockerd, type createProjectOn, daemonOnPrivateEngine } from '../reliability/support.js';
+import { http } from '../support/http.js';
+import type { SpawnedDaemon } from '../support/spawn-daemon.js';
 
 const docker = await requireDocker();
 const dockerdAvailable = docker && spawnSync('dockerd', ['--version']).status === 0;

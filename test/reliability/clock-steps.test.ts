@@ -4,7 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/daemon.js';
 import { agentService, requireDocker } from '../support/docker.js';
-import { type SpawnedDaemon, buildOnce, createProjectOn, daemonEnv, http, scratchDir, spawnDaemon, waitReady } from './support.js';
+import { createProjectOn, scratchDir } from './support.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon, buildOnce, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
 const docker = await requireDocker();
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
@@ -70,7 +72,7 @@ describe.skipIf(!docker || !faketime)('wall-clock steps under a running daemon (
         FAKETIME_DONT_FAKE_MONOTONIC: '1',
       }),
     );
-    url = await waitReady(daemon);
+    url = await daemon.ready();
   });
   afterAll(async () => {
     await daemon?.kill();

@@ -1,24 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type PoolClient, createPoolClient } from '../../sdk/index.js';
 import type { ComposeProject } from '../support/docker.js';
-import { BIN } from './support.js';
+import { type SpawnedDaemon, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
-
-
-export interface DaemonProcess {
-  readonly child: ChildProcess;
-  readonly pid: number;
+export interface DaemonProcess extends SpawnedDaemon {
   readonly client: PoolClient;
-  output(): string;
-  /** Resolves when `text` appears on stdout/stderr after `from` (an output offset). */
-  waitFor(text: string, from?: number): Promise<void>;
-  readonly exited: Promise<number | null>;
-  isAlive(): boolean;
-  /** SIGKILL, and wait for the process to be gone. */
+  /** Closes the client, SIGKILLs the daemon and waits for it to be gone. */
   kill9(): Promise<void>;
 }
 
@@ -50,74 +39,30 @@ export async function createCrashPool(options: {
   const socketPath = join(scratch, 's.sock');
   if (Buffer.byteLength(socketPath) > 107) throw new Error(`socket path too long: ${socketPath}`);
   const { project, infra, maxAgents } = options;
-  const env = {
-    ...process.env,
-    COMPOSE_DIR: project.dir,
-    COMPOSE_PROJECT: project.name,
-    POOL_DIR: poolDir,
-    POOL_SOCKET: socketPath,
-    POOL_PORT: '0',
-    POOL_BIND: '127.0.0.1',
+  const env = daemonEnv(project, scratch, {
     INFRA_SERVICES: infra.join(','),
     MAX_AGENTS: String(maxAgents),
     EVICT_GRACE_SECONDS: '0',
     SYNC_INTERVAL: '5',
     STOP_TIMEOUT_SECONDS: '2',
-    POOL_ENV: '/dev/null',
     ...options.env,
-  };
+  });
 
   async function start(): Promise<DaemonProcess> {
-    const child = spawn(process.execPath, [BIN], { cwd: project.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const waiters: { text: string; from: number; resolve: () => void }[] = [];
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      for (const w of [...waiters]) {
-        if (output.indexOf(w.text, w.from) >= 0) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve();
-        }
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    let alive = true;
-    const exited = new Promise<number | null>((resolve) =>
-      child.once('exit', (code) => {
-        alive = false;
-        resolve(code);
-      }),
-    );
-    const waitFor = (text: string, from = 0) =>
-      new Promise<void>((resolve) => {
-        if (output.indexOf(text, from) >= 0) resolve();
-        else waiters.push({ text, from, resolve });
-      });
+    const spawned = spawnDaemon(project.dir, env);
     const client = createPoolClient({ socketPath });
     const daemon: DaemonProcess = {
-      child,
-      pid: child.pid ?? -1,
+      ...spawned,
       client,
-      output: () => output,
-      waitFor,
-      exited,
-      isAlive: () => alive,
       async kill9() {
         client.close();
-        if (alive) child.kill('SIGKILL');
-        await exited;
+        await spawned.kill();
       },
     };
-    const outcome = await Promise.race([
-      waitFor('ready:').then(() => 'ready' as const),
-      exited.then((code) => `exited with code ${code}`),
-      sleep(30_000).then(() => 'not ready within 30 s'),
-    ]);
-    if (outcome !== 'ready') {
+    await spawned.ready().catch(async (error: unknown) => {
       await daemon.kill9();
-      throw new Error(`daemon did not start: ${outcome}\n${output}`);
-    }
+      throw error;
+    });
     return daemon;
   }
 

@@ -84,7 +84,7 @@ describe.skipIf(!docker)('kill -9 of the daemon at the worst moments, then a res
     const files = await pool.files();
     if (files.some((f) => f.includes('.json.tmp-'))) notes.leftoverTemps++;
     if ((await pool.runningInDocker()).length > MAX_AGENTS) notes.overCapAfterKill++;
-    const planted = `state.json.tmp-${killed.pid}-999999`;
+    const planted = `state.json.tmp-${killed.child.pid}-999999`;
     await writeFile(join(pool.poolDir, planted), '{"version":1,"agents":{"a4":{"status":"runn');
 
     const restartAt = Date.now();
@@ -134,7 +134,7 @@ describe.skipIf(!docker)('kill -9 of the daemon at the worst moments, then a res
       breaks.push(`not converged within ${CONVERGE_MS / 1000} s: ${(error as Error).message}`);
     }
     // Nor may temp files of the killed daemon pile up in POOL_DIR, crash after crash (state.json's or roster.json's).
-    const orphans = (await pool.files()).filter((f) => f.includes(`.tmp-${killed.pid}-`));
+    const orphans = (await pool.files()).filter((f) => f.includes(`.tmp-${killed.child.pid}-`));
     if (orphans.length > 0) breaks.push(`temp files of the killed daemon left in POOL_DIR: ${orphans.join(', ')}`);
     if (!daemon.isAlive()) breaks.push(`the restarted daemon exited: ${daemon.output().slice(-2000)}`);
     return breaks;

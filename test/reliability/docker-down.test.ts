@@ -2,7 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentService, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
-import { type PrivateDockerd, type SpawnedDaemon, type createProjectOn, daemonOnPrivateEngine, http } from './support.js';
+import { type PrivateDockerd, type createProjectOn, daemonOnPrivateEngine } from './support.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon } from '../support/spawn-daemon.js';
 
 const docker = await requireDocker();
 const dockerdAvailable = docker && (await import('node:child_process')).spawnSync('dockerd', ['--version']).status === 0;
@@ -66,7 +68,7 @@ describe.skipIf(!dockerdAvailable)('Docker down and back, under a running daemon
 
     // /health: degraded with a reason, still HTTP 200.
     const degraded = await eventually(async () => {
-      const h = await http(url, 'GET', '/health', undefined, 5000);
+      const h = await http(url, 'GET', '/health', undefined, { timeoutMs: 5000 });
       expect(h.status).toBe(200);
       expect(h.body.status).toBe('degraded');
       return h.body;
@@ -77,13 +79,13 @@ describe.skipIf(!dockerdAvailable)('Docker down and back, under a running daemon
     expect(String(degraded.reason)).toMatch(/docker unreachable: .+/);
 
     // /status still answers, from the state.
-    const status = await http(url, 'GET', '/status', undefined, 5000);
+    const status = await http(url, 'GET', '/status', undefined, { timeoutMs: 5000 });
     expect(status.status).toBe(200);
     expect((status.body.running as { id: string }[]).map((r) => r.id)).toEqual(['ceo']);
 
     // A request for another agent: an error reply naming the cause, promptly.
     const asked = Date.now();
-    const reply = await http(url, 'POST', '/request', { agent: 'cto' }, 20_000);
+    const reply = await http(url, 'POST', '/request', { agent: 'cto' }, { timeoutMs: 20_000 });
     figures.errorReplyMs = Date.now() - asked;
     expect(reply.status).toBe(200);
     expect(reply.body).toMatchObject({ status: 'error', agent: 'cto' });
@@ -114,7 +116,7 @@ describe.skipIf(!dockerdAvailable)('Docker down and back, under a running daemon
     const upAt = Date.now();
     figures.engineRestartMs = upAt - restartAt;
     await eventually(async () => {
-      const h = await http(url, 'GET', '/health', undefined, 5000);
+      const h = await http(url, 'GET', '/health', undefined, { timeoutMs: 5000 });
       expect(h.body.status).toBe('ok');
     }, 20_000, 100);
     figures.recoveryAfterEngineUpMs = Date.now() - upAt;
@@ -138,16 +140,16 @@ describe.skipIf(!dockerdAvailable)('Docker down and back, under a running daemon
     const hungAt = Date.now();
     try {
       const asked = Date.now();
-      const reply = await http(url, 'POST', '/request', { agent: 'cfo' }, 60_000);
+      const reply = await http(url, 'POST', '/request', { agent: 'cfo' }, { timeoutMs: 60_000 });
       figures.hungErrorReplyMs = Date.now() - asked;
       expect(reply.status).toBe(200);
       expect(reply.body).toMatchObject({ status: 'error', agent: 'cfo' });
       expect(String(reply.body.error)).toMatch(/docker/i);
       expect(figures.hungErrorReplyMs).toBeLessThan(20_000);
-      expect((await http(url, 'GET', '/status', undefined, 5000)).body.slots_free).toBe(1);
+      expect((await http(url, 'GET', '/status', undefined, { timeoutMs: 5000 })).body.slots_free).toBe(1);
 
       await eventually(async () => {
-        const h = await http(url, 'GET', '/health', undefined, 5000);
+        const h = await http(url, 'GET', '/health', undefined, { timeoutMs: 5000 });
         expect(h.status).toBe(200);
         expect(h.body.status).toBe('degraded');
       }, 40_000, 200);
@@ -157,7 +159,7 @@ describe.skipIf(!dockerdAvailable)('Docker down and back, under a running daemon
       await engine.signal('SIGCONT');
     }
     const resumedAt = Date.now();
-    await eventually(async () => expect((await http(url, 'GET', '/health', undefined, 5000)).body.status).toBe('ok'), 40_000, 200);
+    await eventually(async () => expect((await http(url, 'GET', '/health', undefined, { timeoutMs: 5000 })).body.status).toBe('ok'), 40_000, 200);
     figures.hungRecoveryMs = Date.now() - resumedAt;
     expect((await http(url, 'POST', '/request', { agent: 'cfo' })).body).toEqual({ status: 'started', agent: 'cfo' });
     expect(await project.running()).toEqual(['ceo', 'cfo']);

@@ -19,7 +19,9 @@ import { LIVE_LIMITS } from '../../src/bridge/live.js';
 import { connectionCap } from '../../src/bridge/connections.js';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
-import { type SpawnedDaemon, buildOnce, daemonEnv, http, isAlive, scratchDir, spawnDaemon, waitReady } from './support.js';
+import { isAlive, scratchDir } from './support.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon, buildOnce, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
 const docker = await requireDocker();
 
@@ -32,7 +34,7 @@ const LIMIT_REREAD_MS = 1_100;
 /** A daemon process on `project`, bridge on 127.0.0.1, reconciling every second. */
 async function startDaemon(project: ComposeProject, scratch: string): Promise<{ daemon: SpawnedDaemon; url: string }> {
   const daemon = spawnDaemon(project.dir, daemonEnv(project, scratch, { SYNC_INTERVAL: '1' }));
-  return { daemon, url: await waitReady(daemon) };
+  return { daemon, url: await daemon.ready() };
 }
 
 async function lowerLimit(pid: number, limit: number): Promise<void> {

@@ -5,7 +5,9 @@ import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { agentService, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
-import { type SpawnedDaemon, buildOnce, createProjectOn, daemonEnv, http, scratchDir, spawnDaemon, waitReady } from './support.js';
+import { createProjectOn, scratchDir } from './support.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon, buildOnce, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
 const docker = await requireDocker();
 /** Mounting a read-only tmpfs needs CAP_SYS_ADMIN (root in the test container); skip that case without it. */
@@ -50,7 +52,7 @@ describe.skipIf(!docker)('files under POOL_DIR', () => {
     await project.compose('up', '-d', 'cto', 'gateway');
     await writeFile(join(poolDir, 'state.json'), text);
     daemon = spawnDaemon(project.dir, envFor(poolDir));
-    const url = await waitReady(daemon);
+    const url = await daemon.ready();
 
     const line = daemon.output().split('\n').find((l) => l.includes('state.json was unreadable'));
     expect(line).toBeDefined();
@@ -107,7 +109,7 @@ describe.skipIf(!docker)('files under POOL_DIR', () => {
     await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', poolDir]);
     mounts.push(poolDir);
     daemon = spawnDaemon(project.dir, envFor(poolDir));
-    const url = await waitReady(daemon);
+    const url = await daemon.ready();
     expect((await http(url, 'POST', '/request', { agent: 'ceo' })).body).toEqual({ status: 'started', agent: 'ceo' });
     await execa('mount', ['-o', 'remount,ro', poolDir]);
 
@@ -136,7 +138,7 @@ describe.skipIf(!docker)('files under POOL_DIR', () => {
     scratch = await scratchDir();
     const poolDir = join(scratch, 'pool');
     daemon = spawnDaemon(project.dir, envFor(poolDir));
-    const url = await waitReady(daemon);
+    const url = await daemon.ready();
     expect((await http(url, 'POST', '/request', { agent: 'ceo' })).body).toEqual({ status: 'started', agent: 'ceo' });
     await stat(join(poolDir, 'activity'));
 

@@ -26,6 +26,7 @@ import {
 import { createDaemon } from '../../src/daemon/daemon.js';
 import { agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
+import { rawTcp } from '../support/http.js';
 import { prng } from '../support/prng.js';
 
 const docker = await requireDocker();
@@ -73,45 +74,6 @@ async function expectHealthy(url: string): Promise<void> {
   expect(reply.body).toMatchObject({ status: 'ok' });
 }
 
-interface RawResult {
-  reply: string;
-  /** ms from connect to the socket's close. */
-  closedAfterMs: number;
-  error?: string;
-}
-
-/**
- * Hand-made HTTP: writes `bytes` (a string or a function driving the socket), collects the reply
- * until the server closes the socket (or `giveUpMs`, then we close it and say so).
- */
-function raw(
-  url: string,
-  bytes: string | Buffer | ((socket: Socket) => void),
-  { giveUpMs = 15_000, endAfterMs }: { giveUpMs?: number; endAfterMs?: number } = {},
-): Promise<RawResult> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const started = Date.now();
-    let reply = '';
-    let error: string | undefined;
-    const socket = connect(Number(port), hostname, () => {
-      if (typeof bytes === 'function') bytes(socket);
-      else socket.write(bytes);
-      if (endAfterMs !== undefined) setTimeout(() => socket.end(), endAfterMs);
-    });
-    const giveUp = setTimeout(() => {
-      error = `still open after ${giveUpMs} ms`;
-      socket.destroy();
-    }, giveUpMs);
-    socket.on('data', (chunk) => (reply += chunk.toString('latin1')));
-    socket.on('error', (e: NodeJS.ErrnoException) => (error ??= e.code ?? e.message));
-    socket.on('close', () => {
-      clearTimeout(giveUp);
-      resolve({ reply, closedAfterMs: Date.now() - started, ...(error !== undefined && { error }) });
-    });
-  });
-}
-
 /** The JSON body of the first response in a raw reply. */
 function firstJson(reply: string): unknown {
   const head = reply.indexOf('\r\n\r\n');
@@ -141,15 +103,15 @@ async function createDockerShim(): Promise<{ bin: string; dir: string; lines(): 
 async function quiesce(lines: () => Promise<string[]>, quietMs = 1000): Promise<number> {
   let count = (await lines()).length;
   let stableSince = Date.now();
-  const deadline = Date.now() + 15_000;
-  while (Date.now() - stableSince < quietMs && Date.now() < deadline) {
-    await sleep(100);
+  // Still growing after 15 s: the count so far, for the caller's checks to judge.
+  await eventually(async () => {
     const now = (await lines()).length;
     if (now !== count) {
       count = now;
       stableSince = Date.now();
     }
-  }
+    if (Date.now() - stableSince < quietMs) throw new Error('the shim log is still growing');
+  }, 15_000, 100).catch(() => {});
   return count;
 }
 
@@ -366,7 +328,7 @@ describe.skipIf(!docker)('hostile input on the HTTP bridge (real daemon, recordi
   it('413 to a body over MAX_BODY_SIZE by Content-Length: Connection: close, the rest never read', async () => {
     inputsTried++;
     // The body would be 100 kB; we send 20 bytes and wait: the server answers and closes without it.
-    const result = await raw(p.url, `POST /request HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"agent":"ceo","xx":`, {
+    const result = await rawTcp(p.url, `POST /request HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"agent":"ceo","xx":`, {
       giveUpMs: 5000,
     });
     expect(result.error).toBeUndefined();
@@ -377,7 +339,7 @@ describe.skipIf(!docker)('hostile input on the HTTP bridge (real daemon, recordi
 
     // A client that keeps pushing megabytes after the 413 is cut off, not drained.
     inputsTried++;
-    const flood = await raw(
+    const flood = await rawTcp(
       p.url,
       (socket) => {
         socket.write(`POST /heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n`);
@@ -414,7 +376,7 @@ describe.skipIf(!docker)('hostile input on the HTTP bridge (real daemon, recordi
   it('413 to a chunked body that grows past MAX_BODY_SIZE; valid chunked bodies are served', async () => {
     inputsTried += 4;
     const chunk = 'a'.repeat(600);
-    const over = await raw(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n${chunk}\r\n258\r\n${chunk}\r\n`, {
+    const over = await rawTcp(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n258\r\n${chunk}\r\n258\r\n${chunk}\r\n`, {
       giveUpMs: 5000,
     });
     expect(over.reply).toMatch(/^HTTP\/1\.1 413 /);
@@ -430,11 +392,11 @@ describe.skipIf(!docker)('hostile input on the HTTP bridge (real daemon, recordi
       ...parts.flatMap((part, i) => [Buffer.from(`${part.length.toString(16)}${i === 1 ? ';ext=1' : ''}\r\n`), part, Buffer.from('\r\n')]),
       Buffer.from('0\r\nX-Trailer: t\r\n\r\n'),
     ]);
-    const ok = await raw(p.url, chunked, { giveUpMs: 5000 });
+    const ok = await rawTcp(p.url, chunked, { giveUpMs: 5000 });
     expect(ok.reply).toMatch(/^HTTP\/1\.1 200 /);
     expect(firstJson(ok.reply)).toEqual({ status: 'ok' });
 
-    const request = await raw(
+    const request = await rawTcp(
       p.url,
       `POST /request HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{"age\r\n9\r\nnt":"ceo"\r\n1\r\n}\r\n0\r\n\r\n`,
       { giveUpMs: 5000 },
@@ -442,7 +404,7 @@ describe.skipIf(!docker)('hostile input on the HTTP bridge (real daemon, recordi
     expect(firstJson(request.reply)).toEqual({ status: 'already_running', agent: 'ceo' });
 
     // Both framings at once (a smuggling attempt): refused by Node's parser, connection closed.
-    const both = await raw(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nTransfer-Encoding: chunked\r\n\r\nf\r\n{"agent":"ceo"}\r\n0\r\n\r\n`, {
+    const both = await rawTcp(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\nTransfer-Encoding: chunked\r\n\r\nf\r\n{"agent":"ceo"}\r\n0\r\n\r\n`, {
       giveUpMs: 5000,
     });
     expect(both.reply).toMatch(/^HTTP\/1\.1 400 /);
@@ -452,12 +414,12 @@ describe.skipIf(!docker)('hostile input on the HTTP bridge (real daemon, recordi
   it('a Content-Length that declares fewer bytes than sent: 400, and the surplus closes the connection', async () => {
     inputsTried += 2;
     // All at once: the surplus `"ceo"}` is parsed as the next request line at once; Node answers 400 and closes.
-    const together = await raw(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"agent":"ceo"}`, { giveUpMs: 15_000 });
+    const together = await rawTcp(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"agent":"ceo"}`, { giveUpMs: 15_000 });
     expect(together.reply).toMatch(/^HTTP\/1\.1 400 /);
     expect(together.error).toBeUndefined();
     expect(together.closedAfterMs).toBeLessThan(3000);
     // In two writes: the declared 10 bytes get the bridge's own 400 {error}; the surplus then closes it.
-    const split = await raw(
+    const split = await rawTcp(
       p.url,
       (socket) => {
         socket.write(`POST /heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"agent":"`);
@@ -475,19 +437,19 @@ describe.skipIf(!docker)('hostile input on the HTTP bridge (real daemon, recordi
 
   it('headers of 64 KB: 431 or closed; a header flood is cut; the daemon serves others', async () => {
     inputsTried += 3;
-    const big = await raw(p.url, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`, { giveUpMs: 5000 });
+    const big = await rawTcp(p.url, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`, { giveUpMs: 5000 });
     expect(big.error === undefined || big.error === 'ECONNRESET' || big.error === 'EPIPE', big.error).toBe(true);
     if (big.reply !== '') expect(big.reply).toMatch(/^HTTP\/1\.1 431 /);
     expect(big.closedAfterMs).toBeLessThan(5000);
 
     const many = Array.from({ length: 200 }, (_, i) => `X-H${i}: ${'v'.repeat(100)}\r\n`).join('');
-    const flood = await raw(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\n${many}Content-Length: 15\r\n\r\n{"agent":"ceo"}`, { giveUpMs: 5000 });
+    const flood = await rawTcp(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\n${many}Content-Length: 15\r\n\r\n{"agent":"ceo"}`, { giveUpMs: 5000 });
     expect(flood.reply === '' || /^HTTP\/1\.1 431 /.test(flood.reply), flood.reply).toBe(true);
     expect(flood.closedAfterMs).toBeLessThan(5000);
 
     // Under the size limit but over maxHeadersCount: extra headers are dropped, the request is served.
     const some = Array.from({ length: 100 }, (_, i) => `X-H${i}: v\r\n`).join('');
-    const served = await raw(p.url, `GET /health HTTP/1.1\r\nHost: x\r\n${some}Connection: close\r\n\r\n`, { giveUpMs: 5000 });
+    const served = await rawTcp(p.url, `GET /health HTTP/1.1\r\nHost: x\r\n${some}Connection: close\r\n\r\n`, { giveUpMs: 5000 });
     expect(served.reply).toMatch(/^HTTP\/1\.1 200 /);
     await expectHealthy(p.url);
   });
@@ -505,7 +467,7 @@ describe.skipIf(!docker)('hostile input on the HTTP bridge (real daemon, recordi
     }
     for (const line of ['FOO /request HTTP/1.1', 'CONNECT 127.0.0.1:22 HTTP/1.1', 'GET /status HTTP/9.9', 'POST /request']) {
       inputsTried++;
-      const result = await raw(p.url, `${line}\r\nHost: x\r\n\r\n`, { giveUpMs: 15_000 });
+      const result = await rawTcp(p.url, `${line}\r\nHost: x\r\n\r\n`, { giveUpMs: 15_000 });
       expect(result.error === undefined || result.error === 'ECONNRESET', `${line}: ${result.error}`).toBe(true);
       if (result.reply !== '') expect(result.reply, line).toMatch(/^HTTP\/1\.[01] (400|405|505) /);
     }
@@ -515,7 +477,7 @@ describe.skipIf(!docker)('hostile input on the HTTP bridge (real daemon, recordi
   it('slow clients are cut off by the server timeouts while others are served (slowloris, a Content-Length that lies)', async () => {
     inputsTried += 2;
     // Slowloris: one header byte per second, never finishing the headers.
-    const slowloris = raw(
+    const slowloris = rawTcp(
       p.url,
       (socket) => {
         const text = `POST /request HTTP/1.1\r\nHost: x\r\nX-Slow: ${'a'.repeat(1000)}`;
@@ -529,7 +491,7 @@ describe.skipIf(!docker)('hostile input on the HTTP bridge (real daemon, recordi
       { giveUpMs: 60_000 },
     );
     // Declares 200 bytes, sends 15, then goes quiet with the socket open.
-    const liar = raw(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n{"agent":"ceo"}`, { giveUpMs: 60_000 });
+    const liar = rawTcp(p.url, `POST /heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n{"agent":"ceo"}`, { giveUpMs: 60_000 });
     // Meanwhile, the daemon serves everyone else.
     for (let i = 0; i < 6; i++) {
       await sleep(1500);

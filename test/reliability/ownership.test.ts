@@ -5,7 +5,9 @@ import { execa } from 'execa';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
-import { type SpawnedDaemon, buildOnce, http, scratchDir, spawnDaemon, waitReady } from './support.js';
+import { scratchDir } from './support.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon, buildOnce, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
 /**
  * What a pool must count and refuse beyond its own requests, on the real engine: a second daemon
@@ -34,16 +36,7 @@ describe.skipIf(!docker)('one project, one pool: ownership, paused containers, a
   async function daemonOf(env: Record<string, string>, scratch?: string) {
     const dir = scratch ?? (await scratchDir());
     if (scratch === undefined) scratches.push(dir);
-    const d = spawnDaemon(project.dir, {
-      COMPOSE_DIR: project.dir,
-      COMPOSE_PROJECT: project.name,
-      POOL_DIR: join(dir, 'pool'),
-      POOL_SOCKET: join(dir, 's.sock'),
-      POOL_PORT: '0',
-      POOL_BIND: '127.0.0.1',
-      INFRA_SERVICES: 'gateway',
-      ...env,
-    });
+    const d = spawnDaemon(project.dir, daemonEnv(project, dir, env));
     daemons.push(d);
     return { daemon: d, dir, socket: join(dir, 's.sock') };
   }
@@ -58,7 +51,7 @@ describe.skipIf(!docker)('one project, one pool: ownership, paused containers, a
   it('refuses a second daemon on the project, naming the first, and lets a restart take over at once after kill -9 or a stop', async () => {
     project = await createComposeProject(Object.fromEntries(AGENTS.map((a) => [a, agentService()])));
     const first = await daemonOf({ MAX_AGENTS: '2' });
-    await waitReady(first.daemon);
+    await first.daemon.ready();
 
     const second = await daemonOf({ MAX_AGENTS: '2' });
     expect(await exitCode(second.daemon)).toBeTypeOf('number');
@@ -68,7 +61,7 @@ describe.skipIf(!docker)('one project, one pool: ownership, paused containers, a
     // kill -9: no stop, no cleanup; the kernel drops the lock with the process.
     await first.daemon.kill();
     const restarted = await daemonOf({ MAX_AGENTS: '2' }, first.dir);
-    await waitReady(restarted.daemon, 10_000);
+    await restarted.daemon.ready(10_000);
     const third = await daemonOf({ MAX_AGENTS: '2' });
     expect(await exitCode(third.daemon)).toBeTypeOf('number');
     expect(await third.daemon.exited).not.toBe(0);
@@ -78,13 +71,13 @@ describe.skipIf(!docker)('one project, one pool: ownership, paused containers, a
     restarted.daemon.child.kill('SIGTERM');
     expect(await restarted.daemon.exited).toBe(0);
     const again = await daemonOf({ MAX_AGENTS: '2' }, first.dir);
-    await waitReady(again.daemon, 10_000);
+    await again.daemon.ready(10_000);
   });
 
   it('counts and shows a paused agent, never starts it twice, and unpauses it on request', async () => {
     project = await createComposeProject(Object.fromEntries(AGENTS.map((a) => [a, agentService()])));
     const { daemon } = await daemonOf({ MAX_AGENTS: '3', EVICT_GRACE_SECONDS: '3600', SYNC_INTERVAL: '1' });
-    const url = await waitReady(daemon);
+    const url = await daemon.ready();
     for (const agent of ['a1', 'a2', 'a3']) expect((await request(url, agent)).body.status).toBe('started');
 
     await execa('docker', ['compose', '--project-directory', project.dir, '-p', project.name, 'pause', 'a2']);
@@ -103,7 +96,7 @@ describe.skipIf(!docker)('one project, one pool: ownership, paused containers, a
   it('evicts nobody for a start that cannot succeed while compose.yaml does not load, and says so in health and metrics', async () => {
     project = await createComposeProject(Object.fromEntries(AGENTS.map((a) => [a, agentService()])));
     const { daemon } = await daemonOf({ MAX_AGENTS: '2', EVICT_GRACE_SECONDS: '0' });
-    const url = await waitReady(daemon);
+    const url = await daemon.ready();
     for (const agent of ['a1', 'a2']) expect((await request(url, agent)).body.status).toBe('started');
 
     const composeFile = join(project.dir, 'compose.yaml');
@@ -118,11 +111,11 @@ describe.skipIf(!docker)('one project, one pool: ownership, paused containers, a
     const health = (await http(url, 'GET', '/health')).body;
     expect(health).toMatchObject({ status: 'degraded' });
     expect(health.reason).toContain('project invalid');
-    expect((await http(url, 'GET', '/metrics')).body.raw).toMatch(/^openclaw_pool_project_valid 0$/m);
+    expect((await http(url, 'GET', '/metrics')).text).toMatch(/^openclaw_pool_project_valid 0$/m);
 
     await writeFile(composeFile, valid.stdout);
     expect((await request(url, 'a3')).body).toMatchObject({ status: 'started', agent: 'a3', evicted: 'a1' });
     expect((await http(url, 'GET', '/health')).body).toMatchObject({ status: 'ok' });
-    expect((await http(url, 'GET', '/metrics')).body.raw).toMatch(/^openclaw_pool_project_valid 1$/m);
+    expect((await http(url, 'GET', '/metrics')).text).toMatch(/^openclaw_pool_project_valid 1$/m);
   });
 });

@@ -5,7 +5,9 @@ import { execa } from 'execa';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_IMAGE, agentService, requireDocker } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
-import { type SpawnedDaemon, buildOnce, createProjectOn, daemonEnv, http, scratchDir, spawnDaemon, waitReady } from './support.js';
+import { createProjectOn, scratchDir } from './support.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon, buildOnce, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
 const docker = await requireDocker();
 /** A compose service name past the old 64-character rule, as compose accepts it. */
@@ -43,7 +45,7 @@ describe.skipIf(!docker)('a hostile /pool mount', () => {
 
   async function start(extra: Record<string, string> = {}): Promise<{ daemon: SpawnedDaemon; url: string }> {
     const daemon = spawn(extra);
-    return { daemon, url: await waitReady(daemon) };
+    return { daemon, url: await daemon.ready() };
   }
   function spawn(extra: Record<string, string> = {}): SpawnedDaemon {
     const daemon = spawnDaemon(project.dir, daemonEnv(project, scratch, {
@@ -162,9 +164,9 @@ describe.skipIf(!docker)('a hostile /pool mount', () => {
     expect((await http(url, 'POST', '/request', { agent: 'a1' })).body.status).toBe('started');
     await rm(join(poolDir, 'events.jsonl'), { force: true });
     await execa('mkfifo', [join(poolDir, 'events.jsonl')]);
-    expect((await http(url, 'POST', '/request', { agent: 'a2' }, 10_000)).body.status).toBe('started');
-    expect((await http(url, 'POST', '/release', { agent: 'a2' }, 10_000)).body.status).toBe('stopped');
-    const events = await http(url, 'GET', '/events', undefined, 5_000).catch((error: Error) => ({ status: 0, body: { error: error.message } }));
+    expect((await http(url, 'POST', '/request', { agent: 'a2' }, { timeoutMs: 10_000 })).body.status).toBe('started');
+    expect((await http(url, 'POST', '/release', { agent: 'a2' }, { timeoutMs: 10_000 })).body.status).toBe('stopped');
+    const events = await http(url, 'GET', '/events', undefined, { timeoutMs: 5_000 }).catch((error: Error) => ({ status: 0, body: { error: error.message } }));
     expect(events.status).toBe(200);
     expect(JSON.stringify(events.body)).toContain('"released"');
     expect(daemon.output()).toMatch(/events\.jsonl is a FIFO or a socket, not a regular file; moved it to/);
@@ -177,7 +179,7 @@ describe.skipIf(!docker)('a hostile /pool mount', () => {
     await project.compose('up', '-d', 'a1');
     await execa('mkfifo', [join(poolDir, 'state.json')]);
     const daemon = spawn();
-    const url = await waitReady(daemon, 20_000);
+    const url = await daemon.ready(20_000);
     expect(daemon.output()).toMatch(/state\.json was unreadable \(a FIFO, not a regular file\); moved to .*state\.json\.not-a-file-\d{8}T\d{6}Z; rebuilding the state from Docker/);
     expect(((await http(url, 'GET', '/status')).body.running as { id: string }[]).map((a) => a.id)).toEqual(['a1']);
     expect((await readdir(poolDir)).filter((n) => n.startsWith('state.json.not-a-file-'))).toHaveLength(1);

@@ -2,18 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { TEST_IMAGE } from '../support/docker.js';
 import { eventually } from '../support/daemon.js';
-
-export const BIN = new URL('../../dist/src/daemon/main.js', import.meta.url).pathname;
-const ROOT = new URL('../..', import.meta.url).pathname;
-
-/** Builds dist/ once per file (the spawned daemon runs the built binary). */
-export async function buildOnce(): Promise<void> {
-  await execa('npm', ['run', 'build', '--silent'], { cwd: ROOT });
-}
+import { type SpawnedDaemon, buildOnce, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
 export const isAlive = (pid: number): boolean => {
   try {
@@ -77,10 +69,11 @@ export async function startPrivateDockerd(root?: string) {
     if (pid === undefined) return;
     process.kill(pid, 'SIGCONT');
     process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + 60_000;
-    while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-    while (isAlive(pid)) await sleep(100);
+    const gone = () => {
+      if (isAlive(pid)) throw new Error(`dockerd ${pid} still running`);
+    };
+    await eventually(gone, 60_000, 100).catch(() => isAlive(pid) && process.kill(pid, 'SIGKILL'));
+    await eventually(gone, 60_000, 100);
   }
 
   await up();
@@ -135,93 +128,10 @@ export async function createProjectOn(host: string | undefined, services: Record
   };
 }
 
-export interface SpawnedDaemon {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-  url: () => string;
-  kill(): Promise<void>;
-}
-
-/** Spawns the built daemon binary with the given environment (POOL_ENV=/dev/null: nothing from files). */
-export function spawnDaemon(cwd: string, env: Record<string, string>): SpawnedDaemon {
-  const child = spawn(process.execPath, [BIN], { cwd, env: { ...process.env, POOL_ENV: '/dev/null', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (c) => (output += c));
-  child.stderr!.on('data', (c) => (output += c));
-  let code: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (c) => {
-      code = c;
-      resolve(c);
-    }),
-  );
-  return {
-    child,
-    output: () => output,
-    exited,
-    url() {
-      const match = /bridge listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (!match?.[1]) throw new Error('bridge not listening yet');
-      return match[1];
-    },
-    async kill() {
-      if (code !== undefined) return;
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
-
-export async function waitReady(d: SpawnedDaemon, timeoutMs = 30_000): Promise<string> {
-  await eventually(() => {
-    if (!d.output().includes('ready:')) throw new Error(`daemon not ready:\n${d.output()}`);
-    return d.url();
-  }, timeoutMs, 50);
-  return d.url();
-}
-
-export async function http(url: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await res.text();
-  let parsed: Record<string, unknown> = {};
-  try {
-    parsed = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    parsed = { raw: text };
-  }
-  return { status: res.status, body: parsed };
-}
-
 export async function scratchDir(prefix = '/tmp/r-'): Promise<string> {
   const dir = await mkdtemp(prefix);
   await mkdir(join(dir, 'pool'), { recursive: true });
   return dir;
-}
-
-/**
- * The pool.env a spawned test daemon runs with on `project`: socket in `scratch`, POOL_DIR there
- * too unless given, any free port on loopback, `gateway` as the infrastructure; `extra` last.
- */
-export function daemonEnv(
-  project: { readonly dir: string; readonly name: string },
-  scratch: string,
-  extra: Record<string, string> = {},
-): Record<string, string> {
-  return {
-    COMPOSE_DIR: project.dir,
-    COMPOSE_PROJECT: project.name,
-    POOL_DIR: join(scratch, 'pool'),
-    POOL_SOCKET: join(scratch, 's.sock'),
-    POOL_PORT: '0',
-    POOL_BIND: '127.0.0.1',
-    INFRA_SERVICES: 'gateway',
-    ...extra,
-  };
 }
 
 /**
@@ -251,7 +161,7 @@ export async function daemonOnPrivateEngine(
   try {
     await prepare(engine, project);
     daemon = spawnDaemon(project.dir, daemonEnv(project, scratch, { DOCKER_HOST: engine.host, ...env }));
-    return { engine, project, daemon, url: await waitReady(daemon), remove };
+    return { engine, project, daemon, url: await daemon.ready(), remove };
   } catch (error) {
     await remove();
     throw error;

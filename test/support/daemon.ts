@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/contract/index.js';
 import { createDaemon } from '../../src/daemon/daemon.js';
 import { createPoolClient } from '../../sdk/index.js';
 import { type ComposeProject, agentService, createComposeProject } from './docker.js';
+import { http } from './http.js';
 
 export const AGENTS = ['ceo', 'cto', 'cfo', 'software-engineer', 'designer', 'qa', 'marketing', 'legal'];
 export const INFRA = ['gateway', 'litellm'];
@@ -21,13 +22,6 @@ export interface TestDaemonOptions {
   readonly project?: ComposeProject;
   readonly poolDir?: string;
   readonly socketPath?: string;
-}
-
-export interface HttpReply {
-  status: number;
-  headers: Headers;
-  body: unknown;
-  text: string;
 }
 
 /** What a test daemon runs its agents on: a compose project, a swarm stack. */
@@ -128,21 +122,8 @@ export async function launchTestDaemon(backend: TestBackend, options: Omit<TestD
     },
     /** The daemon's wall clock. */
     now: () => Date.now() + offsetMs + stepMs,
-    async http(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpReply> {
-      const res = await fetch(`${url}${path}`, {
-        method,
-        headers,
-        ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-      });
-      const text = await res.text();
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-      return { status: res.status, headers: res.headers, body: parsed, text };
-    },
+    /** `http` on this daemon's bridge. */
+    http: (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => http(url, method, path, body, { headers }),
     /** Agents whose containers Docker says are running (infrastructure excluded). */
     runningInDocker: () => backend.running(),
     async stop({ keepProject = false, stopAgents = false } = {}) {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import type { StatusReply } from '../../src/contract/index.js';
 import { poolctl } from '../support/cli.js';
 import { eventually } from '../support/daemon.js';
 import { TEST_IMAGE } from '../support/docker.js';
+import { spawnDaemon } from '../support/spawn-daemon.js';
 import {
   MANAGER_ADDR,
   MANAGER_NODE,
@@ -22,7 +22,6 @@ import {
 
 const swarm = await requireSwarm();
 
-const DAEMON_MAIN = new URL('../../dist/src/daemon/main.js', import.meta.url).pathname;
 const SHIMS = new URL('../../shims', import.meta.url).pathname;
 const INFRA = ['gateway'];
 const AGENTS = ['ceo', 'cto', 'cfo', 'qa', 'designer'];
@@ -180,25 +179,18 @@ describe.skipIf(!swarm)('the pool on a real two-node swarm (POOL_DRIVER=swarm)',
       const shim = join(scratch, 'docker-on-worker');
       await writeFile(shim, `#!/bin/sh\nexec docker -H ${WORKER_HOST} "$@"\n`);
       await chmod(shim, 0o755);
-      const child = spawn(process.execPath, [DAEMON_MAIN], {
-        cwd: scratch,
-        env: {
-          PATH: process.env.PATH,
-          POOL_DRIVER: 'swarm',
-          SWARM_STACK: 'openclaw',
-          DOCKER_BIN: shim,
-          POOL_DIR: join(scratch, 'pool'),
-          POOL_SOCKET: join(scratch, 's.sock'),
-          POOL_PORT: '0',
-          POOL_BIND: '127.0.0.1',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      const daemon = spawnDaemon(scratch, {
+        POOL_DRIVER: 'swarm',
+        SWARM_STACK: 'openclaw',
+        DOCKER_BIN: shim,
+        POOL_DIR: join(scratch, 'pool'),
+        POOL_SOCKET: join(scratch, 's.sock'),
+        POOL_PORT: '0',
+        POOL_BIND: '127.0.0.1',
       });
-      let stderr = '';
-      child.stderr.on('data', (chunk) => (stderr += chunk));
-      const code = await new Promise((resolve) => child.once('exit', resolve));
+      const code = await daemon.exited;
       expect(code).toBe(1);
-      expect(stderr).toMatch(
+      expect(daemon.output()).toMatch(
         /cannot start: cannot read the swarm stack openclaw: POOL_DRIVER=swarm needs a swarm manager: this Docker engine is a swarm worker, not a manager/,
       );
     } finally {

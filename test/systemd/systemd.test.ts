@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,13 +8,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseEnvFile } from '../../src/contract/index.js';
 import { POOLCTL } from '../support/cli.js';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
-import { eventually } from '../support/daemon.js';
+import { type SpawnedDaemon, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
 const run = promisify(execFile);
 const ROOT = new URL('../..', import.meta.url).pathname;
 const UNIT = join(ROOT, 'systemd/openclaw-pool.service');
 const STOP_SCRIPT = join(ROOT, 'systemd/systemd-stop');
-const DAEMON = join(ROOT, 'dist/src/daemon/main.js');
 const docker = await requireDocker();
 const analyzer = await execa('systemd-analyze', ['--version'], { reject: false });
 if (analyzer.failed) console.warn('SKIPPED: systemd-analyze is not installed; the unit is not linted');
@@ -147,15 +146,13 @@ describe('the systemd unit and the install script', () => {
 describe.skipIf(!docker)('stop versus restart: the ExecStop script with a real daemon (SPEC §8)', () => {
   let project: ComposeProject;
   let dir: string;
-  let daemon: ChildProcess | undefined;
-  let exited: Promise<number | null>;
+  let daemon: SpawnedDaemon | undefined;
   beforeAll(async () => {
     project = await createComposeProject(Object.fromEntries(['ceo', 'cto', 'gateway'].map((n) => [n, agentService()])));
     return () => project.remove();
   });
   afterEach(async () => {
-    daemon?.kill('SIGKILL');
-    await exited;
+    await daemon?.kill();
     await project.compose('down', '-t', '0');
     await rm(dir, { recursive: true, force: true });
   });
@@ -166,13 +163,8 @@ describe.skipIf(!docker)('stop versus restart: the ExecStop script with a real d
     await writeFile(join(dir, 'systemctl'), `#!/bin/sh\n${job ? `echo "42 openclaw-pool.service ${job} running"` : ''}\n`);
     await chmod(join(dir, 'systemctl'), 0o755);
     const socket = join(dir, 's.sock');
-    const env = { ...process.env, COMPOSE_DIR: project.dir, COMPOSE_PROJECT: project.name, POOL_DIR: join(dir, 'pool'), POOL_SOCKET: socket, POOL_PORT: '0', POOL_BIND: '127.0.0.1', INFRA_SERVICES: 'gateway', POOL_ENV: '/dev/null' };
-    const child = spawn(process.execPath, [DAEMON], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    daemon = child;
-    exited = new Promise((resolve) => child.once('exit', resolve));
-    let out = '';
-    child.stdout!.on('data', (c) => (out += c));
-    await eventually(() => expect(out).toContain('ready:'), 20_000);
+    daemon = spawnDaemon(project.dir, daemonEnv(project, dir));
+    await daemon.ready(20_000);
     await run(process.execPath, [POOLCTL, 'start', 'ceo', '--socket', socket]);
     await run(process.execPath, [POOLCTL, 'start', 'cto', '--socket', socket]);
     const stop = () => run('sh', [STOP_SCRIPT], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, POOLCTL, POOL_SOCKET: socket } });
@@ -184,7 +176,7 @@ describe.skipIf(!docker)('stop versus restart: the ExecStop script with a real d
     const { stop } = await startDaemonWithJob('stop');
     const { stdout } = await stop();
     expect(stdout).toContain('stop job; stopping the pooled agents');
-    expect(await exited).toBe(0);
+    expect(await daemon!.exited).toBe(0);
     expect(await running()).toEqual([]);
   });
 
@@ -194,15 +186,14 @@ describe.skipIf(!docker)('stop versus restart: the ExecStop script with a real d
   ])('on $said (a restart, or a crash), leaves the daemon to SIGTERM and the agents running', async ({ job, said }) => {
     const { stop } = await startDaemonWithJob(job);
     expect((await stop()).stdout).toContain(`${said}; leaving the agents running`);
-    daemon!.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    daemon!.child.kill('SIGTERM');
+    expect(await daemon!.exited).toBe(0);
     expect(await running()).toEqual(['ceo', 'cto']);
   });
 
   it('on a stop job after the daemon died, exits 0 and touches nothing', async () => {
     const { stop } = await startDaemonWithJob('stop');
-    daemon!.kill('SIGKILL');
-    await exited;
+    await daemon!.kill();
     await stop();
     expect(await running()).toEqual(['ceo', 'cto']);
   });
