@@ -140,7 +140,8 @@ describe.skipIf(!docker)('resource exhaustion', () => {
       // Reconciles kept working under the cap: no descriptor was missing for docker.
       expect(d.output()).not.toMatch(/EMFILE/);
       // A fresh connection while full is told so, not dropped.
-      expect(await http(url, 'GET', '/health')).toEqual({ status: 503, body: { error: `too many connections (${cap} open); try again later` } });
+      const { status, body } = await http(url, 'GET', '/health');
+      expect({ status, body }).toEqual({ status: 503, body: { error: `too many connections (${cap} open); try again later` } });
 
       for (const h of held.splice(0)) h.socket.destroy();
       await eventually(async () => expect((await http(url, 'GET', '/health')).status).toBe(200), 10_000, 100);
