@@ -59,6 +59,7 @@ export async function openBackend(config: PoolConfig, startedAt: number, log: Lo
     throw new DaemonStartError(describeError(error));
   }
   log.info(`${kind}${project.name}: agents ${project.services.filter((s) => !config.infraServices.includes(s)).join(', ') || '(none)'}; infrastructure ${config.infraServices.join(', ') || '(none)'}`);
+  if (opened.notice !== undefined) log.info(opened.notice);
   return { opened, lock };
 }
 

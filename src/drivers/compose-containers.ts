@@ -1,13 +1,13 @@
 import { DriverError } from '../contract/errors.js';
 import type { ObservedAgent } from '../core/reconcile.js';
 import type { ComposeCommands } from './compose-commands.js';
+import type { ComposeReads } from './compose-reads.js';
 import { STOP_SLACK_MS } from './docker.js';
 
-/** The project's service containers, stopped ones included: one `docker ps`, whatever the pool size. */
-export async function listContainers(commands: ComposeCommands): Promise<ObservedAgent[]> {
+/** The project's service containers, stopped ones included: one read, whatever the pool size. */
+export async function listContainers(reads: ComposeReads): Promise<ObservedAgent[]> {
   const observed: ObservedAgent[] = [];
-  for (const [agent, state, created] of await commands.ps(true, ['{{.State}}', '{{.CreatedAt}}'])) {
-    const startedAt = parseDockerTime(created ?? '');
+  for (const { service: agent, state, createdAt: startedAt } of await reads.containers(true)) {
     // A paused container is up (it holds its memory), as Docker's own State.Running says.
     const paused = state === 'paused';
     observed.push({ agent, running: state === 'running' || paused, ...(paused && { paused }), ...(startedAt !== undefined && { startedAt }) });
@@ -16,7 +16,7 @@ export async function listContainers(commands: ComposeCommands): Promise<Observe
 }
 
 /** `compose stop`, then `kill` if that failed; resolves only once the listing shows the agent down. */
-export async function stopService(commands: ComposeCommands, agent: string, timeoutMs: number): Promise<void> {
+export async function stopService(commands: ComposeCommands, reads: ComposeReads, agent: string, timeoutMs: number): Promise<void> {
   const seconds = Math.ceil(timeoutMs / 1000);
   let stopError: unknown;
   try {
@@ -29,15 +29,15 @@ export async function stopService(commands: ComposeCommands, agent: string, time
     });
   }
   // Counted until Docker confirms it is down, whatever the commands said.
-  if ((await listContainers(commands)).some((o) => o.agent === agent && o.running)) {
+  if ((await listContainers(reads)).some((o) => o.agent === agent && o.running)) {
     if (stopError instanceof DriverError) throw stopError;
     throw new DriverError(`${agent} is still running after stop and kill`, ['docker', 'compose', 'stop', agent], undefined, '');
   }
 }
 
 /** Memory in use by each running service's container (`docker stats`, which takes a second or two), in bytes. */
-export async function memoryUsage(commands: ComposeCommands): Promise<Map<string, number>> {
-  const services = new Map((await commands.ps(false, ['{{.ID}}'])).map(([service, id]) => [id ?? '', service]));
+export async function memoryUsage(commands: ComposeCommands, reads: ComposeReads): Promise<Map<string, number>> {
+  const services = new Map((await reads.containers(false)).map(({ service, id }) => [id, service]));
   if (services.size === 0) return new Map();
   const stdout = await commands.docker(['stats', '--no-stream', '--format', '{{.Container}}\t{{.MemUsage}}', ...services.keys()], commands.queryTimeoutMs);
   const usage = new Map<string, number>();
@@ -59,12 +59,4 @@ export function parseDockerSize(text: string): number | undefined {
   if (match === null) return undefined;
   const unit = SIZE_UNITS.get(match[2] ?? '');
   return unit === undefined ? undefined : Math.round(Number(match[1]) * unit);
-}
-
-/** `docker ps` prints CreatedAt as `2026-11-25 10:50:19 +0000 UTC`. */
-function parseDockerTime(text: string): number | undefined {
-  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) ([+-]\d{2})(\d{2})/.exec(text);
-  if (!match) return undefined;
-  const ms = Date.parse(`${match[1]}T${match[2]}${match[3]}:${match[4]}`);
-  return Number.isNaN(ms) ? undefined : ms;
 }

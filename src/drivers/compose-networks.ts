@@ -1,42 +1,39 @@
 import { readFile } from 'node:fs/promises';
-import type { ComposeCommands } from './compose-commands.js';
+import { type ComposeReads, DEFAULT_BRIDGE, type EngineNetwork, parseNetworkLines } from './compose-reads.js';
 
 /**
  * Where containers of this project reach the host: the gateway of each of the agents' `networks`
  * that exists now, and the address `host-gateway` resolves to on this engine (what
- * `extra_hosts: pool-manager:host-gateway` puts in a container's /etc/hosts). Two docker calls.
+ * `extra_hosts: pool-manager:host-gateway` puts in a container's /etc/hosts). One read of the engine's networks.
  */
-export async function hostAddresses(commands: ComposeCommands, networks: readonly string[]): Promise<string[]> {
-  const { queryTimeoutMs } = commands;
-  const existing = (await commands.docker(['network', 'ls', '--format', '{{.Name}}'], queryTimeoutMs)).split('\n').filter((n) => networks.includes(n));
-  const out = await commands.docker(['network', 'inspect', '--format', NETWORK_FORMAT, DEFAULT_BRIDGE, ...existing], queryTimeoutMs);
-  const gateways = parseNetworkGateways(out, parseLocalAddresses((await readOptional(FIB_TRIE)) ?? ''));
+export async function hostAddresses(reads: ComposeReads, networks: readonly string[]): Promise<string[]> {
+  const listed = await reads.networks(networks);
+  const existing = listed.map((n) => n.name).filter((name) => networks.includes(name));
+  const gateways = networkGateways(listed, parseLocalAddresses((await readOptional(FIB_TRIE)) ?? ''));
   const hostGateway = configuredHostGateway(await readOptional(DOCKER_DAEMON_JSON)) ?? gateways.get(DEFAULT_BRIDGE) ?? [];
   return [...new Set([...existing.flatMap((name) => gateways.get(name) ?? []), ...hostGateway])];
 }
 
-/** Docker's name for its default bridge, whose gateway `host-gateway` means unless dockerd is told otherwise. */
-const DEFAULT_BRIDGE = 'bridge';
-const NETWORK_FORMAT = '{{.Name}}\t{{range .IPAM.Config}}{{.Gateway}} {{end}}\t{{range .IPAM.Config}}{{.Subnet}} {{end}}';
 /** Where Debian's dockerd reads `host-gateway-ip` from (its `--host-gateway-ip` flag is not visible through the API). */
 export const DOCKER_DAEMON_JSON = '/etc/docker/daemon.json';
 /** The kernel's routing tables, which list this host's own addresses (`/32 host LOCAL`), interface up or not. */
 const FIB_TRIE = '/proc/net/fib_trie';
 
-/**
- * Each network's gateway addresses from `docker network inspect` lines (name, gateways, subnets).
- * The default bridge's IPAM config carries no gateway (dockerd 20.10 leaves it out): such a network
- * is reached at this host's own addresses inside its subnets, which is where dockerd put the
- * bridge's address (docker0's, whatever `bip` says).
- */
+/** Each network's gateway addresses from `docker network inspect` lines (name, gateways, subnets). */
 export function parseNetworkGateways(out: string, localAddresses: readonly string[]): Map<string, string[]> {
+  return networkGateways(parseNetworkLines(out), localAddresses);
+}
+
+/**
+ * Each network's gateway addresses. The default bridge's IPAM config carries no gateway (dockerd
+ * 20.10 leaves it out): such a network is reached at this host's own addresses inside its
+ * subnets, which is where dockerd put the bridge's address (docker0's, whatever `bip` says).
+ */
+function networkGateways(networks: readonly EngineNetwork[], localAddresses: readonly string[]): Map<string, string[]> {
   const gateways = new Map<string, string[]>();
-  for (const line of out.split('\n')) {
-    const [name, listed = '', subnets = ''] = line.split('\t');
-    if (!name) continue;
-    const addresses = listed.split(' ').map((a) => a.replace(/\/\d+$/, '')).filter(Boolean);
-    const within = subnets.split(' ').filter(Boolean);
-    gateways.set(name, addresses.length > 0 ? addresses : localAddresses.filter((address) => within.some((subnet) => inSubnet(address, subnet))));
+  for (const { name, gateways: listed, subnets } of networks) {
+    const addresses = listed.map((a) => a.replace(/\/\d+$/, ''));
+    gateways.set(name, addresses.length > 0 ? addresses : localAddresses.filter((address) => subnets.some((subnet) => inSubnet(address, subnet))));
   }
   return gateways;
 }

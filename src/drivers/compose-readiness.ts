@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DriverError } from '../contract/errors.js';
 import { type ComposeCommands, upArgs } from './compose-commands.js';
+import type { ComposeReads } from './compose-reads.js';
 
 /** How often a start re-reads the health compose called healthy too early (ms). */
 const HEALTH_POLL_MS = 250;
@@ -10,6 +11,8 @@ export interface Readiness {
   readonly readyTimeoutMs: number;
   /** Stops the service: a start that never became ready must not keep running uncounted. */
   readonly stop: () => Promise<void>;
+  /** Where the container's health is read. */
+  readonly reads: ComposeReads;
 }
 
 /**
@@ -22,11 +25,11 @@ export async function upUntilHealthy(commands: ComposeCommands, agent: string, r
   const deadline = performance.now() + readyTimeoutMs;
   try {
     await commands.compose(upArgs(agent, '--wait', '--wait-timeout', String(readySeconds)), commands.commandTimeoutMs + readyTimeoutMs, signal);
-    await untilHealthy(commands, agent, deadline, signal);
+    await untilHealthy(readiness.reads, agent, deadline, signal);
   } catch (error) {
     // The engine went down (the probe says so in its place), not the agent's health.
     if (signal.aborted) throw error;
-    const health = await healthOf(commands, agent).catch(() => undefined);
+    const health = await healthOf(readiness.reads, agent).catch(() => undefined);
     // Not a start that failed but one that never became ready: it must not keep running uncounted.
     if (health === undefined) throw error;
     await readiness.stop();
@@ -38,14 +41,9 @@ export async function upUntilHealthy(commands: ComposeCommands, agent: string, r
 }
 
 /** The health of the agent's running container and its last probe's output; undefined when none runs. */
-async function healthOf(commands: ComposeCommands, agent: string): Promise<string | undefined> {
-  const { queryTimeoutMs } = commands;
-  const id = (await commands.compose(['ps', '--quiet', '--', agent], queryTimeoutMs)).split('\n').find(Boolean);
-  if (id === undefined) return undefined;
-  const health = JSON.parse(await commands.docker(['inspect', '--format', '{{json .State.Health}}', id], queryTimeoutMs)) as {
-    Status?: string;
-    Log?: { Output?: string }[];
-  } | null;
+async function healthOf(reads: ComposeReads, agent: string): Promise<string | undefined> {
+  const health = await reads.health(agent);
+  if (health === undefined) return undefined;
   const last = health?.Log?.at(-1)?.Output?.trim().replace(/\s+/g, ' ').slice(0, 200);
   return `${health?.Status ?? 'none'}${last ? `; last check said: ${last}` : ''}`;
 }
@@ -55,9 +53,9 @@ async function healthOf(commands: ComposeCommands, agent: string): Promise<strin
  * (seen on a loaded machine: it then looks like a container without a healthcheck), so its word
  * is checked: healthy by `deadline` (performance.now() ms), or this throws.
  */
-async function untilHealthy(commands: ComposeCommands, agent: string, deadline: number, signal: AbortSignal): Promise<void> {
+async function untilHealthy(reads: ComposeReads, agent: string, deadline: number, signal: AbortSignal): Promise<void> {
   for (;;) {
-    const health = await healthOf(commands, agent);
+    const health = await healthOf(reads, agent);
     if (health?.startsWith('healthy')) return;
     if (health === undefined) throw new Error(`${agent} is not running`);
     if (performance.now() >= deadline || signal.aborted) throw new Error(`${agent} is not healthy (${health})`);

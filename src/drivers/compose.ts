@@ -1,10 +1,12 @@
 import type { AgentDriver } from '../core/driver.js';
-import { createComposeCommands, EVENT_SERVICE_FORMAT, upArgs } from './compose-commands.js';
+import { createComposeCommands, upArgs } from './compose-commands.js';
 import { listContainers, memoryUsage, stopService } from './compose-containers.js';
 import { type ProjectModel, createDefinitionCheck, readProjectConfig } from './compose-definition.js';
 import { hostAddresses } from './compose-networks.js';
 import { upUntilHealthy } from './compose-readiness.js';
-import { besideProbe, dockerEvents } from './docker.js';
+import { apiReads, cliReads } from './compose-reads.js';
+import { besideProbe } from './docker.js';
+import type { EngineApi } from './engine-api.js';
 import { run } from './exec.js';
 
 export { parseDockerSize } from './compose-containers.js';
@@ -23,6 +25,8 @@ export interface ComposeDriverOptions {
   readonly stopTimeoutMs?: number;
   /** Services that are not agents: the networks only they use are not where agents call from. */
   readonly infraServices?: readonly string[];
+  /** Where the driver reads containers, events, health and networks; the docker CLI without one. */
+  readonly engine?: EngineApi;
 }
 
 export interface ComposeProjectInfo {
@@ -60,6 +64,7 @@ export async function composeVersion(dockerBin: string, timeoutMs: number): Prom
 /** Drives `docker compose` in one project directory. Agents are services, found by their compose labels. */
 export function createComposeDriver(options: ComposeDriverOptions): ComposeDriver {
   const commands = createComposeCommands(options);
+  const reads = options.engine === undefined ? cliReads(commands) : apiReads(options.engine, commands);
   const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const definition = createDefinitionCheck(options.composeDir);
   /** What the last successful load said; nothing is healthchecked and no agent is off the host's network before one. */
@@ -80,24 +85,19 @@ export function createComposeDriver(options: ComposeDriverOptions): ComposeDrive
     async start(agent: string) {
       await besideProbe(options.dockerBin, async (signal) => {
         if (!model.healthchecked.has(agent)) await commands.compose(upArgs(agent), commands.commandTimeoutMs, signal);
-        else await upUntilHealthy(commands, agent, { readyTimeoutMs, stop: () => driver.stop(agent, options.stopTimeoutMs ?? 10_000) }, signal);
+        else await upUntilHealthy(commands, agent, { readyTimeoutMs, stop: () => driver.stop(agent, options.stopTimeoutMs ?? 10_000), reads }, signal);
       });
     },
-    stop: (agent: string, timeoutMs: number) => stopService(commands, agent, timeoutMs),
-    list: () => listContainers(commands),
+    stop: (agent: string, timeoutMs: number) => stopService(commands, reads, agent, timeoutMs),
+    list: () => listContainers(reads),
     async unpause(agent: string) {
       await commands.compose(['unpause', '--', agent]);
     },
     definitionProblem: () => definition.problem(loadProject),
-    async *events(signal: AbortSignal) {
-      const filters = ['type=container', `label=com.docker.compose.project=${commands.project()}`];
-      for await (const [agent, action] of dockerEvents(options.dockerBin, filters, `${EVENT_SERVICE_FORMAT}\t{{.Action}}`, signal)) {
-        if (agent && action) yield { agent, action };
-      }
-    },
-    memoryUsage: () => memoryUsage(commands),
+    events: (signal: AbortSignal) => reads.events(signal),
+    memoryUsage: () => memoryUsage(commands, reads),
     async bridgeAddresses() {
-      return model.offHost ? hostAddresses(commands, model.networks) : [];
+      return model.offHost ? hostAddresses(reads, model.networks) : [];
     },
   };
   return driver;

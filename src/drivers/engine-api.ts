@@ -85,7 +85,10 @@ export function createEngineApi(endpoint: Exclude<EngineEndpoint, { kind: 'cli' 
   function send(path: string, signal?: AbortSignal): Promise<IncomingMessage> {
     const argv = ['GET', path];
     return new Promise((resolve, reject) => {
-      const req = request({ ...target, path, method: 'GET', headers: { Host: 'docker' }, ...(signal !== undefined && { signal }) });
+      // A connection per call, as the CLI makes: a stopping dockerd closes its listener first and
+      // keeps serving open connections, so a kept-alive one would read the containers it is
+      // stopping as gone while new callers already see it down.
+      const req = request({ ...target, path, method: 'GET', agent: false, headers: { Host: 'docker' }, ...(signal !== undefined && { signal }) });
       const timer = setTimeout(() => req.destroy(new DriverError(`GET ${path}: Docker at ${endpoint.host} did not answer within ${timeoutMs / 1000} s (timed out; is dockerd hung?)`, argv, undefined, '')), timeoutMs);
       req.once('response', (res) => {
         clearTimeout(timer);

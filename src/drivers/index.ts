@@ -4,6 +4,7 @@ import type { PoolConfig } from '../contract/index.js';
 import type { AgentDriver } from '../core/driver.js';
 import { createComposeDriver } from './compose.js';
 import { COMMAND_TIMEOUT_MS } from './docker.js';
+import { type EngineApi, createEngineApi, resolveEngineEndpoint } from './engine-api.js';
 import { createProcessDriver } from './process.js';
 import { createSwarmDriver } from './swarm.js';
 
@@ -18,6 +19,8 @@ export interface OpenedDriver {
   bridgeAddresses(): Promise<string[]>;
   /** Memory in use by each running service, in bytes, where the backend measures it (the local Docker engine does; local processes and a swarm's other nodes are not measured). */
   readonly memoryUsage?: () => Promise<ReadonlyMap<string, number>>;
+  /** Said once at start-up when the driver reads Docker through the CLI rather than the Engine API, and why. */
+  readonly notice?: string;
 }
 
 /** What POOL_DRIVER manages, as start-up errors name it. */
@@ -72,6 +75,7 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
     }
     case 'compose': {
       await requireProjectDir(config.composeDir, 'COMPOSE_DIR');
+      const engine = await engineFor(config.dockerBin);
       const driver = createComposeDriver({
         dockerBin: config.dockerBin,
         composeDir: config.composeDir,
@@ -79,6 +83,7 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
         readyTimeoutMs: config.readyTimeoutSeconds * 1000,
         stopTimeoutMs: config.stopTimeoutSeconds * 1000,
         infraServices: config.infraServices,
+        ...(engine.api !== undefined && { engine: engine.api }),
       });
       const project = await driver.init();
       return {
@@ -86,7 +91,17 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
         project,
         bridgeAddresses: () => driver.bridgeAddresses(),
         memoryUsage: () => driver.memoryUsage(),
+        ...(engine.notice !== undefined && { notice: engine.notice }),
       };
     }
   }
+}
+
+/** The Engine API client for the engine the docker CLI would use, or why reads stay with the CLI. */
+async function engineFor(dockerBin: string): Promise<{ api?: EngineApi; notice?: string }> {
+  // A DOCKER_BIN of its own may be a wrapper (sudo, another host, a test's fault injection): the API would go round it.
+  if (dockerBin !== 'docker') return { notice: `docker reads go through DOCKER_BIN ${dockerBin}, not the Engine API` };
+  const endpoint = await resolveEngineEndpoint();
+  if (endpoint.kind === 'cli') return { notice: `docker reads go through the docker CLI, not the Engine API: ${endpoint.why}` };
+  return { api: createEngineApi(endpoint) };
 }

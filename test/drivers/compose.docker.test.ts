@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DriverError } from '../../src/contract/errors.js';
 import { createComposeDriver } from '../../src/drivers/compose.js';
+import { createEngineApi } from '../../src/drivers/engine-api.js';
 import { execa } from 'execa';
 import { type ComposeProject, TEST_IMAGE, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 
@@ -51,8 +52,10 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     await project?.remove();
     await rm(scratch, { recursive: true, force: true });
   });
+  /** Reads go through the Engine API, as the daemon's do, except through a shim, whose calls are the point. */
+  const engine = createEngineApi({ kind: 'unix', socketPath: '/var/run/docker.sock', host: 'unix:///var/run/docker.sock' });
   const driverFor = (dockerBin = 'docker', commandTimeoutMs?: number) =>
-    createComposeDriver({ dockerBin, composeDir: project.dir, project: undefined, infraServices: ['ollama'], ...(commandTimeoutMs && { commandTimeoutMs }) });
+    createComposeDriver({ dockerBin, composeDir: project.dir, project: undefined, infraServices: ['ollama'], ...(commandTimeoutMs && { commandTimeoutMs }), ...(dockerBin === 'docker' && { engine }) });
 
   it('reads the project name, its services and the networks they use from the compose file', async () => {
     const info = await driverFor().init();
@@ -200,7 +203,7 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
   it("finds the agents' network gateway while the network exists, and the address host-gateway resolves to", async () => {
     const fresh = await createComposeProject({ solo: { ...agentService(), network_mode: undefined } });
     try {
-      const driver = createComposeDriver({ dockerBin: 'docker', composeDir: fresh.dir, project: undefined });
+      const driver = createComposeDriver({ dockerBin: 'docker', composeDir: fresh.dir, project: undefined, engine });
       await driver.init();
       const hostGateway = await resolveHostGateway(fresh);
       expect(await driver.bridgeAddresses()).toEqual([hostGateway]);

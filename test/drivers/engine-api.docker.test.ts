@@ -1,0 +1,138 @@
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DriverError } from '../../src/contract/errors.js';
+import { createComposeCommands } from '../../src/drivers/compose-commands.js';
+import { apiReads, cliReads } from '../../src/drivers/compose-reads.js';
+import { createComposeDriver } from '../../src/drivers/compose.js';
+import { createEngineApi, negotiate, parseDockerHost, resolveEngineEndpoint } from '../../src/drivers/engine-api.js';
+import { execa } from 'execa';
+import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
+
+const docker = await requireDocker();
+
+describe('DOCKER_HOST parsing', () => {
+  it.each([
+    { host: 'unix:///var/run/docker.sock', expected: { kind: 'unix', socketPath: '/var/run/docker.sock' } },
+    { host: 'unix:///run/user/1000/docker.sock', expected: { kind: 'unix', socketPath: '/run/user/1000/docker.sock' } },
+    { host: 'tcp://10.0.0.5:2375', expected: { kind: 'tcp', hostname: '10.0.0.5', port: 2375 } },
+    { host: 'tcp://docker.internal', expected: { kind: 'tcp', hostname: 'docker.internal', port: 2375 } },
+    { host: 'tcp://[::1]:2376', expected: { kind: 'tcp', hostname: '::1', port: 2376 } },
+    { host: 'ssh://me@build-box', expected: { kind: 'cli' } },
+  ])('reads $host', ({ host, expected }) => {
+    expect(parseDockerHost(host)).toMatchObject({ ...expected, host });
+  });
+
+  it('refuses what is none of them', () => {
+    expect(() => parseDockerHost('npipe:////./pipe/docker_engine')).toThrow(/expected unix/);
+  });
+});
+
+describe('which engine the docker CLI would use', () => {
+  let home: string;
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), 'pool-home-'));
+    for (const [name, host] of [['remote', 'tcp://10.1.2.3:2375'], ['tunnel', 'ssh://me@far']] as const) {
+      const dir = join(home, '.docker', 'contexts', 'meta', createHash('sha256').update(name).digest('hex'));
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'meta.json'), JSON.stringify({ Name: name, Endpoints: { docker: { Host: host, SkipTLSVerify: false } } }));
+    }
+  });
+  afterAll(() => rm(home, { recursive: true, force: true }));
+  const writeConfig = (config: object) => writeFile(join(home, '.docker', 'config.json'), JSON.stringify(config));
+
+  it.each([
+    { what: 'no config at all', config: undefined, env: {}, host: 'unix:///var/run/docker.sock', kind: 'unix' },
+    { what: 'the default context', config: { currentContext: 'default' }, env: {}, host: 'unix:///var/run/docker.sock', kind: 'unix' },
+    { what: 'the current context', config: { currentContext: 'remote' }, env: {}, host: 'tcp://10.1.2.3:2375', kind: 'tcp' },
+    { what: 'DOCKER_CONTEXT over the current one', config: { currentContext: 'remote' }, env: { DOCKER_CONTEXT: 'tunnel' }, host: 'ssh://me@far', kind: 'cli' },
+    { what: 'DOCKER_HOST over any context', config: { currentContext: 'remote' }, env: { DOCKER_HOST: 'unix:///tmp/d.sock', DOCKER_CONTEXT: 'tunnel' }, host: 'unix:///tmp/d.sock', kind: 'unix' },
+    { what: 'a TLS tcp host, left to the CLI', config: undefined, env: { DOCKER_HOST: 'tcp://10.0.0.5:2376', DOCKER_TLS_VERIFY: '1' }, host: 'tcp://10.0.0.5:2376', kind: 'cli' },
+  ])('$what', async ({ config, env, host, kind }) => {
+    await rm(join(home, '.docker', 'config.json'), { force: true });
+    if (config !== undefined) await writeConfig(config);
+    expect(await resolveEngineEndpoint(env, home)).toMatchObject({ host, kind });
+  });
+
+  it('names a context whose metadata is missing', async () => {
+    await writeConfig({ currentContext: 'gone' });
+    await expect(resolveEngineEndpoint({}, home)).rejects.toThrow(/docker context gone: cannot read/);
+  });
+});
+
+describe('API version negotiation', () => {
+  it.each([
+    { engine: '1.41', minimum: '1.12', expected: '1.41' },
+    { engine: '1.47', minimum: '1.24', expected: '1.41' },
+    { engine: '1.40', minimum: '1.12', expected: '1.40' },
+    { engine: '1.52', minimum: '1.44', expected: '1.44' },
+  ])('asks $expected of an engine speaking $engine (from $minimum)', ({ engine, minimum, expected }) => {
+    expect(negotiate(engine, minimum)).toBe(expected);
+  });
+});
+
+describe('an engine that does not answer', () => {
+  it('gives a DriverError naming the call at once when nothing listens on the socket', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pool-'));
+    const started = performance.now();
+    const error = await createEngineApi({ kind: 'unix', socketPath: join(dir, 'none.sock'), host: `unix://${dir}/none.sock` }).get('/containers/json').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DriverError);
+    expect((error as DriverError).message).toMatch(/^GET \/version: cannot connect to Docker at unix:\/\/.*none\.sock \(ENOENT\)/);
+    expect(performance.now() - started).toBeLessThan(500);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('times out on a socket that accepts and never answers', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pool-'));
+    const hung = createServer(() => {}).listen(join(dir, 'hung.sock'));
+    const error = await createEngineApi({ kind: 'unix', socketPath: join(dir, 'hung.sock'), host: 'unix://hung' }, 300).get('/containers/json').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DriverError);
+    expect((error as DriverError).message).toMatch(/did not answer within 0.3 s \(timed out/);
+    hung.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+});
+
+describe.skipIf(!docker)('the Engine API against real dockerd', () => {
+  const api = createEngineApi({ kind: 'unix', socketPath: '/var/run/docker.sock', host: 'unix:///var/run/docker.sock' });
+  let project: ComposeProject;
+  beforeAll(async () => {
+    project = await createComposeProject({ ceo: agentService(), cto: agentService(), cfo: agentService() });
+    await project.compose('up', '-d', 'ceo', 'cto');
+    await project.compose('stop', '-t', '0', 'cto');
+  });
+  afterAll(() => project?.remove());
+  const commandsFor = () => {
+    const commands = createComposeCommands({ dockerBin: 'docker', composeDir: project.dir, project: project.name });
+    return { api: apiReads(api, commands), cli: cliReads(commands) };
+  };
+
+  it('negotiates the version this engine speaks, capped at the one the driver reads', async () => {
+    const { stdout } = await execa('docker', ['version', '--format', '{{.Server.APIVersion}}']);
+    expect(await api.apiVersion()).toBe(negotiate(stdout.trim(), '1.12'));
+  });
+
+  it("lists the project's containers, by label, as docker ps sees them", async () => {
+    const reads = commandsFor();
+    const sorted = (list: { service: string }[]) => [...list].sort((a, b) => a.service.localeCompare(b.service));
+    for (const all of [true, false]) expect(sorted(await reads.api.containers(all))).toEqual(sorted(await reads.cli.containers(all)));
+    expect((await reads.api.containers(true)).map((c) => `${c.service} ${c.state}`).sort()).toEqual(['ceo running', 'cto exited']);
+    const driver = createComposeDriver({ dockerBin: 'docker', composeDir: project.dir, project: undefined, engine: api });
+    await driver.init();
+    const cliDriver = createComposeDriver({ dockerBin: 'docker', composeDir: project.dir, project: undefined });
+    await cliDriver.init();
+    expect(sorted((await driver.list()).map((o) => ({ ...o, service: o.agent })))).toEqual(sorted((await cliDriver.list()).map((o) => ({ ...o, service: o.agent }))));
+  });
+
+  it('reads the health and the networks as the CLI does', async () => {
+    const reads = commandsFor();
+    expect(await reads.api.health('ceo')).toEqual(await reads.cli.health('ceo'));
+    expect(await reads.api.health('cfo')).toBeUndefined();
+    const names = [`${project.name}_default`];
+    const byName = (list: { name: string }[]) => [...list].sort((a, b) => a.name.localeCompare(b.name));
+    expect(byName(await reads.api.networks(names))).toEqual(byName(await reads.cli.networks(names)));
+  });
+});
