@@ -7,8 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DriverError } from '../../src/contract/errors.js';
 import { createComposeCommands } from '../../src/drivers/compose-commands.js';
 import { apiReads, cliReads } from '../../src/drivers/compose-reads.js';
+import { loadConfig } from '../../src/contract/config.js';
 import { createComposeDriver } from '../../src/drivers/compose.js';
 import { createEngineApi, negotiate, parseDockerHost, resolveEngineEndpoint } from '../../src/drivers/engine-api.js';
+import { openDriver } from '../../src/drivers/index.js';
 import { execa } from 'execa';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 
@@ -134,5 +136,34 @@ describe.skipIf(!docker)('the Engine API against real dockerd', () => {
     const names = [`${project.name}_default`];
     const byName = (list: { name: string }[]) => [...list].sort((a, b) => a.name.localeCompare(b.name));
     expect(byName(await reads.api.networks(names))).toEqual(byName(await reads.cli.networks(names)));
+  });
+});
+
+describe.skipIf(!docker)('the compose backend opened for the daemon', () => {
+  let project: ComposeProject;
+  beforeAll(async () => {
+    project = await createComposeProject({ ceo: agentService() });
+  });
+  afterAll(() => project?.remove());
+  const open = async (env: Record<string, string>) => {
+    const saved = process.env.DOCKER_HOST;
+    Object.assign(process.env, env);
+    try {
+      return await openDriver(loadConfig({ file: { COMPOSE_DIR: project.dir }, cwd: project.dir }));
+    } finally {
+      if (saved === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = saved;
+    }
+  };
+
+  it('reads through the Engine API and says nothing about it on the local engine', async () => {
+    const opened = await open({});
+    expect(opened.notice).toBeUndefined();
+    expect(await opened.driver.list()).toEqual([]);
+  });
+
+  it('falls back to the docker CLI for an ssh:// engine, and says so', async () => {
+    const opened = await open({ DOCKER_HOST: 'ssh://nobody@127.0.0.1:1' });
+    expect(opened.notice).toMatch(/docker reads go through the docker CLI, not the Engine API: .*ssh/);
   });
 });
