@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { DriverError } from '../contract/errors.js';
-import { describeSpawnError, run, spawnPiped } from './exec.js';
+import { describeOsError, run, spawnPiped } from './exec.js';
 
 /** Upper bound for a Docker command that may pull an image or wait for a container (ms). */
 export const COMMAND_TIMEOUT_MS = 120_000;
@@ -78,7 +78,7 @@ export async function* dockerEvents(dockerBin: string, filters: readonly string[
   else child.stderr?.resume();
   try {
     if (child.stdout !== null) for await (const line of createInterface({ input: child.stdout })) yield line.split('\t');
-    if (spawnError !== undefined) throw new DriverError(`cannot run ${dockerBin} events: ${describeSpawnError(spawnError)}`, [dockerBin, 'events'], undefined, '', { cause: spawnError });
+    if (spawnError !== undefined) throw new DriverError(`cannot run ${dockerBin} events: ${describeOsError(spawnError)}`, [dockerBin, 'events'], undefined, '', { cause: spawnError });
   } finally {
     signal.removeEventListener('abort', stop);
     child.kill();

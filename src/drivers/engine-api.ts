@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DriverError } from '../contract/errors.js';
 import { QUERY_TIMEOUT_MS } from './docker.js';
+import { describeOsError } from './exec.js';
 
 /** Where the Engine API answers, or why the docker CLI has to be asked instead. */
 export type EngineEndpoint =
@@ -97,6 +98,8 @@ export function createEngineApi(endpoint: Exclude<EngineEndpoint, { kind: 'cli' 
       req.once('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         if (error instanceof DriverError) reject(error);
+        // Out of descriptors is the daemon's own trouble, not Docker's: say so, as a failed spawn does.
+        else if (error.code === 'EMFILE' || error.code === 'ENFILE') reject(new DriverError(`GET ${path}: cannot connect to Docker at ${endpoint.host}: ${describeOsError(error)}`, argv, undefined, '', { cause: error }));
         else reject(new DriverError(`GET ${path}: cannot connect to Docker at ${endpoint.host} (${error.code ?? error.message}); is the docker daemon running?`, argv, undefined, '', { cause: error }));
       });
       req.end();

@@ -100,13 +100,13 @@ export async function run(argv: readonly [string, ...string[]], options: RunOpti
     throw new DriverError(`permission denied running ${file}${options.cwd === undefined ? '' : ` in ${options.cwd}`}`, argv, undefined, stderr);
   }
   // EMFILE and ENFILE among them: the call fails, and the reconcile that made it is tried again at the next tick.
-  if (spawnError !== undefined) throw new DriverError(`cannot run ${file}: ${describeSpawnError(spawnError)}`, argv, undefined, stderr, { cause: spawnError });
+  if (spawnError !== undefined) throw new DriverError(`cannot run ${file}: ${describeOsError(spawnError)}`, argv, undefined, stderr, { cause: spawnError });
   const said = lastLine(stderr) ?? (result.signal === undefined ? `${command} failed with exit code ${result.exitCode}` : `${command} was killed with ${result.signal}`);
   throw new DriverError(said, argv, result.exitCode, stderr);
 }
 
 /** Why a command could not be spawned, in words; EMFILE and ENFILE with what to do. */
-export function describeSpawnError(error: NodeJS.ErrnoException): string {
+export function describeOsError(error: NodeJS.ErrnoException): string {
   if (error.code === 'EMFILE') return 'the daemon has no file descriptor left (EMFILE; raise LimitNOFILE or close connections)';
   if (error.code === 'ENFILE') return 'the system has no file descriptor left (ENFILE)';
   return error.message;

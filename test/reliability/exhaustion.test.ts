@@ -149,7 +149,7 @@ describe.skipIf(!docker)('resource exhaustion', () => {
       expect(isAlive(d.child.pid!)).toBe(true);
     });
 
-    it('logs spawn failures for want of descriptors (EMFILE) and retries them, never crashing, when something else takes every descriptor', async () => {
+    it('logs Docker calls that fail for want of descriptors (EMFILE) and retries them, never crashing, when something else takes every descriptor', async () => {
       const d = await start();
       // The socket is host-only (mode 0660) and within the reserve, so it is not capped: enough
       // clients on it leave the daemon no descriptor for docker.
@@ -160,7 +160,8 @@ describe.skipIf(!docker)('resource exhaustion', () => {
           client.on('error', () => {});
           clients.push(client);
         }
-        await eventually(() => expect(d.output()).toMatch(/error reconciling with Docker \(will retry\): cannot run docker: the daemon has no file descriptor left \(EMFILE/), 15_000, 100);
+        // A reconcile reads Docker through its socket (the Engine API), so it is a connect that fails, not a spawn.
+        await eventually(() => expect(d.output()).toMatch(/error reconciling with Docker \(will retry\): GET \S+: cannot connect to Docker at \S+: the daemon has no file descriptor left \(EMFILE/), 15_000, 100);
         await sleep(2_000);
         expect(isAlive(d.child.pid!), d.output()).toBe(true);
       } finally {
