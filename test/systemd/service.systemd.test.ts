@@ -30,7 +30,9 @@ describe.skipIf(!docker)('openclaw-pool.service under systemd, installed by inst
     installOutput = (
       await installInBox(box, {
         composeDir: project.dir,
-        poolEnv: { MAX_AGENTS: '3', POOL_BIND: '127.0.0.1', INFRA_SERVICES: 'gateway' },
+        // DOCKER_BIN named: the daemon then reads Docker through that CLI, not the Engine API, and
+        // keeps a `docker events` child, which the kill -9 test needs to show KillMode=mixed at work.
+        poolEnv: { MAX_AGENTS: '3', POOL_BIND: '127.0.0.1', INFRA_SERVICES: 'gateway', DOCKER_BIN: '/usr/bin/docker' },
         env: { SUDO_USER: project.user },
       })
     ).stdout;
@@ -116,7 +118,7 @@ describe.skipIf(!docker)('openclaw-pool.service under systemd, installed by inst
     const agents = await project.running();
     const pid = Number(await show('MainPID'));
     const before = await cgroupPids();
-    // The daemon's `docker events` child, which KillMode=process used to leave behind.
+    // The daemon's `docker events` child (DOCKER_BIN is named, above), which KillMode=process used to leave behind.
     expect(before.length).toBeGreaterThan(1);
     const killedAt = Date.now();
     // The shell's kill: the box, like a minimal host, has no /bin/kill.
