@@ -2,10 +2,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeError } from './log.js';
 
-export const LOOPBACK = '127.0.0.1';
+const LOOPBACK = '127.0.0.1';
 
 /** A bridge listener could not be opened; DaemonStartError carries it to the process owner. */
-export type ListenFailure = (message: string) => Error;
+type ListenFailure = (message: string) => Error;
 
 export interface BridgesDeps {
   /** A new bridge server (one per address; they share the port and everything else). */

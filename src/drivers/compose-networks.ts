@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { type ComposeReads, DEFAULT_BRIDGE, type EngineNetwork, parseNetworkLines } from './compose-reads.js';
+import { type ComposeReads, DEFAULT_BRIDGE, type EngineNetwork } from './compose-reads.js';
 
 /**
  * Where containers of this project reach the host: the gateway of each of the agents' `networks`
@@ -19,17 +19,12 @@ export const DOCKER_DAEMON_JSON = '/etc/docker/daemon.json';
 /** The kernel's routing tables, which list this host's own addresses (`/32 host LOCAL`), interface up or not. */
 const FIB_TRIE = '/proc/net/fib_trie';
 
-/** Each network's gateway addresses from `docker network inspect` lines (name, gateways, subnets). */
-export function parseNetworkGateways(out: string, localAddresses: readonly string[]): Map<string, string[]> {
-  return networkGateways(parseNetworkLines(out), localAddresses);
-}
-
 /**
  * Each network's gateway addresses. The default bridge's IPAM config carries no gateway (dockerd
  * 20.10 leaves it out): such a network is reached at this host's own addresses inside its
  * subnets, which is where dockerd put the bridge's address (docker0's, whatever `bip` says).
  */
-function networkGateways(networks: readonly EngineNetwork[], localAddresses: readonly string[]): Map<string, string[]> {
+export function networkGateways(networks: readonly EngineNetwork[], localAddresses: readonly string[]): Map<string, string[]> {
   const gateways = new Map<string, string[]>();
   for (const { name, gateways: listed, subnets } of networks) {
     const addresses = listed.map((a) => a.replace(/\/\d+$/, ''));

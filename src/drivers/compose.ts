@@ -9,8 +9,6 @@ import { besideProbe } from './docker.js';
 import type { EngineApi } from './engine-api.js';
 import { run } from './exec.js';
 
-export { parseDockerSize } from './compose-containers.js';
-export { configuredHostGateway, parseLocalAddresses, parseNetworkGateways } from './compose-networks.js';
 
 export interface ComposeDriverOptions {
   readonly dockerBin: string;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { configuredHostGateway, parseLocalAddresses, parseNetworkGateways } from '../../src/drivers/compose.js';
+import { configuredHostGateway, networkGateways, parseLocalAddresses } from '../../src/drivers/compose-networks.js';
+import { parseNetworkLines } from '../../src/drivers/compose-reads.js';
 
 const FIB_TRIE = `Main:
   +-- 0.0.0.0/0 3 0 5
@@ -41,7 +42,7 @@ describe("where containers reach the host, from Docker's networks", () => {
     { what: 'a dual-stack network', line: 'p_v6\t172.19.0.1 fd00::1 \t172.19.0.0/16 fd00::/64 ', expected: ['172.19.0.1', 'fd00::1'] },
   ])('$what', ({ line, expected }) => {
     const [name] = line.split('\t');
-    expect(parseNetworkGateways(`${line}\n`, parseLocalAddresses(FIB_TRIE)).get(name!)).toEqual(expected);
+    expect(networkGateways(parseNetworkLines(`${line}\n`), parseLocalAddresses(FIB_TRIE)).get(name!)).toEqual(expected);
   });
 
   it.each([

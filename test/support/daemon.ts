@@ -87,16 +87,15 @@ export async function launchTestDaemon(backend: TestBackend, options: Omit<TestD
       POOL_SOCKET: socketPath,
     },
   });
-  // Time that passes moves both clocks; a step (NTP, date -s) moves only the wall clock.
+  // Time that passes moves both of the daemon's clocks alike (clock steps are tested under libfaketime).
   let offsetMs = 0;
-  let stepMs = 0;
   const logs: string[] = [];
   const record = (line: string) => {
     logs.push(line);
     if (process.env.POOL_TEST_LOGS) console.log(line);
   };
   const daemon = createDaemon({ config, log: { info: record, error: record }, clock: {
-    wall: () => Date.now() + offsetMs + stepMs,
+    wall: () => Date.now() + offsetMs,
     monotonic: () => performance.now() + offsetMs,
   } });
   await daemon.start();
@@ -116,12 +115,8 @@ export async function launchTestDaemon(backend: TestBackend, options: Omit<TestD
     advance(seconds: number) {
       offsetMs += seconds * 1000;
     },
-    /** Steps the daemon's wall clock (seconds, negative: back) and leaves its monotonic clock alone. */
-    stepWall(seconds: number) {
-      stepMs += seconds * 1000;
-    },
     /** The daemon's wall clock. */
-    now: () => Date.now() + offsetMs + stepMs,
+    now: () => Date.now() + offsetMs,
     /** `http` on this daemon's bridge. */
     http: (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => http(url, method, path, body, { headers }),
     /** Agents whose containers Docker says are running (infrastructure excluded). */

@@ -1,7 +1,7 @@
 import type { PoolState } from '../../core/index.js';
 
 /** How often in-memory activity (heartbeats) is flushed to state.json: at most one fsync per interval. */
-export const ACTIVITY_FLUSH_MS = 1000;
+const ACTIVITY_FLUSH_MS = 1000;
 
 export interface StateCellDeps {
   /** Durable save of the state (state.json); rejects when it cannot be written. */
