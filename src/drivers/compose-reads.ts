@@ -1,3 +1,4 @@
+import { DriverError } from '../contract/errors.js';
 import type { ComposeCommands } from './compose-commands.js';
 import { EVENT_SERVICE_FORMAT } from './compose-commands.js';
 import { dockerEvents } from './docker.js';
@@ -27,6 +28,16 @@ export interface EngineNetwork {
   readonly subnets: string[];
 }
 
+/** What a running container uses now: its memory as `docker stats` counts it, and, through the Engine API, its cumulative CPU time and network traffic. */
+export interface ContainerUsage {
+  /** Usage minus inactive file cache (page cache the kernel reclaims first), in bytes. */
+  readonly memoryBytes: number;
+  /** CPU time used since it started, in nanoseconds. */
+  readonly cpuNanos?: number;
+  /** Bytes received and sent on all its interfaces; absent on the host's network, which has no per-container counters. */
+  readonly networkBytes?: number;
+}
+
 /** What the compose driver reads of the engine, through the Engine API or, where it cannot be used, the docker CLI. Each throws `DriverError`. */
 export interface ComposeReads {
   /** The project's service containers (`all`: stopped ones too), in one call whatever the pool size. */
@@ -37,10 +48,36 @@ export interface ComposeReads {
   health(agent: string): Promise<ContainerHealth | undefined>;
   /** The networks of `names` that exist, and the default bridge. */
   networks(names: readonly string[]): Promise<EngineNetwork[]>;
+  /** What each running service's container uses now, by service. */
+  usage(): Promise<Map<string, ContainerUsage>>;
 }
 
 /** Docker's name for its default bridge, whose gateway `host-gateway` means unless dockerd is told otherwise. */
 export const DEFAULT_BRIDGE = 'bridge';
+
+/** The parts of `GET /containers/{id}/stats` read here. */
+interface ApiStats {
+  memory_stats?: { usage?: number; stats?: Record<string, number> };
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+  networks?: Record<string, { rx_bytes?: number; tx_bytes?: number }>;
+}
+
+/**
+ * Memory as `docker stats` shows it: usage less the inactive file cache, `total_inactive_file`
+ * under cgroup v1 and `inactive_file` under v2; a container just gone may have no figures.
+ */
+export function usageFromStats(stats: ApiStats): ContainerUsage | undefined {
+  const { usage, stats: detail = {} } = stats.memory_stats ?? {};
+  if (usage === undefined) return undefined;
+  const inactive = detail.total_inactive_file ?? detail.inactive_file ?? 0;
+  const cpuNanos = stats.cpu_stats?.cpu_usage?.total_usage;
+  const interfaces = Object.values(stats.networks ?? {});
+  return {
+    memoryBytes: inactive < usage ? usage - inactive : usage,
+    ...(cpuNanos !== undefined && { cpuNanos }),
+    ...(interfaces.length > 0 && { networkBytes: interfaces.reduce((sum, n) => sum + (n.rx_bytes ?? 0) + (n.tx_bytes ?? 0), 0) }),
+  };
+}
 
 interface ApiContainer {
   Id: string;
@@ -84,6 +121,20 @@ export function apiReads(api: EngineApi, commands: ComposeCommands): ComposeRead
           subnets: (n.IPAM?.Config ?? []).flatMap((c) => (c.Subnet ? [c.Subnet] : [])),
         }));
     },
+    async usage() {
+      // one-shot: the engine's current figures at once, not a second sample a second later (API 1.41).
+      const sampled = await Promise.all(
+        (await containers(false)).map(async ({ service, id }) => {
+          const stats = await api.get<ApiStats>(`/containers/${id}/stats`, { stream: 0, 'one-shot': 1 }).catch((error: unknown) => {
+            // Stopped between the listing and its stats: it uses nothing now.
+            if (error instanceof DriverError && error.exitCode === 404) return {};
+            throw error;
+          });
+          return [service, usageFromStats(stats)] as const;
+        }),
+      );
+      return new Map(sampled.flatMap(([service, usage]) => (usage === undefined ? [] : [[service, usage] as const])));
+    },
   };
 }
 
@@ -111,6 +162,21 @@ export function cliReads(commands: ComposeCommands): ComposeReads {
       const existing = (await commands.docker(['network', 'ls', '--format', '{{.Name}}'], queryTimeoutMs)).split('\n').filter((n) => names.includes(n));
       return parseNetworkLines(await commands.docker(['network', 'inspect', '--format', NETWORK_FORMAT, DEFAULT_BRIDGE, ...existing], queryTimeoutMs));
     },
+    /** `docker stats`, which waits for a second sample: memory only, in a second or two. */
+    async usage() {
+      const services = new Map((await this.containers(false)).map(({ service, id }) => [id, service]));
+      const usage = new Map<string, ContainerUsage>();
+      if (services.size === 0) return usage;
+      const stdout = await commands.docker(['stats', '--no-stream', '--format', '{{.Container}}\t{{.MemUsage}}', ...services.keys()], queryTimeoutMs);
+      for (const line of stdout.split('\n')) {
+        const [id, memory] = line.split('\t');
+        const service = services.get(id ?? '');
+        // "12.3MiB / 7.7GiB": what the container uses, then its limit.
+        const bytes = parseDockerSize(memory?.split('/')[0] ?? '');
+        if (service !== undefined && bytes !== undefined) usage.set(service, { memoryBytes: bytes });
+      }
+      return usage;
+    },
   };
 }
 
@@ -121,6 +187,16 @@ export function parseNetworkLines(out: string): EngineNetwork[] {
     if (!name) return [];
     return [{ name, gateways: gateways.split(' ').filter(Boolean), subnets: subnets.split(' ').filter(Boolean) }];
   });
+}
+
+const SIZE_UNITS = new Map(Object.entries({ B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 }));
+
+/** Docker's human sizes (`352KiB`, `1.045GiB`, `12.4 MB`, `0B`) in bytes; undefined for anything else. */
+export function parseDockerSize(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$/.exec(text);
+  if (match === null) return undefined;
+  const unit = SIZE_UNITS.get(match[2] ?? '');
+  return unit === undefined ? undefined : Math.round(Number(match[1]) * unit);
 }
 
 /** `docker ps` prints CreatedAt as `2026-11-25 10:50:19 +0000 UTC`. */

@@ -1,11 +1,11 @@
 import type { AgentDriver } from '../core/driver.js';
 import { createComposeCommands, upArgs } from './compose-commands.js';
-import { listContainers, memoryUsage, stopService } from './compose-containers.js';
+import { listContainers, stopService } from './compose-containers.js';
 import { type ProjectModel, createDefinitionCheck, readProjectConfig } from './compose-definition.js';
 import { hostAddresses } from './compose-networks.js';
 import { upUntilHealthy } from './compose-readiness.js';
-import { apiReads, cliReads } from './compose-reads.js';
-import { besideProbe } from './docker.js';
+import { type ContainerUsage, apiReads, cliReads } from './compose-reads.js';
+import { besideProbe, engineProbe } from './docker.js';
 import type { EngineApi } from './engine-api.js';
 import { run } from './exec.js';
 
@@ -42,8 +42,8 @@ export interface ComposeDriver extends AgentDriver {
   /** The project is loaded again (`init`, one process) only when a definition file changed since the last load. */
   definitionProblem(): Promise<string | undefined>;
   events(signal: AbortSignal): AsyncIterable<{ readonly agent: string; readonly action: string }>;
-  /** Memory in use by each running service's container (`docker stats`, which takes a second or two), in bytes. */
-  memoryUsage(): Promise<Map<string, number>>;
+  /** What each running service's container uses now: one-shot stats through the Engine API (milliseconds), `docker stats` through the CLI (a second or two, memory only). */
+  usage(): Promise<Map<string, ContainerUsage>>;
   /**
    * Where containers of this project reach the host (the gateways of the agents' networks that
    * exist now, and the engine's `host-gateway` address); none, and no docker call, when every
@@ -63,6 +63,7 @@ export async function composeVersion(dockerBin: string, timeoutMs: number): Prom
 export function createComposeDriver(options: ComposeDriverOptions): ComposeDriver {
   const commands = createComposeCommands(options);
   const reads = options.engine === undefined ? cliReads(commands) : apiReads(options.engine, commands);
+  const probe = engineProbe(options.dockerBin, options.engine);
   const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const definition = createDefinitionCheck(options.composeDir);
   /** What the last successful load said; nothing is healthchecked and no agent is off the host's network before one. */
@@ -81,7 +82,7 @@ export function createComposeDriver(options: ComposeDriverOptions): ComposeDrive
       return (await driver.init()).services;
     },
     async start(agent: string) {
-      await besideProbe(options.dockerBin, async (signal) => {
+      await besideProbe(probe, async (signal) => {
         if (!model.healthchecked.has(agent)) await commands.compose(upArgs(agent), commands.commandTimeoutMs, signal);
         else await upUntilHealthy(commands, agent, { readyTimeoutMs, stop: () => driver.stop(agent, options.stopTimeoutMs ?? 10_000), reads }, signal);
       });
@@ -93,7 +94,7 @@ export function createComposeDriver(options: ComposeDriverOptions): ComposeDrive
     },
     definitionProblem: () => definition.problem(loadProject),
     events: (signal: AbortSignal) => reads.events(signal),
-    memoryUsage: () => memoryUsage(commands, reads),
+    usage: () => reads.usage(),
     async bridgeAddresses() {
       return model.offHost ? hostAddresses(reads, model.networks) : [];
     },

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { DriverError } from '../contract/errors.js';
+import type { EngineApi } from './engine-api.js';
 import { describeOsError, run, spawnPiped } from './exec.js';
 
 /** Upper bound for a Docker command that may pull an image or wait for a container (ms). */
@@ -27,14 +28,28 @@ export async function engineVersion(dockerBin: string, timeoutMs: number): Promi
   return (await run([dockerBin, 'version', '--format', '{{.Server.Version}}'], { timeoutMs })).trim();
 }
 
+/** Is the engine answering at all? `answer` resolves, or throws a DriverError saying what Docker said or that it timed out. */
+export interface EngineProbe {
+  /** The call, as the timeout message names it. */
+  readonly what: string;
+  answer(timeoutMs: number): Promise<unknown>;
+}
+
+/** `GET /_ping` where the Engine API is used, else `docker version`: no process beside a start on the local engine. */
+export function engineProbe(dockerBin: string, api: EngineApi | undefined): EngineProbe {
+  return api === undefined
+    ? { what: 'docker version', answer: (timeoutMs) => engineVersion(dockerBin, timeoutMs) }
+    : { what: 'GET /_ping', answer: (timeoutMs) => api.ping(timeoutMs) };
+}
+
 /** Fails fast, with what Docker said or a clear timeout, when the engine is down or not answering. */
-async function probe(dockerBin: string): Promise<void> {
+async function probeEngine(probe: EngineProbe): Promise<void> {
   try {
-    await engineVersion(dockerBin, PROBE_TIMEOUT_MS);
+    await probe.answer(PROBE_TIMEOUT_MS);
   } catch (error) {
     if (error instanceof DriverError && /timed out/.test(error.message)) {
       throw new DriverError(
-        `Docker is not answering (docker version timed out after ${PROBE_TIMEOUT_MS / 1000} s); is dockerd hung? check 'systemctl status docker'`,
+        `Docker is not answering (${probe.what} timed out after ${PROBE_TIMEOUT_MS / 1000} s); is dockerd hung? check 'systemctl status docker'`,
         error.argv, undefined, error.stderr, { cause: error },
       );
     }
@@ -47,10 +62,10 @@ async function probe(dockerBin: string): Promise<void> {
  * nothing to the work's time, and on a down or hung one it aborts the work (through `signal`) and
  * its error, naming the cause, is the one thrown.
  */
-export async function besideProbe<T>(dockerBin: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function besideProbe<T>(probe: EngineProbe, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const engineDown = new AbortController();
   let probeError: unknown;
-  probe(dockerBin).catch((error: unknown) => {
+  probeEngine(probe).catch((error: unknown) => {
     probeError = error;
     engineDown.abort();
   });

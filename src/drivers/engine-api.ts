@@ -72,6 +72,8 @@ export interface EngineApi {
   readonly host: string;
   /** The API version requests are made with, negotiated with the engine's /version on first use. */
   apiVersion(): Promise<string>;
+  /** `GET /_ping` within `timeoutMs`: resolves when the engine answers, whatever its version. */
+  ping(timeoutMs: number): Promise<void>;
   /** GET `path` (under the negotiated version) and its JSON reply. */
   get<T>(path: string, query?: Record<string, unknown>): Promise<T>;
   /** GET `path` as a stream of newline-delimited JSON objects; ends when the engine closes it or `signal` aborts. */
@@ -83,14 +85,14 @@ export function createEngineApi(endpoint: Exclude<EngineEndpoint, { kind: 'cli' 
   let negotiated: Promise<string> | undefined;
 
   /** The response's headers within `timeoutMs`, or a DriverError; a body is the caller's to read. */
-  function send(path: string, signal?: AbortSignal): Promise<IncomingMessage> {
+  function send(path: string, signal?: AbortSignal, deadlineMs = timeoutMs): Promise<IncomingMessage> {
     const argv = ['GET', path];
     return new Promise((resolve, reject) => {
       // A connection per call, as the CLI makes: a stopping dockerd closes its listener first and
       // keeps serving open connections, so a kept-alive one would read the containers it is
       // stopping as gone while new callers already see it down.
       const req = request({ ...target, path, method: 'GET', agent: false, headers: { Host: 'docker' }, ...(signal !== undefined && { signal }) });
-      const timer = setTimeout(() => req.destroy(new DriverError(`GET ${path}: Docker at ${endpoint.host} did not answer within ${timeoutMs / 1000} s (timed out; is dockerd hung?)`, argv, undefined, '')), timeoutMs);
+      const timer = setTimeout(() => req.destroy(new DriverError(`GET ${path}: Docker at ${endpoint.host} did not answer within ${deadlineMs / 1000} s (timed out; is dockerd hung?)`, argv, undefined, '')), deadlineMs);
       req.once('response', (res) => {
         clearTimeout(timer);
         resolve(res);
@@ -166,6 +168,12 @@ export function createEngineApi(endpoint: Exclude<EngineEndpoint, { kind: 'cli' 
   return {
     host: endpoint.host,
     apiVersion,
+    async ping(deadlineMs) {
+      const started = performance.now();
+      const res = await send('/_ping', undefined, deadlineMs);
+      if (res.statusCode !== 200) throw await failure(res, '/_ping', started);
+      res.resume();
+    },
     async get<T>(path: string, query?: Record<string, unknown>) {
       return getJson<T>(await versioned(path, query));
     },

@@ -90,7 +90,7 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
         driver,
         project,
         bridgeAddresses: () => driver.bridgeAddresses(),
-        memoryUsage: () => driver.memoryUsage(),
+        memoryUsage: async () => new Map([...(await driver.usage())].map(([agent, { memoryBytes }]) => [agent, memoryBytes])),
         ...(engine.notice !== undefined && { notice: engine.notice }),
       };
     }

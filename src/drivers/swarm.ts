@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentDriver } from '../core/driver.js';
 import { DriverError } from '../contract/errors.js';
 import type { ObservedAgent } from '../core/reconcile.js';
-import { COMMAND_TIMEOUT_MS, QUERY_TIMEOUT_MS, STOP_SLACK_MS, besideProbe } from './docker.js';
+import { COMMAND_TIMEOUT_MS, QUERY_TIMEOUT_MS, STOP_SLACK_MS, besideProbe, engineProbe } from './docker.js';
 import { serviceEvents } from './swarm-events.js';
 import { STACK_LABEL, type SwarmStack, TASK_POLL_MS, createSwarmStack, startProblem } from './swarm-stack.js';
 
@@ -37,6 +37,7 @@ export function createSwarmDriver(options: SwarmDriverOptions): SwarmDriver {
   const startTimeoutMs = options.startTimeoutMs ?? COMMAND_TIMEOUT_MS;
   const stack = createSwarmStack(options.dockerBin, options.stack);
   const { docker, scaleArgv } = stack;
+  const probe = engineProbe(options.dockerBin, undefined);
   /** Starts and stops in flight, by agent: their services are not settled yet, whatever their replicas say. */
   const operating = new Map<string, number>();
 
@@ -56,7 +57,7 @@ export function createSwarmDriver(options: SwarmDriverOptions): SwarmDriver {
     services: () => stack.agents(),
 
     async start(agent: string) {
-      await tracked(agent, () => besideProbe(options.dockerBin, (signal) => scaleUp(stack, stack.serviceOf(agent), startTimeoutMs, signal)));
+      await tracked(agent, () => besideProbe(probe, (signal) => scaleUp(stack, stack.serviceOf(agent), startTimeoutMs, signal)));
     },
 
     /**

@@ -22,7 +22,7 @@ import {
   socketCheck,
   suggestMaxAgents,
 } from '../../src/core/doctor.js';
-import { parseDockerSize } from '../../src/drivers/compose-containers.js';
+import { parseDockerSize } from '../../src/drivers/compose-reads.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;

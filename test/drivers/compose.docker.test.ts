@@ -102,14 +102,14 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     await Promise.all(agents.map((a) => driver.stop(a, 3000)));
   });
 
-  it('measures the memory of each running service with one docker stats, and nothing when none runs', async () => {
+  it('measures the memory of each running service with one docker stats through the CLI, and nothing when none runs', async () => {
     const driver = driverFor();
     await driver.init();
-    expect(await driver.memoryUsage()).toEqual(new Map());
+    expect(await driver.usage()).toEqual(new Map());
     await Promise.all(['ceo', 'cfo'].map((a) => driver.start(a)));
-    const usage = await driver.memoryUsage();
+    const usage = await driver.usage();
     expect([...usage.keys()].sort()).toEqual(['ceo', 'cfo']);
-    for (const bytes of usage.values()) expect(bytes).toBeGreaterThan(0);
+    for (const { memoryBytes } of usage.values()) expect(memoryBytes).toBeGreaterThan(0);
     await Promise.all(['ceo', 'cfo'].map((a) => driver.stop(a, 3000)));
   });
 

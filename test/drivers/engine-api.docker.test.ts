@@ -90,9 +90,12 @@ describe('an engine that does not answer', () => {
   it('times out on a socket that accepts and never answers', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pool-'));
     const hung = createServer(() => {}).listen(join(dir, 'hung.sock'));
-    const error = await createEngineApi({ kind: 'unix', socketPath: join(dir, 'hung.sock'), host: 'unix://hung' }, 300).get('/containers/json').catch((e: unknown) => e);
+    const api = createEngineApi({ kind: 'unix', socketPath: join(dir, 'hung.sock'), host: 'unix://hung' }, 300);
+    const error = await api.get('/containers/json').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DriverError);
     expect((error as DriverError).message).toMatch(/did not answer within 0.3 s \(timed out/);
+    // The probe beside a start has a deadline of its own.
+    expect(await api.ping(200).catch((e: unknown) => (e as Error).message)).toMatch(/^GET \/_ping: .*did not answer within 0.2 s \(timed out/);
     hung.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -102,8 +105,14 @@ describe.skipIf(!docker)('the Engine API against real dockerd', () => {
   const api = createEngineApi({ kind: 'unix', socketPath: '/var/run/docker.sock', host: 'unix:///var/run/docker.sock' });
   let project: ComposeProject;
   beforeAll(async () => {
-    project = await createComposeProject({ ceo: agentService(), cto: agentService(), cfo: agentService() });
-    await project.compose('up', '-d', 'ceo', 'cto');
+    project = await createComposeProject({
+      ceo: agentService(),
+      cto: agentService(),
+      cfo: agentService(),
+      // On the project's bridge network, which has per-container traffic counters, and busy: it spins.
+      busy: agentService({ network_mode: undefined, command: ['sh', '-c', 'while :; do :; done'] }),
+    });
+    await project.compose('up', '-d', 'ceo', 'cto', 'busy');
     await project.compose('stop', '-t', '0', 'cto');
   });
   afterAll(() => project?.remove());
@@ -115,13 +124,14 @@ describe.skipIf(!docker)('the Engine API against real dockerd', () => {
   it('negotiates the version this engine speaks, capped at the one the driver reads', async () => {
     const { stdout } = await execa('docker', ['version', '--format', '{{.Server.APIVersion}}']);
     expect(await api.apiVersion()).toBe(negotiate(stdout.trim(), '1.12'));
+    await expect(api.ping(1000)).resolves.toBeUndefined();
   });
 
   it("lists the project's containers, by label, as docker ps sees them", async () => {
     const reads = commandsFor();
     const sorted = (list: { service: string }[]) => [...list].sort((a, b) => a.service.localeCompare(b.service));
     for (const all of [true, false]) expect(sorted(await reads.api.containers(all))).toEqual(sorted(await reads.cli.containers(all)));
-    expect((await reads.api.containers(true)).map((c) => `${c.service} ${c.state}`).sort()).toEqual(['ceo running', 'cto exited']);
+    expect((await reads.api.containers(true)).map((c) => `${c.service} ${c.state}`).sort()).toEqual(['busy running', 'ceo running', 'cto exited']);
     const driver = createComposeDriver({ dockerBin: 'docker', composeDir: project.dir, project: undefined, engine: api });
     await driver.init();
     const cliDriver = createComposeDriver({ dockerBin: 'docker', composeDir: project.dir, project: undefined });
@@ -136,6 +146,26 @@ describe.skipIf(!docker)('the Engine API against real dockerd', () => {
     const names = [`${project.name}_default`];
     const byName = (list: { name: string }[]) => [...list].sort((a, b) => a.name.localeCompare(b.name));
     expect(byName(await reads.api.networks(names))).toEqual(byName(await reads.cli.networks(names)));
+  });
+
+  it("reads each running container's memory as docker stats counts it, with its CPU time and, off the host's network, its traffic", async () => {
+    const reads = commandsFor();
+    const [api1, cli] = [await reads.api.usage(), await reads.cli.usage()];
+    expect([...api1.keys()].sort()).toEqual(['busy', 'ceo']);
+    for (const [service, usage] of api1) {
+      const shown = cli.get(service)?.memoryBytes ?? 0;
+      // Two samples a moment apart, and docker stats rounds to 3 figures: close, not equal.
+      expect(Math.abs(usage.memoryBytes - shown)).toBeLessThanOrEqual(Math.max(shown * 0.25, 256 * 1024));
+      expect(usage.cpuNanos).toBeGreaterThan(0);
+    }
+    expect(api1.get('ceo')?.networkBytes).toBeUndefined();
+    expect(api1.get('busy')?.networkBytes).toBeGreaterThanOrEqual(0);
+    await new Promise((r) => setTimeout(r, 500));
+    const api2 = await reads.api.usage();
+    const cpuMs = (service: string) => ((api2.get(service)?.cpuNanos ?? 0) - (api1.get(service)?.cpuNanos ?? 0)) / 1e6;
+    // The spinning one used a good part of a core in between (seconds, with docker stats' wait), the napping one a sliver of it.
+    expect(cpuMs('busy')).toBeGreaterThan(100);
+    expect(cpuMs('busy')).toBeGreaterThan(10 * cpuMs('ceo'));
   });
 });
 
