@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 
 export const ROOT = resolve(import.meta.dirname ?? '.', '..');
-export const DAEMON_MAIN = join(ROOT, 'dist/src/daemon/main.js');
+export const DAEMON_MAIN = join(ROOT, 'dist/openclaw-pool.mjs');
 export const POOLCTL = join(ROOT, 'dist/poolctl.mjs');
 
 /** One line of a benchmark table: a figure, the floor it is measured against, and the target. */

@@ -12,7 +12,7 @@ import { StopCommand } from './commands/stop.js';
 import { WatchCommand } from './commands/watch.js';
 import { WhoCommand } from './commands/who.js';
 
-/** package.json's version, inlined by scripts/bundle-cli.mjs: poolctl reads no file to print it. */
+/** package.json's version, inlined by scripts/bundle.mjs: poolctl reads no file to print it. */
 declare const POOLCTL_VERSION: string;
 
 const cli = new Cli({

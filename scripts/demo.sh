@@ -23,7 +23,7 @@ if [ "$driver" = compose ]; then bash "$root/scripts/setup.sh"; else SETUP_SKIP_
 cd "$root/demo"
 export POOL_DRIVER=$driver
 [ "$driver" = compose ] && docker compose up -d gateway >/dev/null 2>&1
-daemon=(node "$root/dist/src/daemon/main.js" --config pool.env)
+daemon=(node "$root/dist/openclaw-pool.mjs" --config pool.env)
 poolctl() { node "$root/dist/poolctl.mjs" --socket "$root/demo/pool/pool.sock" "$@"; }
 
 if [ "$tour" = 0 ]; then

@@ -36,7 +36,7 @@ if [ -z "$dest" ] && ! node_ok PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/us
   exit 1
 fi
 
-if [ ! -f "$src/dist/src/daemon/main.js" ] || [ ! -f "$src/dist/poolctl.mjs" ]; then
+if [ ! -f "$src/dist/openclaw-pool.mjs" ] || [ ! -f "$src/dist/poolctl.mjs" ]; then
   log "building"
   (cd "$src" && npm ci --no-audit --no-fund && npm run build)
 fi
@@ -57,10 +57,10 @@ rm -rf "$opt/dist" "$opt/shims" "$opt/systemd"
 cp -r "$src/dist" "$src/shims" "$src/systemd" "$opt/"
 cp "$src/package.json" "$src/package-lock.json" "$src/README.md" "$src/pool.env.example" "$opt/"
 (cd "$opt" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --no-update-notifier >/dev/null)
-chmod 0755 "$opt/dist/src/daemon/main.js" "$opt/dist/poolctl.mjs"
+chmod 0755 "$opt/dist/openclaw-pool.mjs" "$opt/dist/poolctl.mjs"
 
 install -d "$dest/usr/local/bin" "$dest/usr/local/lib/openclaw-pool" "$dest/etc/openclaw-pool" "$dest/etc/systemd/system" "$dest/etc/logrotate.d"
-ln -sfn ../../../opt/openclaw-pool/dist/src/daemon/main.js "$dest/usr/local/bin/openclaw-pool"
+ln -sfn ../../../opt/openclaw-pool/dist/openclaw-pool.mjs "$dest/usr/local/bin/openclaw-pool"
 ln -sfn ../../../opt/openclaw-pool/dist/poolctl.mjs "$dest/usr/local/bin/poolctl"
 install -m 0755 "$src/systemd/systemd-stop" "$dest/usr/local/lib/openclaw-pool/systemd-stop"
 if [ "$foreign_unit" = 0 ]; then

@@ -23,7 +23,7 @@ fi
 
 # Build only when a source changed since the last build (the demo and the tests both call this).
 build_stamp=dist/.build-stamp
-if [ ! -f "$build_stamp" ] || [ -n "$(find src sdk cli examples scripts/bundle-cli.mjs scripts/build-ui.mjs package.json tsconfig.json tsconfig.build.json -newer "$build_stamp" -print -quit)" ]; then
+if [ ! -f "$build_stamp" ] || [ -n "$(find src sdk cli examples scripts/bundle.mjs scripts/build-ui.mjs package.json tsconfig.json tsconfig.build.json -newer "$build_stamp" -print -quit)" ]; then
   npm run build --silent
   touch "$build_stamp"
 fi

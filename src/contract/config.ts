@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from './env-file.js';
 import { AGENT_NAME_PATTERN } from './names.js';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { AgentName } from './names.js';
 import { AgentView } from './api.js';
 import { parseWireTime } from './time.js';

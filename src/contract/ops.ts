@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 // ---- metrics (GET /metrics on the bridge; info.metrics on the socket) ----
 

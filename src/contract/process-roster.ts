@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { AGENT_NAME_PATTERN } from './names.js';
 
 const AGENT_NAME_RULE = "1-255 characters of letters, digits, '.', '_' or '-', starting with a letter or digit";

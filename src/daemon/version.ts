@@ -1,13 +1,15 @@
 import { readFileSync } from 'node:fs';
 
+/** Inlined by scripts/bundle.mjs into the daemon's bundle, dist/openclaw-pool.mjs. */
+declare const OPENCLAW_POOL_VERSION: string | undefined;
+
 /**
- * The package's version: package.json's, the one place it is written (poolctl's bundle gets it
- * inlined by scripts/bundle-cli.mjs). Read, not imported as JSON: tsc would then copy
- * package.json into dist/, and dist/ would be a package of its own. This file is
- * src/daemon/version.ts in the source tree and dist/src/daemon/version.js when built, one level
- * deeper; the install keeps package.json beside dist/ (scripts/install.sh).
+ * The package's version: package.json's, the one place it is written. The bundles get it inlined;
+ * from the source tree (the tests) and tsc's dist/src/ (the SDK's modules, one level deeper) it is
+ * read, not imported as JSON: tsc would then copy package.json into dist/, and dist/ would be a
+ * package of its own.
  */
-export const VERSION: string = readVersion(['../../package.json', '../../../package.json']);
+export const VERSION: string = typeof OPENCLAW_POOL_VERSION === 'string' ? OPENCLAW_POOL_VERSION : readVersion(['../../package.json', '../../../package.json']);
 
 function readVersion(candidates: readonly string[]): string {
   for (const candidate of candidates) {

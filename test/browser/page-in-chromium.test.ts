@@ -22,7 +22,7 @@ const rowOf = async (page: Page, agent: string) => (await agentRows(page)).find(
 const timeline = (page: Page) => page.locator('#timeline li').allInnerTexts();
 const connection = (page: Page) => page.locator('#connection').innerText();
 
-// The daemon is the built one (`node dist/src/daemon/main.js`), so the suite also shows that
+// The daemon is the built one (`node dist/openclaw-pool.mjs`), so the suite also shows that
 // `npm run build` ships the page where the installed daemon looks for it.
 describe.skipIf(!ready)('the status page in headless Chromium, against a real daemon', () => {
   let project: ComposeProject;

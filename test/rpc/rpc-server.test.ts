@@ -4,7 +4,7 @@ import { TRPCError, initTRPC } from '@trpc/server';
 import { createHTTPServer } from '@trpc/server/adapters/standalone';
 import superjson from 'superjson';
 import { afterEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod';
 import { createRpcServer } from '../../src/rpc/server.js';
 import { rawRequest } from '../support/socket.js';
 import { useTempDir } from '../support/tmp.js';

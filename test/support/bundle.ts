@@ -13,7 +13,7 @@ export interface Bundle {
 }
 
 /**
- * Bundles `entry` as poolctl's bundle is made (scripts/bundle-cli.mjs). With `splitting`, what the
+ * Bundles `entry` as poolctl's bundle is made (scripts/bundle.mjs). With `splitting`, what the
  * entry only imports dynamically goes to chunks of its own and is not in `loaded`; without, all
  * it can ever load is.
  */

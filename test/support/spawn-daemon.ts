@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 
 /** The built daemon: a spawned daemon is the binary `npm run build` ships, not the sources. */
-export const BIN = new URL('../../dist/src/daemon/main.js', import.meta.url).pathname;
+export const BIN = new URL('../../dist/openclaw-pool.mjs', import.meta.url).pathname;
 const ROOT = new URL('../..', import.meta.url).pathname;
 
 /** Builds dist/ once per file (the spawned daemon runs the built binary). */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { procedure, router } from '../trpc.js';
 
 /** Host-only operations: there is no bridge route to these. */
