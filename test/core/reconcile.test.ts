@@ -127,8 +127,16 @@ describe('reconcile against what Docker observes', () => {
   it('is a no-op when state and Docker agree', () => {
     const state = pool({ ceo: {}, cto: {} });
     const result = reconcile(state, up('ceo', 'cto', 'gateway'), NOW, rules());
-    expect(result.state).toEqual(state);
+    // The very same state, not an equal copy: a new one is saved to state.json and roster.json.
+    expect(result.state).toBe(state);
     expect([result.lost, result.adopted, result.stop, result.stopped].flat()).toEqual([]);
+  });
+
+  it('gives a new state when only an observation changed (a container paused)', () => {
+    const state = pool({ ceo: {} });
+    const result = reconcile(state, [{ agent: 'ceo', running: true, paused: true }], NOW, rules());
+    expect(result.state).not.toBe(state);
+    expect(result.state.agents.get('ceo')?.paused).toBe(true);
   });
 
   describe('paused containers (docker pause): still there, still holding their memory and slot', () => {
