@@ -69,9 +69,10 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
       if (config.swarmStack === undefined) throw new Error('SWARM_STACK is required with POOL_DRIVER=swarm');
       // A task runs once its image is pulled and, with a healthcheck, once healthy (swarm waits for it).
       const startTimeoutMs = COMMAND_TIMEOUT_MS + config.readyTimeoutSeconds * 1000;
-      const driver = createSwarmDriver({ dockerBin: config.dockerBin, stack: config.swarmStack, startTimeoutMs });
+      const engine = await engineFor(config.dockerBin);
+      const driver = createSwarmDriver({ dockerBin: config.dockerBin, stack: config.swarmStack, startTimeoutMs, ...(engine.api !== undefined && { engine: engine.api }) });
       const stack = await driver.init();
-      return { driver, project: stack, bridgeAddresses: noGateways };
+      return { driver, project: stack, bridgeAddresses: noGateways, ...(engine.notice !== undefined && { notice: engine.notice }) };
     }
     case 'compose': {
       await requireProjectDir(config.composeDir, 'COMPOSE_DIR');

@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dockerEvents } from './docker.js';
 import type { SwarmStack } from './swarm-stack.js';
 
 /**
@@ -24,12 +23,14 @@ export async function* serviceEvents(
 ): AsyncGenerator<{ readonly agent: string; readonly action: string }> {
   const done = new AbortController();
   const stream = AbortSignal.any([signal, done.signal]);
-  const changes = dockerEvents(stack.dockerBin, ['type=service'], '{{.Actor.Attributes.name}}\t{{.Action}}', stream);
+  const changes = stack.serviceChanges(stream);
   /** Agents whose service changed, with when to stop waiting for it to converge. */
   const settling = new Map<string, number>();
   let next = changes.next();
   try {
-    for (;;) {
+    // Once aborted, the poll below no longer waits (its sleep and an API read reject at once) and
+    // would spin until the changes' wait bound ran out, starving the stream of the end it waits for.
+    while (!stream.aborted) {
       const got = settling.size === 0 ? await next : await Promise.race([next, sleep(CONVERGE_POLL_MS, TICK, { signal: stream }).catch(() => TICK)]);
       if (typeof got === 'symbol') {
         // An engine that stops answering ends the events stream too; until then, keep waiting.
@@ -44,8 +45,8 @@ export async function* serviceEvents(
       }
       if (got.done === true) return;
       next = changes.next();
-      const [name = '', action] = got.value;
-      const agent = stack.agentOf(name);
+      const { service, action } = got.value;
+      const agent = stack.agentOf(service);
       if (agent === undefined || !action) continue;
       settling.set(agent, performance.now() + CONVERGE_WAIT_MS);
       yield { agent, action };

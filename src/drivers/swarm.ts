@@ -3,8 +3,9 @@ import type { AgentDriver } from '../core/driver.js';
 import { DriverError } from '../contract/errors.js';
 import type { ObservedAgent } from '../core/reconcile.js';
 import { COMMAND_TIMEOUT_MS, QUERY_TIMEOUT_MS, STOP_SLACK_MS, besideProbe, engineProbe } from './docker.js';
+import type { EngineApi } from './engine-api.js';
 import { serviceEvents } from './swarm-events.js';
-import { STACK_LABEL, type SwarmStack, TASK_POLL_MS, createSwarmStack, startProblem } from './swarm-stack.js';
+import { type SwarmStack, TASK_POLL_MS, createSwarmStack, startProblem } from './swarm-stack.js';
 
 export interface SwarmDriverOptions {
   readonly dockerBin: string;
@@ -12,6 +13,8 @@ export interface SwarmDriverOptions {
   readonly stack: string;
   /** How long a start may wait for its task to run, image pull included (ms). */
   readonly startTimeoutMs?: number;
+  /** Where the driver reads services, tasks, nodes and service events; the docker CLI without one. Scaling goes through the CLI either way. */
+  readonly engine?: EngineApi;
 }
 
 export interface SwarmStackInfo {
@@ -35,9 +38,9 @@ export interface SwarmDriver extends AgentDriver {
  */
 export function createSwarmDriver(options: SwarmDriverOptions): SwarmDriver {
   const startTimeoutMs = options.startTimeoutMs ?? COMMAND_TIMEOUT_MS;
-  const stack = createSwarmStack(options.dockerBin, options.stack);
+  const stack = createSwarmStack(options.dockerBin, options.stack, options.engine);
   const { docker, scaleArgv } = stack;
-  const probe = engineProbe(options.dockerBin, undefined);
+  const probe = engineProbe(options.dockerBin, options.engine);
   /** Starts and stops in flight, by agent: their services are not settled yet, whatever their replicas say. */
   const operating = new Map<string, number>();
 
@@ -80,9 +83,11 @@ export function createSwarmDriver(options: SwarmDriverOptions): SwarmDriver {
     },
 
     /**
-     * One `docker stack ps`: every task of the stack with its desired and current state and its
-     * node, history included; an agent runs where one of its tasks is running. The CLI prints task
-     * times only relative to now, so adopted agents count as started when they are found.
+     * One read of the stack's tasks (`docker stack ps`, or the API's task, service and node
+     * listings side by side): each task's desired and current state and its node, history
+     * included; an agent runs where one of its tasks is running. The CLI prints task times only
+     * relative to now, so adopted agents count as started when they are found (on both paths, so
+     * that which one is used changes nothing the pool decides).
      */
     async list(): Promise<ObservedAgent[]> {
       const observed: ObservedAgent[] = [];
@@ -122,22 +127,21 @@ async function scaleUp(stack: SwarmStack, service: string, startTimeoutMs: numbe
 
 /** Checks that the engine is a swarm manager and reads the stack's services. */
 async function checkManager(stack: SwarmStack): Promise<SwarmStackInfo> {
-  const argv = ['info', '--format', '{{.Swarm.LocalNodeState}}\t{{.Swarm.ControlAvailable}}'];
-  const [state = '', control] = (await stack.docker(argv, QUERY_TIMEOUT_MS)).trim().split('\t');
-  if (state !== 'active' || control !== 'true') {
+  const { state, manager } = await stack.swarmRole();
+  if (state !== 'active' || !manager) {
     const why =
       state === 'inactive'
         ? "this Docker engine is not part of a swarm (create one with 'docker swarm init', or join one)"
         : state === 'active'
           ? "this Docker engine is a swarm worker, not a manager (run openclaw-pool on a manager node, or promote this one with 'docker node promote <node>' on a manager)"
           : `this Docker engine's swarm state is "${state}" (see 'docker info'; a locked swarm needs 'docker swarm unlock')`;
-    throw new DriverError(`POOL_DRIVER=swarm needs a swarm manager: ${why}`, [stack.dockerBin, ...argv], undefined, '');
+    throw new DriverError(`POOL_DRIVER=swarm needs a swarm manager: ${why}`, [...stack.calls.role], undefined, '');
   }
   const names = await stack.agents();
   if (names.length === 0) {
     throw new DriverError(
       `stack ${stack.name} has no services; deploy it first (docker stack deploy -c compose.yaml ${stack.name}), or set SWARM_STACK to the stack's name`,
-      [stack.dockerBin, 'service', 'ls', '--filter', `label=${STACK_LABEL}=${stack.name}`], undefined, '',
+      [...stack.calls.services], undefined, '',
     );
   }
   return { name: stack.name, services: names, networks: [] };

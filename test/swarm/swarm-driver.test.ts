@@ -7,6 +7,7 @@ import { DriverError } from '../../src/contract/errors.js';
 import { createSwarmDriver } from '../../src/drivers/swarm.js';
 import { eventually } from '../support/daemon.js';
 import { TEST_IMAGE } from '../support/docker.js';
+import { managerEngine, workerEngine } from './engines.js';
 import { MANAGER_NODE, type SwarmStack, WORKER_HOST, WORKER_NODE, createSwarmStack, requireSwarm, swarmAgentService } from '../support/swarm.js';
 
 const swarm = await requireSwarm();
@@ -21,9 +22,15 @@ async function dockerShim(dir: string, prefix = ''): Promise<{ bin: string; call
   return { bin, calls: async () => (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
 }
 
+/** The two ways the driver reads the swarm; its writes (docker service scale) go through the CLI on both. */
+const READS = [
+  { via: 'the docker CLI', api: false },
+  { via: 'the Engine API', api: true },
+];
+
 const replicas = async (service: string) => (await execa('docker', ['service', 'inspect', '--format', '{{.Spec.Mode.Replicated.Replicas}}', service])).stdout.trim();
 
-describe.skipIf(!swarm)('the swarm driver on a real two-node swarm', () => {
+describe.skipIf(!swarm).each(READS)('the swarm driver on a real two-node swarm, reading through $via', (reads) => {
   let stack: SwarmStack;
   let scratch: string;
   beforeAll(async () => {
@@ -41,7 +48,8 @@ describe.skipIf(!swarm)('the swarm driver on a real two-node swarm', () => {
     await stack?.remove();
     await rm(scratch, { recursive: true, force: true });
   });
-  const driverFor = (dockerBin = 'docker', stackName = stack.name) => createSwarmDriver({ dockerBin, stack: stackName });
+  const driverFor = (dockerBin = 'docker', stackName = stack.name, engine = reads.api ? managerEngine() : undefined) =>
+    createSwarmDriver({ dockerBin, stack: stackName, ...(engine !== undefined && { engine }) });
 
   it("reads the stack's services by its namespace label, and not a service that only shares the name prefix", async () => {
     await execa('docker', ['service', 'create', '--detach', '--no-resolve-image', '--replicas', '0', '--name', `${stack.name}_rogue`, TEST_IMAGE]);
@@ -76,13 +84,13 @@ describe.skipIf(!swarm)('the swarm driver on a real two-node swarm', () => {
     await driver.stop('remote', 3000);
   });
 
-  it('lists the whole stack in one docker call, however many agents run', async () => {
+  it(`lists the whole stack in ${reads.api ? 'API calls, with no docker process' : 'one docker call'}, however many agents run`, async () => {
     const shim = await dockerShim(await mkdtemp(join(scratch, 'list-')));
     const driver = driverFor(shim.bin);
     await Promise.all(['ceo', 'cto'].map((a) => driver.start(a)));
     const before = (await shim.calls()).length;
     expect((await driver.list()).filter((o) => o.running).map((o) => o.agent).sort()).toEqual(['ceo', 'cto', 'gateway']);
-    expect((await shim.calls()).slice(before)).toEqual([expect.stringMatching(/^stack ps /)]);
+    expect((await shim.calls()).slice(before)).toEqual(reads.api ? [] : [expect.stringMatching(/^stack ps /)]);
     await Promise.all(['ceo', 'cto'].map((a) => driver.stop(a, 3000)));
   });
 
@@ -110,7 +118,7 @@ describe.skipIf(!swarm)('the swarm driver on a real two-node swarm', () => {
 
   it('refuses an engine that is a swarm worker, saying to run on a manager', async () => {
     const shim = await dockerShim(await mkdtemp(join(scratch, 'worker-')), `-H ${WORKER_HOST}`);
-    const error = (await driverFor(shim.bin).init().catch((e: unknown) => e)) as Error;
+    const error = (await driverFor(shim.bin, stack.name, reads.api ? workerEngine() : undefined).init().catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(DriverError);
     expect(error.message).toMatch(/^POOL_DRIVER=swarm needs a swarm manager: this Docker engine is a swarm worker, not a manager \(run openclaw-pool on a manager node/);
   });
@@ -137,6 +145,25 @@ describe.skipIf(!swarm)('the swarm driver on a real two-node swarm', () => {
     // Converged means its task runs: what the reconcile that follows will see.
     expect(await stack.running()).toContain('cto');
     await stack.scale('cto', 0);
+    await eventually(async () => expect((await stack.liveTasks()).map((t) => t.agent)).toEqual(['gateway']), 20_000);
+  });
+
+  it('ends its events at once when stopped while a change is still converging', async () => {
+    const abort = new AbortController();
+    let abortedAt = 0;
+    const following = (async () => {
+      for await (const event of driverFor().events(abort.signal)) {
+        if (event.agent !== 'huge') continue;
+        abortedAt = performance.now();
+        abort.abort();
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // No node has room for it: its replicas never converge, so the stream is still polling them.
+    await stack.scale('huge', 1);
+    await following;
+    expect(performance.now() - abortedAt).toBeLessThan(1000);
+    await stack.scale('huge', 0);
     await eventually(async () => expect((await stack.liveTasks()).map((t) => t.agent)).toEqual(['gateway']), 20_000);
   });
 });
