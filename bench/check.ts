@@ -3,6 +3,7 @@
 // printed beside the margin ones).
 import { main as cli } from './cli.js';
 import { evictRounds, startRounds } from './compose-rounds.js';
+import { main as footprint } from './footprint.js';
 import { main as http } from './http.js';
 import { CHECK_MARGIN, type Row, printTable, verdict } from './lib.js';
 import { main as rpc } from './rpc.js';
@@ -15,6 +16,7 @@ const suites: [string, () => Promise<Row[]>][] = [
   ['start', startRounds],
   ['evict', evictRounds],
   ['scale', scale],
+  ['footprint', footprint],
 ];
 const only = process.env.BENCH_ONLY?.split(',');
 const rows: Row[] = [];

@@ -3,22 +3,14 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { agentService, createComposeProject } from '../test/support/docker.js';
-import { type Row, load, rssMb, runStandalone, sampleRss, spawnDaemon, startBareServer, until, warm } from './lib.js';
+import { type Row, load, rssMb, runStandalone, sampleRss, spawnComposeDaemon, startBareServer, warm } from './lib.js';
 
 const RUNNING = ['ceo', 'cto', 'cfo'];
 const SECONDS = 5;
 
 export async function main(): Promise<Row[]> {
-  const project = await createComposeProject(Object.fromEntries([...RUNNING, 'qa'].map((n) => [n, agentService()])));
-  let daemon;
+  const d = await spawnComposeDaemon(RUNNING);
   try {
-    daemon = await spawnDaemon(
-      { COMPOSE_DIR: project.dir, COMPOSE_PROJECT: project.name, MAX_AGENTS: '3', EVICT_GRACE_SECONDS: '60' },
-      { 'autostart.txt': RUNNING.join('\n') + '\n' },
-    );
-    const d = daemon;
-    await until(async () => (await d.http('GET', '/status')).json.running.filter((a: { state: string }) => a.state === 'running').length === 3, 60_000, '3 agents running');
     await sleep(2000);
     const idleRss = await rssMb(d.pid);
 
@@ -67,8 +59,7 @@ export async function main(): Promise<Row[]> {
       { id: '5', what: 'daemon RSS peak under (1)+(2) load', figure: loadRss, unit: 'MB', target: '≤ 120 MB', limit: 120, kind: 'max' },
     ];
   } finally {
-    await daemon?.stop();
-    await project.remove();
+    await d.stop();
   }
 }
 

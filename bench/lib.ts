@@ -1,10 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
+import { agentService, createComposeProject } from '../test/support/docker.js';
 
 export const ROOT = resolve(import.meta.dirname ?? '.', '..');
 export const DAEMON_MAIN = join(ROOT, 'dist/openclaw-pool.mjs');
@@ -164,6 +165,55 @@ export function sampleRss(pid: number): { stop: () => Promise<number> } {
   };
 }
 
+/** The processes below `pid` (children, their children, ...), from /proc/<pid>/task/<tid>/children; gone ones are skipped. */
+export async function descendants(pid: number): Promise<number[]> {
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const parent = queue.shift()!;
+    const tasks = await readdir(`/proc/${parent}/task`).catch(() => [] as string[]);
+    for (const task of tasks) {
+      const text = await readFile(`/proc/${parent}/task/${task}/children`, 'utf8').catch(() => '');
+      for (const child of text.split(' ').filter(Boolean).map(Number)) {
+        found.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return found;
+}
+
+/** VmRSS of a process and all its descendants, in MB, each read as `rssMb` reads it (shared pages count in each). */
+export async function treeRssMb(pid: number): Promise<{ total: number; own: number; processes: number }> {
+  const own = await rssMb(pid);
+  const below = await Promise.all((await descendants(pid)).map((child) => rssMb(child).catch(() => 0)));
+  return { total: below.reduce((a, b) => a + b, own), own, processes: 1 + below.length };
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ). */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * CPU seconds used by a process and its descendants: utime + stime + cutime + cstime of each live
+ * one (a reaped child's time is in its parent's cutime/cstime, so each process counts once).
+ */
+export async function treeCpuSeconds(pid: number): Promise<number> {
+  let ticks = 0;
+  for (const p of [pid, ...(await descendants(pid))]) {
+    const text = await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
+    // Fields after the command name, which is in parentheses and may hold spaces: state is field 3, utime 14.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    ticks += [11, 12, 13, 14].reduce((sum, i) => sum + (Number(fields[i]) || 0), 0);
+  }
+  return ticks / CLOCK_TICKS;
+}
+
 export interface SpawnedDaemon {
   readonly child: ChildProcess;
   readonly pid: number;
@@ -244,6 +294,36 @@ export async function spawnDaemon(env: Record<string, string>, extraFiles: Recor
   };
 }
 
+/**
+ * A compose-driver daemon over busybox agents (`running` started through `autostart.txt`, one
+ * spare service besides, MAX_AGENTS = running), once the pool shows them all running.
+ */
+export async function spawnComposeDaemon(running: readonly string[], env: Record<string, string> = {}): Promise<SpawnedDaemon> {
+  const project = await createComposeProject(Object.fromEntries([...running, 'qa'].map((n) => [n, agentService()])));
+  let daemon: SpawnedDaemon | undefined;
+  try {
+    daemon = await spawnDaemon(
+      { COMPOSE_DIR: project.dir, COMPOSE_PROJECT: project.name, MAX_AGENTS: String(running.length), EVICT_GRACE_SECONDS: '60', ...env },
+      { 'autostart.txt': running.join('\n') + '\n' },
+    );
+    const d = daemon;
+    const up = async () => (await d.http('GET', '/status')).json.running.filter((a: { state: string }) => a.state === 'running').length === running.length;
+    await until(up, 60_000, `${running.length} agents running`);
+  } catch (error) {
+    await daemon?.stop();
+    await project.remove();
+    throw error;
+  }
+  const d = daemon;
+  return {
+    ...d,
+    async stop() {
+      await d.stop();
+      await project.remove();
+    },
+  };
+}
+
 export async function until<T>(check: () => Promise<T | undefined | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -288,7 +368,6 @@ export async function spawnProcessDaemon(opts: { agents: readonly string[]; runn
 
 /** Kills the process groups named by the process driver's pid files (only those this run started). */
 async function killLeftovers(dir: string): Promise<void> {
-  const { readdir } = await import('node:fs/promises');
   const files = await readdir(dir).catch(() => [] as string[]);
   for (const file of files.filter((f) => f.endsWith('.pid'))) {
     const pid = Number(JSON.parse(await readFile(join(dir, file), 'utf8').catch(() => '{}')).pid);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Provisions a real Docker engine for openclaw-pool's tests and demo, on Debian bookworm as root:
-#   - dockerd 20.10, busybox-static and libfaketime from bookworm (docker.io, busybox-static, faketime)
+#   - dockerd 20.10, busybox-static, libfaketime and strace from bookworm (docker.io, busybox-static, faketime, strace)
 #   - compose v2 (the docker CLI plugin), taken from trixie's docker-compose package
 #   - dockerd started in the background when it is not answering
 #   - the busybox image that test and demo compose files use (built with docker import)
@@ -90,7 +90,8 @@ build_test_image() {
 }
 
 # faketime: the reliability suite steps a daemon's wall clock (libfaketime) and leaves its monotonic clock alone.
-apt_install docker.io busybox-static faketime
+# strace: bench:footprint counts the processes an idle daemon spawns (strace -f -p).
+apt_install docker.io busybox-static faketime strace
 install_compose_plugin
 start_dockerd
 build_test_image

@@ -1,0 +1,213 @@
+// Issue 16: the daemon's footprint idle (resident memory of it and its descendants, the processes
+// it spawns, its CPU time) against an idle bare `node` in the same run, and the compose driver's
+// reads in process: the listing a reconcile makes at 50 agents (Engine API, and the docker CLI
+// path before it) and the memory of all running agents at 10.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import type { AgentRecord, PoolState } from '../src/core/index.js';
+import { agentService, createComposeProject } from '../test/support/docker.js';
+import { ROOT, type Row, median, rssMb, runStandalone, spawnComposeDaemon, stopChild, treeCpuSeconds, treeRssMb } from './lib.js';
+
+const RUNNING = ['ceo', 'cto', 'cfo'];
+/** The idle window: spawns and CPU time are counted over it, and RSS is read at its end. */
+const IDLE_SECONDS = 60;
+const SETTLE_MS = 10_000;
+const SYNC_INTERVAL = '5';
+const LISTED = 50;
+const MEASURED_MEMORY = 10;
+/** How often, at most, dockerd's stats collector samples (one second, as measured on 20.10; see the README). */
+const STATS_INTERVAL_MS = 1000;
+const LIST_ROUNDS = 50;
+const CLI_LIST_ROUNDS = 15;
+
+/** The built modules, loaded at run time (not bundled into the bench): what is measured is dist/. */
+const fromDist = <T>(path: string): Promise<T> => import(pathToFileURL(join(ROOT, 'dist', path)).href) as Promise<T>;
+type Drivers = typeof import('../src/drivers/index.js');
+type Contract = typeof import('../src/contract/index.js');
+type Core = typeof import('../src/core/index.js');
+
+/** The floor: an idle bare `node`, its own process. */
+function spawnBareNode(): ChildProcess {
+  return spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+}
+
+/**
+ * Records every process created below `pid` (its threads as they are, and any new process's own
+ * children) with `strace -f`, attached to the running daemon. Process creation is a clone, clone3,
+ * fork or vfork without CLONE_THREAD; new threads (libuv's pool, a Go CLI's) are not processes.
+ */
+async function traceSpawns(pid: number): Promise<{ stop: () => Promise<{ processes: number; commands: string[] }> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'pbtrace-'));
+  const out = join(dir, 'strace.txt');
+  const tracer = spawn('strace', ['-f', '-s', '80', '-e', 'trace=execve,clone,clone3,fork,vfork', '-o', out, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((res, rej) => {
+    let said = '';
+    tracer.stderr!.on('data', (d: Buffer) => {
+      said += d.toString();
+      if (/Process \d+ attached/.test(said)) res();
+    });
+    tracer.once('error', (error) => rej(new Error(`strace: ${error.message} (scripts/provision-docker.sh installs it)`)));
+    tracer.once('exit', (code) => rej(new Error(`strace exited (${code}) before it attached: ${said}`)));
+  });
+  return {
+    async stop() {
+      // SIGINT detaches and flushes its output file.
+      await stopChild(tracer, 'SIGINT');
+      const lines = (await readFile(out, 'utf8')).split('\n');
+      await rm(dir, { recursive: true, force: true });
+      const processes = lines.filter((l) => /^\d+\s+(clone3?|v?fork)\(/.test(l) && !l.includes('CLONE_THREAD')).length;
+      const commands = lines.flatMap((l) => /^\d+\s+execve\("[^"]*", \[(.*?)\]/.exec(l)?.[1] ?? []);
+      return { processes, commands };
+    },
+  };
+}
+
+async function idleFootprint(): Promise<Row[]> {
+  // Spawned beside the daemon, and read at the same moment at the end of the window: the same settle time.
+  const bare = spawnBareNode();
+  let d;
+  try {
+    d = await spawnComposeDaemon(RUNNING, { SYNC_INTERVAL });
+    // Let the start settle before the window opens: the first 10 s after the agents run cost a few times the steady CPU.
+    await sleep(SETTLE_MS);
+    step(`idle window of ${IDLE_SECONDS} s`);
+    const trace = await traceSpawns(d.pid);
+    const cpu0 = [await treeCpuSeconds(d.pid), await treeCpuSeconds(bare.pid!)];
+    const t0 = process.hrtime.bigint();
+    await sleep(IDLE_SECONDS * 1000);
+    const cpu1 = [await treeCpuSeconds(d.pid), await treeCpuSeconds(bare.pid!)];
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const spawned = await trace.stop();
+    const tree = await treeRssMb(d.pid);
+    const bareRss = await rssMb(bare.pid!);
+    if (spawned.commands.length > 0) console.error(`bench footprint: the idle daemon ran ${spawned.commands.join('; ')}`);
+    const percent = (i: number) => ((cpu1[i]! - cpu0[i]!) / seconds) * 100;
+    return [
+      { id: '16.1', what: `daemon + descendants RSS idle, ${RUNNING.length} agents (${tree.processes - 1} descendants)`, figure: tree.total, floor: bareRss, unit: 'MB', target: 'idle bare node + 21 MB', limit: bareRss + 21, kind: 'max' },
+      { id: '16.2', what: 'daemon RSS idle', figure: tree.own, floor: bareRss, unit: 'MB', target: 'idle bare node + 16 MB', limit: bareRss + 16, kind: 'max' },
+      { id: '16.3', what: `processes spawned by the daemon in ${IDLE_SECONDS} s idle (SYNC_INTERVAL=${SYNC_INTERVAL}, strace -f)`, figure: spawned.processes, unit: 'procs', target: '0', limit: 0, kind: 'max' },
+      { id: '16.4', what: `daemon + children CPU time over those ${IDLE_SECONDS} s`, figure: percent(0), floor: percent(1), unit: '% core', target: '≤ 0.2 % of one core', limit: 0.2, kind: 'max' },
+    ];
+  } finally {
+    await d?.stop();
+    await stopChild(bare);
+  }
+}
+
+/** The docker CLI's absolute path: as DOCKER_BIN, it makes the driver read through the CLI (the path before the Engine API). */
+function dockerOnPath(): string {
+  const found = (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'docker')).find((p) => existsSync(p));
+  if (found === undefined) throw new Error('docker is not on PATH');
+  return found;
+}
+
+async function timedMs(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+/**
+ * Medians of `rounds` runs of each of `fns`, interleaved (so that load from elsewhere falls on all
+ * alike) after one warm-up each, `pauseMs` before each round; stops early, at 3 rounds or more,
+ * once `budgetMs` is spent.
+ */
+async function interleavedMedians(rounds: number, fns: readonly (() => Promise<unknown>)[], opts: { budgetMs?: number; pauseMs?: number } = {}): Promise<{ ms: number[]; rounds: number }> {
+  for (const fn of fns) await fn();
+  const times = fns.map(() => [] as number[]);
+  const deadline = Date.now() + (opts.budgetMs ?? Infinity);
+  for (let i = 0; i < rounds && (i < 3 || Date.now() < deadline); i++) {
+    if (opts.pauseMs) await sleep(opts.pauseMs);
+    for (const [j, fn] of fns.entries()) times[j]!.push(await timedMs(fn));
+  }
+  return { ms: times.map(median), rounds: times[0]!.length };
+}
+
+/**
+ * The listing's floor: the same GET /containers/json as plain node:http, a connection per call as
+ * the driver makes, and its JSON parsed.
+ */
+function plainListing(project: string): () => Promise<unknown> {
+  const host = process.env.DOCKER_HOST ?? '';
+  const socketPath = host.startsWith('unix://') ? host.slice('unix://'.length) : '/var/run/docker.sock';
+  const path = `/v1.41/containers/json?all=1&filters=${encodeURIComponent(JSON.stringify({ label: [`com.docker.compose.project=${project}`] }))}`;
+  return () =>
+    new Promise((res, rej) => {
+      const req = httpGet({ socketPath, path, agent: false, headers: { Host: 'docker' } }, (r) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => res(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+      });
+      req.once('error', rej);
+    });
+}
+
+/** Says on stderr what the bench does now, so that a stall or a failure is placed. */
+const started = Date.now();
+const step = (what: string) => console.error(`bench footprint: ${what} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+
+async function driverReads(): Promise<Row[]> {
+  const [{ openDriver }, { loadConfig }, { reconcile, rulesFromConfig }] = await Promise.all([
+    fromDist<Drivers>('src/drivers/index.js'),
+    fromDist<Contract>('src/contract/index.js'),
+    fromDist<Core>('src/core/index.js'),
+  ]);
+  const services = Array.from({ length: LISTED }, (_, i) => `agent-${String(i).padStart(2, '0')}`);
+  // busybox `sleep` as PID 1: no work of its own while measured; `down --timeout 0` kills it.
+  const project = await createComposeProject(Object.fromEntries(services.map((n) => [n, agentService({ command: ['sleep', '3600'] })])));
+  try {
+    const open = async (env: Record<string, string> = {}) => {
+      const config = loadConfig({ env: { POOL_DRIVER: 'compose', COMPOSE_DIR: project.dir, COMPOSE_PROJECT: project.name, MAX_AGENTS: String(LISTED), ...env }, cwd: project.dir });
+      return { config, opened: await openDriver(config) };
+    };
+    const api = await open();
+    const cli = await open({ DOCKER_BIN: dockerOnPath() });
+    if (api.opened.notice !== undefined || cli.opened.notice === undefined) throw new Error(`expected the Engine API and the CLI paths: ${api.opened.notice} / ${cli.opened.notice}`);
+
+    step(`memoryUsage with ${MEASURED_MEMORY} running`);
+    await project.compose('up', '--detach', ...services.slice(0, MEASURED_MEMORY));
+    const measureAll = (opened: typeof api.opened) => async () => {
+      const measured = (await opened.memoryUsage!()).size;
+      if (measured !== MEASURED_MEMORY) throw new Error(`memoryUsage measured ${measured} agents, expected ${MEASURED_MEMORY}`);
+    };
+    // dockerd samples stats at most once a second (see the README): calls are spaced past that, as
+    // a lone call (`poolctl doctor`'s) finds the engine.
+    const memory = await interleavedMedians(5, [measureAll(api.opened)], { pauseMs: STATS_INTERVAL_MS + 500 });
+    const memoryViaCli = await interleavedMedians(3, [measureAll(cli.opened)]);
+
+    step(`listings with ${LISTED} running`);
+    // The reconcile's listing and decisions, LISTED running and all known: nothing to change.
+    await project.compose('up', '--detach', ...services.slice(MEASURED_MEMORY));
+    const now = Date.now();
+    const state: PoolState = { agents: new Map(services.map((n): [string, AgentRecord] => [n, { status: 'running', started: now, lastActive: now, requestedBy: 'bench' }])) };
+    const rules = rulesFromConfig(api.config);
+    const reconcileWith = (driver: typeof api.opened.driver) => async () => {
+      const observed = await driver.list();
+      const result = reconcile(state, observed, Date.now(), rules);
+      const changes = result.lost.length + result.adopted.length + result.stop.length;
+      if (observed.filter((o) => o.running).length !== LISTED || changes > 0) throw new Error(`listing shows ${observed.length} agents, ${changes} changes`);
+    };
+    const viaApi = await interleavedMedians(LIST_ROUNDS, [reconcileWith(api.opened.driver), plainListing(project.name)]);
+    const viaCli = await interleavedMedians(CLI_LIST_ROUNDS, [reconcileWith(cli.opened.driver)]);
+    return [
+      { id: '16.5', what: `reconcile (listing + decisions), ${LISTED} running, Engine API (median of ${viaApi.rounds}; floor: the GET by plain node:http)`, figure: viaApi.ms[0]!, floor: viaApi.ms[1]!, unit: 'ms', target: 'median ≤ 3 ms', limit: 3, kind: 'max' },
+      { id: '16.5', what: `the same through the docker CLI (DOCKER_BIN; before) (median of ${viaCli.rounds})`, figure: viaCli.ms[0]!, unit: 'ms', target: '', kind: 'info' },
+      { id: '16.6', what: `memory of all running agents, ${MEASURED_MEMORY} running, Engine API (median of ${memory.rounds}, ${(STATS_INTERVAL_MS + 500) / 1000} s apart)`, figure: memory.ms[0]!, unit: 'ms', target: '≤ 20 ms', limit: 20, kind: 'max' },
+      { id: '16.6', what: `the same through the docker CLI (docker stats; before) (median of ${memoryViaCli.rounds})`, figure: memoryViaCli.ms[0]!, unit: 'ms', target: '', kind: 'info' },
+    ];
+  } finally {
+    await project.remove();
+  }
+}
+
+export async function main(): Promise<Row[]> {
+  return [...(await idleFootprint()), ...(await driverReads())];
+}
+
+await runStandalone('footprint', 'Footprint idle and reads in process (issue 16)', main);
