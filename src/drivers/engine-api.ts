@@ -74,8 +74,8 @@ export interface EngineApi {
   apiVersion(): Promise<string>;
   /** `GET /_ping` within `timeoutMs`: resolves when the engine answers, whatever its version. */
   ping(timeoutMs: number): Promise<void>;
-  /** GET `path` (under the negotiated version) and its JSON reply. */
-  get<T>(path: string, query?: Record<string, unknown>): Promise<T>;
+  /** GET `path` (under the negotiated version) and its JSON reply; `signal` aborts the request itself, not only the wait for it. */
+  get<T>(path: string, query?: Record<string, unknown>, signal?: AbortSignal): Promise<T>;
   /** GET `path` as a stream of newline-delimited JSON objects; ends when the engine closes it or `signal` aborts. */
   stream<T>(path: string, query: Record<string, unknown>, signal: AbortSignal): AsyncGenerator<T>;
 }
@@ -99,7 +99,9 @@ export function createEngineApi(endpoint: Exclude<EngineEndpoint, { kind: 'cli' 
       });
       req.once('error', (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        if (error instanceof DriverError) reject(error);
+        // The caller gave up (the engine probe found it down, the daemon is stopping): its reason, not a connection error.
+        if (signal?.aborted) reject(signal.reason);
+        else if (error instanceof DriverError) reject(error);
         // Out of descriptors is the daemon's own trouble, not Docker's: say so, as a failed spawn does.
         else if (error.code === 'EMFILE' || error.code === 'ENFILE') reject(new DriverError(`GET ${path}: cannot connect to Docker at ${endpoint.host}: ${describeOsError(error)}`, argv, undefined, '', { cause: error }));
         else reject(new DriverError(`GET ${path}: cannot connect to Docker at ${endpoint.host} (${error.code ?? error.message}); is the docker daemon running?`, argv, undefined, '', { cause: error }));
@@ -140,9 +142,9 @@ export function createEngineApi(endpoint: Exclude<EngineEndpoint, { kind: 'cli' 
     return new DriverError(`GET ${path}: ${message || `HTTP ${res.statusCode}`}`, ['GET', path], res.statusCode, text);
   }
 
-  async function getJson<T>(path: string): Promise<T> {
+  async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
     const started = performance.now();
-    const res = await send(path);
+    const res = await send(path, signal);
     if (res.statusCode !== 200) throw await failure(res, path, started);
     const text = await body(res, path, started);
     try {
@@ -174,8 +176,8 @@ export function createEngineApi(endpoint: Exclude<EngineEndpoint, { kind: 'cli' 
       if (res.statusCode !== 200) throw await failure(res, '/_ping', started);
       res.resume();
     },
-    async get<T>(path: string, query?: Record<string, unknown>) {
-      return getJson<T>(await versioned(path, query));
+    async get<T>(path: string, query?: Record<string, unknown>, signal?: AbortSignal) {
+      return getJson<T>(await versioned(path, query), signal);
     },
     async *stream<T>(path: string, query: Record<string, unknown>, signal: AbortSignal) {
       if (signal.aborted) return;

@@ -33,9 +33,9 @@ const asPrinted = (state: string) => state.charAt(0).toUpperCase() + state.slice
  */
 export function apiSwarmReads(api: EngineApi, stack: StackNaming): SwarmReads {
   const byStack = { label: [`${STACK_LABEL}=${stack.name}`] };
-  const services = (query: Record<string, unknown> = {}) => api.get<ApiService[]>('/services', { ...query, filters: byStack });
-  const nodes = () => api.get<ApiNode[]>('/nodes');
-  const taskList = (filters: Record<string, string[]>) => api.get<ApiTask[]>('/tasks', { filters });
+  const services = (query: Record<string, unknown> = {}, signal?: AbortSignal) => api.get<ApiService[]>('/services', { ...query, filters: byStack }, signal);
+  const nodes = (signal?: AbortSignal) => api.get<ApiNode[]>('/nodes', {}, signal);
+  const taskList = (filters: Record<string, string[]>, signal?: AbortSignal) => api.get<ApiTask[]>('/tasks', { filters }, signal);
 
   return {
     calls: { role: ['GET', '/info'], services: ['GET', `/services?filters=${JSON.stringify(byStack)}`] },
@@ -43,7 +43,7 @@ export function apiSwarmReads(api: EngineApi, stack: StackNaming): SwarmReads {
       return (await services()).map((s) => stack.agentOf(s.Spec.Name)).filter((agent) => agent !== undefined).sort();
     },
     async tasks(service, signal) {
-      const [tasks, known] = await untilAborted(Promise.all([taskList({ service: [service] }), nodes()]), signal);
+      const [tasks, known] = await Promise.all([taskList({ service: [service] }, signal), nodes(signal)]);
       return asCliTasks(stack, tasks, () => service, known);
     },
     async stackTasks() {
@@ -53,9 +53,9 @@ export function apiSwarmReads(api: EngineApi, stack: StackNaming): SwarmReads {
       return asCliTasks(stack, tasks, (id) => names.get(id) ?? id, known);
     },
     async unconverged(signal) {
-      const listed = await untilAborted(services({ status: true }), signal);
+      const listed = await services({ status: true }, signal);
       // ServiceStatus comes with API 1.41 (Docker 20.10): for an older engine, running tasks are counted here, as its CLI counted them.
-      const running = listed.some((s) => s.ServiceStatus === undefined) ? await untilAborted(runningTasks(), signal) : new Map<string, number>();
+      const running = listed.some((s) => s.ServiceStatus === undefined) ? await runningTasks(signal) : new Map<string, number>();
       const pending = new Set<string>();
       for (const s of listed) {
         const agent = stack.agentOf(s.Spec.Name);
@@ -77,8 +77,8 @@ export function apiSwarmReads(api: EngineApi, stack: StackNaming): SwarmReads {
   };
 
   /** Running tasks by service ID, leaving out nodes that are down, as `docker service ls` did before ServiceStatus. */
-  async function runningTasks(): Promise<Map<string, number>> {
-    const [tasks, known] = await Promise.all([taskList(byStack), nodes()]);
+  async function runningTasks(signal: AbortSignal): Promise<Map<string, number>> {
+    const [tasks, known] = await Promise.all([taskList(byStack, signal), nodes(signal)]);
     const down = new Set(known.filter((n) => n.Status?.State === 'down').map((n) => n.ID));
     const counts = new Map<string, number>();
     for (const t of tasks) if (t.Status.State === 'running' && !down.has(t.NodeID ?? '')) counts.set(t.ServiceID, (counts.get(t.ServiceID) ?? 0) + 1);
@@ -113,18 +113,4 @@ function asCliTasks(stack: StackNaming, tasks: readonly ApiTask[], serviceName: 
 function compareKeys(a: readonly [string, number, string], b: readonly [string, number, string]): number {
   const text = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
   return text(a[0], b[0]) || a[1] - b[1] || text(a[2], b[2]);
-}
-
-/**
- * The call's answer, or the abort: a GET cannot be cancelled, but a start the engine probe gave up
- * on must not wait for it (a hung engine's reply comes only at the query timeout).
- */
-function untilAborted<T>(call: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return call;
-  return new Promise((resolve, reject) => {
-    const abort = () => reject(signal.reason);
-    if (signal.aborted) abort();
-    signal.addEventListener('abort', abort, { once: true });
-    call.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
-  });
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,6 +98,34 @@ describe('an engine that does not answer', () => {
     // The probe beside a start has a deadline of its own.
     expect(await api.ping(200).catch((e: unknown) => (e as Error).message)).toMatch(/^GET \/_ping: .*did not answer within 0.2 s \(timed out/);
     hung.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+});
+
+describe('a read its caller gives up on', () => {
+  it('ends at once with the caller\'s reason, and closes its connection, not at the timeout', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pool-'));
+    // Answers the version, then nothing: an engine that hangs after the negotiation.
+    let open = 0;
+    const engine = createHttpServer((req, res) => {
+      if (req.url === '/version') res.end(JSON.stringify({ ApiVersion: '1.41', MinAPIVersion: '1.12' }));
+    }).listen(join(dir, 'engine.sock'));
+    engine.on('connection', (socket) => {
+      open++;
+      socket.on('close', () => open--);
+    });
+    const api = createEngineApi({ kind: 'unix', socketPath: join(dir, 'engine.sock'), host: 'unix://engine' }, 60_000);
+    const gaveUp = new AbortController();
+    const read = api.get('/containers/json', {}, gaveUp.signal).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(open).toBe(1);
+    const abortedAt = performance.now();
+    gaveUp.abort(new Error('the engine probe gave up'));
+    expect(((await read) as Error).message).toBe('the engine probe gave up');
+    expect(performance.now() - abortedAt).toBeLessThan(1000);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(open).toBe(0);
+    engine.close();
     await rm(dir, { recursive: true, force: true });
   });
 });
