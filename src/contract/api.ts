@@ -45,13 +45,25 @@ const waitedField = { waited_seconds: z.number().optional() };
 export const StartedReply = z.object({
   status: z.literal('started'),
   ...agentField,
+  /** The agent stopped to make room, the first when there were several. */
   evicted: z.string().optional(),
+  /** Every agent stopped to make room, least recently active first, when there were several (a memory budget). */
+  evicted_all: z.array(z.string()).optional(),
   ...waitedField,
 });
 export const AlreadyRunningReply = z.object({ status: z.literal('already_running'), ...agentField, ...waitedField });
+/**
+ * What was short when it was not a slot: `memory` (the budget, even with every agent that may be
+ * evicted gone), `too_large` (the agent alone needs more than the whole budget), `memory_pressure`
+ * (the host's MemAvailable is below MEMORY_PRESSURE_MIN).
+ */
+export const PoolFullReason = z.enum(['memory', 'too_large', 'memory_pressure']);
+export type PoolFullReason = z.infer<typeof PoolFullReason>;
+
 export const PoolFullReply = z.object({
   status: z.literal('pool_full'),
   error: z.string(),
+  reason: PoolFullReason.optional(),
   ...waitedField,
   /** The wait queue was at QUEUE_MAX: the request was answered at once instead of queued. */
   queue_full: z.boolean().optional(),

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { parseByteSize } from './bytes.js';
 import { ConfigError } from './env-file.js';
 import { AGENT_NAME_PATTERN } from './names.js';
 
@@ -18,17 +19,13 @@ const addressList = z
   .transform((text) => text.split(',').map((s) => s.trim()).filter((s) => s !== ''))
   .pipe(z.array(z.union([z.ipv4(), z.ipv6()], 'expected comma-separated IP addresses')).min(1, 'expected at least one address'));
 const text = z.string().min(1);
-/** Binary units, as Docker reads `mem_limit`: `5500M` is 5500 MiB. */
-const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
 /** A size in bytes with an optional unit (`6G`, `5500M`, `330MiB`, `2147483648`). */
-const bytes = z
-  .string()
-  .transform((raw, ctx) => {
-    const match = /^\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])(?:i?B)?|B)?\s*$/i.exec(raw);
-    if (match !== null) return Math.round(Number(match[1]) * BYTE_UNITS[(match[2] ?? '').toUpperCase()]!);
-    ctx.addIssue({ code: 'custom', message: 'expected a size in bytes, like 6G, 5500M or 2147483648' });
-    return z.NEVER;
-  });
+const bytes = z.string().transform((raw, ctx) => {
+  const size = parseByteSize(raw);
+  if (size !== undefined) return size;
+  ctx.addIssue({ code: 'custom', message: 'expected a size in bytes, like 6G, 5500M or 2147483648' });
+  return z.NEVER;
+});
 const underComposeDir = (name: string) => ({ composeDir }: DefaultContext) => `${composeDir.replace(/\/+$/, '')}/${name}`;
 
 export interface DefaultContext {

@@ -1,4 +1,6 @@
-import type { DoctorCheck, DoctorReport, DoctorVerdict, HealthReply, SizingFigures } from '../contract/index.js';
+import { type DoctorCheck, type DoctorReport, type DoctorVerdict, type HealthReply, type SizingFigures, formatBytes } from '../contract/index.js';
+
+export { formatBytes };
 
 // The doctor's verdicts: each check is a function of facts gathered elsewhere (poolctl doctor's
 // probes), so every pass, warn and fail is decided here and tested as a table.
@@ -24,18 +26,6 @@ export const skipped = (name: string, why: string): DoctorCheck => check(name, '
 function names(list: readonly string[]): string {
   if (list.length <= LIST_MAX) return list.join(', ');
   return `${list.slice(0, LIST_MAX).join(', ')} and ${list.length - LIST_MAX} more`;
-}
-
-/** `23.5 GiB`, `330 MiB`, `352 KiB`, `0 B` */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 || value >= 100 ? Math.round(value) : Number(value.toFixed(1))} ${units[unit]}`;
 }
 
 /** `/proc/meminfo`'s MemTotal, in bytes. */

@@ -120,7 +120,7 @@ export function reconcile(
     }
   }
 
-  return { state: { agents }, lost, stopped, adopted, stop };
+  return { state: { ...state, agents }, lost, stopped, adopted, stop };
 }
 
 function overflowProtection(name: string, record: AgentRecord, now: number, rules: PoolRules): keyof typeof OVERFLOW_TIER {

@@ -55,7 +55,9 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           if (!refreshed && (refreshed = true) && (await catalogue.refresh())) continue;
           throw new UnknownAgentError(agent, d.known);
         case 'pool_full':
-          throw new PoolFullError(agent);
+          throw new PoolFullError(agent, d.reason === undefined ? {} : { reason: d.reason });
+        case 'too_large':
+          throw new PoolFullError(agent, { reason: 'too_large', needsBytes: d.needsBytes, budgetBytes: d.budgetBytes });
         case 'project_invalid':
           deps.emit('failed', agent, requestedBy, { reason: `not started, nobody evicted: ${d.reason}` });
           throw new ProjectInvalidError(agent, d.reason);
@@ -81,8 +83,9 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           return await inFlight.trackStart(agent, work.start(agent, requestedBy));
         case 'evict': {
           cell.set(d.state);
-          const stopped = inFlight.trackStop(d.victim, work.stop(d.victim, 'evicted', requestedBy, { for: agent, reason: 'least recently active' }));
-          return await inFlight.trackStart(agent, work.start(agent, requestedBy, { victim: d.victim, stopped }));
+          const reason = d.victims.length > 1 ? 'least recently active, to free memory' : 'least recently active';
+          const stopped = d.victims.map((victim) => inFlight.trackStop(victim, work.stop(victim, 'evicted', requestedBy, { for: agent, reason })));
+          return await inFlight.trackStart(agent, work.start(agent, requestedBy, { victims: d.victims, stopped }));
         }
       }
     }

@@ -83,8 +83,9 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
       return await admission.admit(agent, requestedBy, options);
     } catch (error) {
       if (!(error instanceof PoolFullError)) throw error;
-      if (options.waitSeconds === undefined || options.waitSeconds <= 0) {
-        emit('pool_full', agent, requestedBy, { reason: 'all agents recently active' });
+      // An agent larger than the whole budget would wait for a room that never comes.
+      if (options.waitSeconds === undefined || options.waitSeconds <= 0 || error.details.reason === 'too_large') {
+        emit('pool_full', agent, requestedBy, { reason: error.details.reason === undefined ? 'all agents recently active' : error.message });
         throw error;
       }
       return await line.wait(agent, requestedBy, options.waitSeconds, options.signal);
