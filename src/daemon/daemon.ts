@@ -1,8 +1,9 @@
 import { EventEmitter, on } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import { ClientGoneError, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, reloadConfig } from '../contract/index.js';
-import { type PoolService, type PoolSettings, type PoolState, rulesFromConfig } from '../core/index.js';
+import { type PoolService, type PoolSettings, type PoolState, parseMemTotal, rulesFromConfig } from '../core/index.js';
 import type { OpenedDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
@@ -49,8 +50,18 @@ export interface Daemon {
   bridgeUrl(): string;
 }
 
+/** The host's MemTotal, which `MEMORY_BUDGET=auto` is taken from: read only then, at start-up and on each reload. */
+function memTotalFor(config: PoolConfig): number | undefined {
+  if (config.memoryBudget !== 'auto') return undefined;
+  try {
+    return parseMemTotal(readFileSync('/proc/meminfo', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 const settingsOf = (config: PoolConfig): PoolSettings => ({
-  rules: rulesFromConfig(config),
+  rules: rulesFromConfig(config, memTotalFor(config)),
   stopTimeoutMs: config.stopTimeoutSeconds * 1000,
   queueMax: config.queueMax,
 });

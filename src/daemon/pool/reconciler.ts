@@ -1,5 +1,5 @@
 import type { PoolEventType } from '../../contract/index.js';
-import { type AgentDriver, type PoolRules, applyActivityMarks, reconcile } from '../../core/index.js';
+import { type AgentDriver, type PoolRules, applyActivityMarks, reconcile, recordUsage } from '../../core/index.js';
 import type { CatalogueCell } from './catalogue.js';
 import type { InFlight } from './in-flight.js';
 import type { StateCell } from './state-cell.js';
@@ -36,6 +36,17 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let running: Promise<void> | undefined;
   let again = false;
 
+  /** Each running agent's memory now, once per reconcile, while a budget needs it; a failed sample costs the reconcile nothing. */
+  async function sampleMemory(): Promise<ReadonlyMap<string, number> | undefined> {
+    if (deps.rules().memory === undefined || deps.driver.usage === undefined) return undefined;
+    try {
+      return new Map([...(await deps.driver.usage())].map(([agent, usage]) => [agent, usage.memoryBytes]));
+    } catch (error) {
+      deps.onError('sampling the containers\' memory', error);
+      return undefined;
+    }
+  }
+
   async function once(): Promise<void> {
     const listedAt = deps.inFlight.mark();
     try {
@@ -48,13 +59,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       docker = { ok: true };
       // So that health says so even while nobody asks for a start.
       await deps.catalogue.checkDefinition();
+      const memory = await sampleMemory();
       // An agent whose operation settled after the listing was taken is judged on the pool's word, not the listing's.
       const busy = deps.inFlight.busySince(listedAt);
       const before = deps.cell.get();
       const result = reconcile(applyActivityMarks(before, marks), observed, deps.clock(), deps.rules(), busy);
       const changed = result.lost.length + result.adopted.length + result.stopped.length + result.stop.length > 0;
-      if (result.state !== before) deps.cell.touched();
-      deps.cell.set(result.state);
+      const next = memory === undefined ? result.state : recordUsage(result.state, memory);
+      if (next !== before) deps.cell.touched();
+      deps.cell.set(next);
       deps.slotsChanged();
       for (const { agent, reason } of result.lost) deps.emit('lost', agent, 'reconcile', { reason });
       for (const agent of result.adopted) deps.emit('adopted', agent, 'reconcile', { reason: 'running container not in state' });
