@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideRequest, evictionFailed, expectedMemory, memoryInUse, recordUsage, slotsUsed, stopConfirmed } from '../../src/core/index.js';
+import { decideRequest, evictionFailed, expectedMemory, memoryInUse, recordUsage, slotsUsed, statusView, stopConfirmed } from '../../src/core/index.js';
 import { MiB, NOW, catalogue, pool, rules, statuses, withPeaks } from '../support/builders.js';
 
 const request = (agent: string, requestedBy = 'ceo') => ({ agent, requestedBy });
@@ -128,5 +128,20 @@ describe('recordUsage: peaks from each reconcile’s sample', () => {
   it('ignores containers the pool does not hold', () => {
     const state = pool({ cfo: {} });
     expect(recordUsage(state, sample({ gateway: 900 }))).toBe(state);
+  });
+});
+
+describe('status under a memory budget', () => {
+  it('shows each agent’s peak in this run and expected memory, and the budget and what is counted against it', () => {
+    const state = withPeaks(pool({ ceo: { startedAgo: 20 }, cto: { startedAgo: 10 } }), { ceo: [400], cfo: [900] });
+    const status = statusView(state, NOW, budget(), undefined, limits({ cto: 200 }).memoryLimits);
+    expect(status.running.map((a) => [a.id, a.memory_peak_bytes, a.memory_expected_bytes])).toEqual([['ceo', 400 * MiB, 400 * MiB], ['cto', undefined, 200 * MiB]]);
+    expect(status).toMatchObject({ memory_budget_bytes: 1000 * MiB, memory_used_bytes: 600 * MiB });
+  });
+
+  it('shows no memory figures without a budget', () => {
+    const status = statusView(withPeaks(pool({ ceo: {} }), { ceo: [400] }), NOW, rules());
+    expect(status).not.toHaveProperty('memory_budget_bytes');
+    expect(status.running[0]).not.toHaveProperty('memory_expected_bytes');
   });
 });
