@@ -116,6 +116,13 @@ const VARIABLES = {
     description: "memory the pooled agents may use together (`6G`, `5500M`); `auto`: the host's MemTotal less `MEMORY_RESERVE`",
   },
   MEMORY_RESERVE: { field: 'memoryReserve', schema: bytes, default: '2G', reloadable: true, description: 'with `MEMORY_BUDGET=auto`, what is left to the host and the infrastructure services' },
+  MEMORY_PRESSURE_MIN: {
+    field: 'memoryPressureMin',
+    schema: bytes,
+    shownDefault: 'off',
+    reloadable: true,
+    description: "the pressure guard: while the host's MemAvailable is below this for 3 samples in a row, no new start, and one agent stopped per `SYNC_INTERVAL`",
+  },
   AGENT_MEMORY_DEFAULT: { field: 'agentMemoryDefault', schema: bytes, default: '330M', reloadable: true, description: 'expected memory of an agent never measured and without a compose memory limit' },
 } as const satisfies Record<string, VariableSpec>;
 

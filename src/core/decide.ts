@@ -52,8 +52,8 @@ export type RequestDecision =
    * theirs until they are down. `victim` is the first, the one the reply names as `evicted`.
    */
   | { readonly kind: 'evict'; readonly victim: string; readonly victims: readonly string[]; readonly state: PoolState }
-  /** Nobody can be evicted, or not enough: `memory` when a slot was there but not the memory. */
-  | { readonly kind: 'pool_full'; readonly reason?: 'memory' }
+  /** Nobody can be evicted, or not enough: `memory` when a slot was there but not the memory; `memory_pressure` while the host is short of it (`PoolState.pressure`). */
+  | { readonly kind: 'pool_full'; readonly reason?: 'memory' | 'memory_pressure' }
   /** The agent is expected to need more than the whole memory budget: no eviction could make room. */
   | { readonly kind: 'too_large'; readonly needsBytes: number; readonly budgetBytes: number };
 
@@ -91,6 +91,7 @@ export function decideRequest(
   if (catalogue.invalid !== undefined) return { kind: 'project_invalid', reason: catalogue.invalid };
   const shortfall = memoryShortfall(state, agent, rules, catalogue);
   if (typeof shortfall !== 'number') return shortfall;
+  if (state.pressure) return { kind: 'pool_full', reason: 'memory_pressure' };
   const starting = { status: 'starting', started: now, lastActive: now, requestedBy } as const;
   const slotsNeeded = slotsUsed(state) < rules.maxAgents ? 0 : 1;
   if (slotsNeeded === 0 && shortfall <= 0) return { kind: 'start', state: withAgent(state, agent, starting) };

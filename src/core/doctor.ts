@@ -30,7 +30,16 @@ function names(list: readonly string[]): string {
 
 /** `/proc/meminfo`'s MemTotal, in bytes. */
 export function parseMemTotal(meminfo: string): number | undefined {
-  const match = /^MemTotal:\s+(\d+)\s*kB\s*$/m.exec(meminfo);
+  return meminfoBytes(meminfo, 'MemTotal');
+}
+
+/** `/proc/meminfo`'s MemAvailable (what can be had without swapping), in bytes. */
+export function parseMemAvailable(meminfo: string): number | undefined {
+  return meminfoBytes(meminfo, 'MemAvailable');
+}
+
+function meminfoBytes(meminfo: string, field: string): number | undefined {
+  const match = new RegExp(`^${field}:\\s+(\\d+)\\s*kB\\s*$`, 'm').exec(meminfo);
   return match === null ? undefined : Number(match[1]) * 1024;
 }
 

@@ -34,6 +34,11 @@ export interface PoolState {
    * known before it runs again. Kept (and sampled) only while a memory budget is set.
    */
   readonly memory?: ReadonlyMap<string, MemoryRecord>;
+  /**
+   * The host is short of memory (the pressure guard, MEMORY_PRESSURE_MIN): no new start. An
+   * observation of the host, like `paused` of a container: not saved, found again by sampling.
+   */
+  readonly pressure?: true;
 }
 
 /** The memory peaks of an agent's last runs, newest first: `peaks[0]` is that of the run that started at `run`. */
@@ -55,6 +60,8 @@ export interface PoolRules {
   readonly busyMaxMs: number;
   /** The memory budget (MEMORY_BUDGET); absent, only the count is a limit. */
   readonly memory?: MemoryRules;
+  /** The pressure guard's minimum of the host's MemAvailable (MEMORY_PRESSURE_MIN), in bytes; absent, no guard. */
+  readonly pressureMinBytes?: number;
 }
 
 export interface MemoryRules {
@@ -74,6 +81,7 @@ export function rulesFromConfig(config: PoolConfig, memTotalBytes?: number): Poo
     pinned: new Set(config.pinnedAgents),
     busyMaxMs: config.busyMaxSeconds * 1000,
     ...(memory !== undefined && { memory }),
+    ...(config.memoryPressureMin !== undefined && { pressureMinBytes: config.memoryPressureMin }),
   };
 }
 

@@ -1,9 +1,10 @@
 import { EventEmitter, on } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import { ClientGoneError, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, reloadConfig } from '../contract/index.js';
-import { type PoolService, type PoolSettings, type PoolState, parseMemTotal, rulesFromConfig } from '../core/index.js';
+import { type PoolService, type PoolSettings, type PoolState, parseMemAvailable, parseMemTotal, rulesFromConfig } from '../core/index.js';
 import type { OpenedDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
@@ -64,6 +65,7 @@ const settingsOf = (config: PoolConfig): PoolSettings => ({
   rules: rulesFromConfig(config, memTotalFor(config)),
   stopTimeoutMs: config.stopTimeoutSeconds * 1000,
   queueMax: config.queueMax,
+  syncIntervalMs: config.syncIntervalSeconds * 1000,
 });
 
 /** `systemctl status` shows this line. */
@@ -95,6 +97,7 @@ function buildPool(w: Wiring, opened: OpenedDriver, store: { save(state: PoolSta
       save: (next) => store.save(next),
       publish: (status) => roster.write(status, w.clock.now()),
       readActivity: createActivityReader(config.poolDir).read,
+      readMemAvailable: async () => parseMemAvailable(await readFile('/proc/meminfo', 'utf8')),
       onEvent: (event) => {
         metrics.onEvent(event);
         if (!TRANSITIONAL_EVENTS.has(event.type)) {

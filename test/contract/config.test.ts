@@ -60,6 +60,7 @@ describe('loadConfig', () => {
       eventLogFiles: 5,
       memoryBudget: undefined,
       memoryReserve: 2 * 1024 ** 3,
+      memoryPressureMin: undefined,
       agentMemoryDefault: 330 * 1024 ** 2,
     });
   });

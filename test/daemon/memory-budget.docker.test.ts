@@ -107,4 +107,21 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
     expect(await request('a')).toEqual({ status: 'started', agent: 'a' });
     expect(await pool.runningInDocker()).toEqual(['a', 'b']);
   });
+
+  it('under memory pressure refuses new starts and stops the least recently active agent, one per SYNC_INTERVAL, saying why', async () => {
+    project = await createComposeProject({ a: holding(1), b: holding(1), c: holding(1) });
+    // A minimum no host's MemAvailable reaches: the guard acts after its three readings.
+    const env = { MAX_AGENTS: '5', MEMORY_PRESSURE_MIN: '1T', SYNC_INTERVAL: '1', EVICT_GRACE_SECONDS: '0' };
+    // Up before the daemon, which adopts them: nothing to race with the guard's first readings.
+    await project.compose('up', '-d', 'a');
+    await project.compose('up', '-d', 'b');
+    pool = await startTestDaemon({ project, infra: [], env });
+    await eventually(async () => expect(await pool!.runningInDocker()).toEqual([]), 20_000, 200);
+    expect(await request('c')).toMatchObject({ status: 'pool_full', reason: 'memory_pressure' });
+    const events = (await readFile(join(pool.poolDir, 'events.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { type: string; agent: string; by: string; reason?: string });
+    const stops = events.filter((e) => e.type === 'evicted' && e.by === 'memory_pressure');
+    expect(stops.map((e) => e.agent)).toEqual(['a', 'b']);
+    expect(stops[0]?.reason).toMatch(/^the host is short of memory: MemAvailable .+, below MEMORY_PRESSURE_MIN 1 TiB$/);
+    expect(await (await fetch(`${pool.url}/metrics`)).text()).toMatch(/openclaw_pool_evictions_total\{cause="memory_pressure"\} 2/);
+  });
 });

@@ -33,6 +33,8 @@ export interface PoolDeps {
   readonly onError: (what: string, error: unknown) => void;
   /** The pool's time (PoolClock): epoch ms, moved only by the monotonic clock between `clockStepped` calls. */
   readonly clock: () => number;
+  /** The host's MemAvailable in bytes, for the pressure guard (MEMORY_PRESSURE_MIN). */
+  readonly readMemAvailable?: () => Promise<number | undefined>;
 }
 
 /**
@@ -66,7 +68,8 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     rules: () => settings.rules,
     emit,
     slotsChanged: () => line.serve(),
-    stopOverCap: (agent) => inFlight.stop(agent) ?? inFlight.trackStop(agent, work.stop(agent, 'evicted', 'reconcile', { reason: 'over the cap after reconcile' })),
+    shed: (agent, by, reason) => inFlight.stop(agent) ?? inFlight.trackStop(agent, work.stop(agent, 'evicted', by, { reason })),
+    syncIntervalMs: () => settings.syncIntervalMs ?? Infinity,
   });
 
   /**
