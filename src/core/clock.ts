@@ -48,7 +48,7 @@ export function shiftState(state: PoolState, deltaMs: number): PoolState {
   }
   // A run is known by its start: shifted alike, the next sample still finds the run it belongs to.
   const memory = state.memory && new Map([...state.memory].map(([name, m]) => [name, { ...m, run: m.run + deltaMs }]));
-  return { agents, ...(memory !== undefined && { memory }) };
+  return { ...state, agents, ...(memory !== undefined && { memory }) };
 }
 
 /** The wait line with its arrivals and deadlines moved by `deltaMs`, for the same reason. */
