@@ -5,6 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { StatusReply } from '../../src/contract/index.js';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
 const docker = await requireDocker();
 const MiB = 1024 ** 2;
@@ -24,7 +26,9 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
   let pool: TestDaemon | undefined;
   let project: ComposeProject | undefined;
   let scratch: string | undefined;
+  const spawned: SpawnedDaemon[] = [];
   afterEach(async () => {
+    for (const d of spawned.splice(0)) await d.kill();
     await pool?.stop();
     await project?.remove();
     if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
@@ -87,25 +91,32 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
     expect(await pool.runningInDocker()).toEqual(['a', 'b']);
   });
 
-  it('remembers an agent’s peak across a daemon restart and counts it before the agent runs again', async () => {
+  it('remembers an agent’s peak across a restart of the daemon’s process and counts it before the agent runs again', async () => {
     project = await createComposeProject({ a: holding(60), b: holding(90) });
     scratch = await mkdtemp(join(tmpdir(), 'pool-memory-'));
-    const poolDir = join(scratch, 'pool');
     // Counted at the 100 MiB default, a and b would not fit together in 170 MiB; at a's ~61 MiB peak they do.
-    const env = { MAX_AGENTS: '5', MEMORY_BUDGET: '170M', AGENT_MEMORY_DEFAULT: '100M', SYNC_INTERVAL: '1' };
-    pool = await startTestDaemon({ project, infra: [], poolDir, env });
-    await request('a');
-    await measured({ a: 58 });
-    expect((await pool.http('POST', '/release', { agent: 'a' })).body).toEqual({ status: 'stopped', agent: 'a' });
-    await pool.stop({ keepProject: true });
+    const env = daemonEnv(project, scratch, { INFRA_SERVICES: '', MAX_AGENTS: '5', MEMORY_BUDGET: '170M', AGENT_MEMORY_DEFAULT: '100M', SYNC_INTERVAL: '1' });
+    const post = async (url: string, path: string, agent: string) => (await http(url, 'POST', path, { agent })).body;
+    const peakOf = async (url: string, agent: string) => ((await http(url, 'GET', '/status')).body as StatusReply).running.find((a) => a.id === agent)?.memory_peak_bytes ?? 0;
 
-    pool = await startTestDaemon({ project, infra: [], poolDir, env });
-    const saved = JSON.parse(await readFile(join(poolDir, 'state.json'), 'utf8')) as { memory?: Record<string, { peaks: number[] }> };
+    const first = spawnDaemon(project.dir, env);
+    spawned.push(first);
+    const firstUrl = await first.ready();
+    await post(firstUrl, '/request', 'a');
+    await eventually(async () => expect(await peakOf(firstUrl, 'a')).toBeGreaterThanOrEqual(58 * MiB), 20_000, 200);
+    expect(await post(firstUrl, '/release', 'a')).toEqual({ status: 'stopped', agent: 'a' });
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    const saved = JSON.parse(await readFile(join(scratch, 'pool', 'state.json'), 'utf8')) as { memory?: Record<string, { peaks: number[] }> };
     expect(saved.memory?.a?.peaks[0]).toBeGreaterThanOrEqual(58 * MiB);
-    await request('b');
-    await measured({ b: 88 });
-    expect(await request('a')).toEqual({ status: 'started', agent: 'a' });
-    expect(await pool.runningInDocker()).toEqual(['a', 'b']);
+    const second = spawnDaemon(project.dir, env);
+    spawned.push(second);
+    const url = await second.ready();
+    await post(url, '/request', 'b');
+    await eventually(async () => expect(await peakOf(url, 'b')).toBeGreaterThanOrEqual(88 * MiB), 20_000, 200);
+    expect(await post(url, '/request', 'a')).toEqual({ status: 'started', agent: 'a' });
+    expect((await project.containers()).filter((c) => c.state === 'running').map((c) => c.service).sort()).toEqual(['a', 'b']);
   });
 
   it('under memory pressure refuses new starts and stops the least recently active agent, one per SYNC_INTERVAL, saying why', async () => {
