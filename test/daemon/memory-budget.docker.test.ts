@@ -98,23 +98,24 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
     const env = daemonEnv(project, scratch, { INFRA_SERVICES: '', MAX_AGENTS: '5', MEMORY_BUDGET: '170M', AGENT_MEMORY_DEFAULT: '100M', SYNC_INTERVAL: '1' });
     const post = async (url: string, path: string, agent: string) => (await http(url, 'POST', path, { agent })).body;
     const peakOf = async (url: string, agent: string) => ((await http(url, 'GET', '/status')).body as StatusReply).running.find((a) => a.id === agent)?.memory_peak_bytes ?? 0;
+    /** A daemon process with `agent` started on it and measured at `mib` MiB or more. */
+    const daemonRunning = async (agent: string, mib: number) => {
+      const daemon = spawnDaemon(project!.dir, env);
+      spawned.push(daemon);
+      const url = await daemon.ready();
+      await post(url, '/request', agent);
+      await eventually(async () => expect(await peakOf(url, agent)).toBeGreaterThanOrEqual(mib * MiB), 20_000, 200);
+      return { daemon, url };
+    };
 
-    const first = spawnDaemon(project.dir, env);
-    spawned.push(first);
-    const firstUrl = await first.ready();
-    await post(firstUrl, '/request', 'a');
-    await eventually(async () => expect(await peakOf(firstUrl, 'a')).toBeGreaterThanOrEqual(58 * MiB), 20_000, 200);
-    expect(await post(firstUrl, '/release', 'a')).toEqual({ status: 'stopped', agent: 'a' });
-    first.child.kill('SIGTERM');
-    expect(await first.exited).toBe(0);
+    const first = await daemonRunning('a', 58);
+    expect(await post(first.url, '/release', 'a')).toEqual({ status: 'stopped', agent: 'a' });
+    first.daemon.child.kill('SIGTERM');
+    expect(await first.daemon.exited).toBe(0);
 
     const saved = JSON.parse(await readFile(join(scratch, 'pool', 'state.json'), 'utf8')) as { memory?: Record<string, { peaks: number[] }> };
     expect(saved.memory?.a?.peaks[0]).toBeGreaterThanOrEqual(58 * MiB);
-    const second = spawnDaemon(project.dir, env);
-    spawned.push(second);
-    const url = await second.ready();
-    await post(url, '/request', 'b');
-    await eventually(async () => expect(await peakOf(url, 'b')).toBeGreaterThanOrEqual(88 * MiB), 20_000, 200);
+    const { url } = await daemonRunning('b', 88);
     expect(await post(url, '/request', 'a')).toEqual({ status: 'started', agent: 'a' });
     expect((await project.containers()).filter((c) => c.state === 'running').map((c) => c.service).sort()).toEqual(['a', 'b']);
   });
