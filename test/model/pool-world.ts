@@ -149,6 +149,8 @@ export class PoolWorld {
           if (event.type === 'stopping' && event.for !== undefined) this.evicting(event.agent, event.for, event.reason?.endsWith(FREES_MEMORY) !== true);
           const failed = event.type === 'failed' ? this.stoppingFor.get(event.agent) : undefined;
           if (failed !== undefined) failed.failed = true;
+          // Down, or gone: a container of the same name adopted later is none of that eviction's.
+          if (['evicted', 'stopped', 'released', 'lost'].includes(event.type)) this.stoppingFor.delete(event.agent);
         },
         // Expected here: failures the driver was told to make, reported as the daemon would log them.
         onError: () => {},
