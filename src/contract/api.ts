@@ -45,13 +45,25 @@ const waitedField = { waited_seconds: z.number().optional() };
 export const StartedReply = z.object({
   status: z.literal('started'),
   ...agentField,
+  /** The agent stopped to make room, the first when there were several. */
   evicted: z.string().optional(),
+  /** Every agent stopped to make room, least recently active first, when there were several (a memory budget). */
+  evicted_all: z.array(z.string()).optional(),
   ...waitedField,
 });
 export const AlreadyRunningReply = z.object({ status: z.literal('already_running'), ...agentField, ...waitedField });
+/**
+ * What was short when it was not a slot: `memory` (the budget, even with every agent that may be
+ * evicted gone), `too_large` (the agent alone needs more than the whole budget), `memory_pressure`
+ * (the host's MemAvailable is below MEMORY_PRESSURE_MIN).
+ */
+export const PoolFullReason = z.enum(['memory', 'too_large', 'memory_pressure']);
+export type PoolFullReason = z.infer<typeof PoolFullReason>;
+
 export const PoolFullReply = z.object({
   status: z.literal('pool_full'),
   error: z.string(),
+  reason: PoolFullReason.optional(),
   ...waitedField,
   /** The wait queue was at QUEUE_MAX: the request was answered at once instead of queued. */
   queue_full: z.boolean().optional(),
@@ -116,6 +128,10 @@ export const AgentView = z.object({
   busy_until: z.string().optional(),
   /** The host the agent runs on, for drivers that span several (swarm). */
   node: z.string().optional(),
+  /** With a memory budget: the highest memory measured in its current run, in bytes (absent until measured). */
+  memory_peak_bytes: z.number().optional(),
+  /** With a memory budget: what the pool counts it at (see the README's memory budget), in bytes. */
+  memory_expected_bytes: z.number().optional(),
 });
 export type AgentView = z.infer<typeof AgentView>;
 
@@ -135,6 +151,9 @@ export const StatusReply = z.object({
   slots_total: z.number().int(),
   slots_free: z.number().int(),
   queue: z.array(QueueEntryView),
+  /** With a memory budget: the budget, and the expected memory of every agent counted against it, in bytes. */
+  memory_budget_bytes: z.number().optional(),
+  memory_used_bytes: z.number().optional(),
 });
 export type StatusReply = z.infer<typeof StatusReply>;
 

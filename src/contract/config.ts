@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { parseByteSize } from './bytes.js';
 import { ConfigError } from './env-file.js';
 import { AGENT_NAME_PATTERN } from './names.js';
 
@@ -18,6 +19,13 @@ const addressList = z
   .transform((text) => text.split(',').map((s) => s.trim()).filter((s) => s !== ''))
   .pipe(z.array(z.union([z.ipv4(), z.ipv6()], 'expected comma-separated IP addresses')).min(1, 'expected at least one address'));
 const text = z.string().min(1);
+/** A size in bytes with an optional unit (`6G`, `5500M`, `330MiB`, `2147483648`). */
+const bytes = z.string().transform((raw, ctx) => {
+  const size = parseByteSize(raw);
+  if (size !== undefined) return size;
+  ctx.addIssue({ code: 'custom', message: 'expected a size in bytes, like 6G, 5500M or 2147483648' });
+  return z.NEVER;
+});
 const underComposeDir = (name: string) => ({ composeDir }: DefaultContext) => `${composeDir.replace(/\/+$/, '')}/${name}`;
 
 export interface DefaultContext {
@@ -100,6 +108,22 @@ const VARIABLES = {
   READY_TIMEOUT_SECONDS: { field: 'readyTimeoutSeconds', schema: seconds(1), default: '120', reloadable: false, description: "how long a start waits for a service's healthcheck to pass" },
   EVENT_LOG_MAX_BYTES: { field: 'eventLogMaxBytes', schema: int(4096, 2 ** 40), default: '10485760', reloadable: false, description: 'size past which events.jsonl is rotated' },
   EVENT_LOG_FILES: { field: 'eventLogFiles', schema: int(0, 1000), default: '5', reloadable: false, description: 'rotated event logs kept' },
+  MEMORY_BUDGET: {
+    field: 'memoryBudget',
+    schema: z.union([z.literal('auto'), bytes], 'expected a size in bytes, like 6G or 5500M, or auto'),
+    shownDefault: 'off',
+    reloadable: true,
+    description: "memory the pooled agents may use together (`6G`, `5500M`); `auto`: the host's MemTotal less `MEMORY_RESERVE`",
+  },
+  MEMORY_RESERVE: { field: 'memoryReserve', schema: bytes, default: '2G', reloadable: true, description: 'with `MEMORY_BUDGET=auto`, what is left to the host and the infrastructure services' },
+  MEMORY_PRESSURE_MIN: {
+    field: 'memoryPressureMin',
+    schema: bytes,
+    shownDefault: 'off',
+    reloadable: true,
+    description: "the pressure guard: while the host's MemAvailable is below this for 3 samples in a row, no new start, and one agent stopped per `SYNC_INTERVAL`",
+  },
+  AGENT_MEMORY_DEFAULT: { field: 'agentMemoryDefault', schema: bytes, default: '330M', reloadable: true, description: 'expected memory of an agent never measured and without a compose memory limit' },
 } as const satisfies Record<string, VariableSpec>;
 
 type Variables = typeof VARIABLES;

@@ -1,4 +1,5 @@
-import type { ForbiddenReply, InternalErrorReply, PoolFullReply, UnknownAgentReply } from './api.js';
+import type { ForbiddenReply, InternalErrorReply, PoolFullReason, PoolFullReply, UnknownAgentReply } from './api.js';
+import { formatBytes } from './bytes.js';
 
 /**
  * The pool's errors: thrown by the daemon, carried over the socket as data, rebuilt by the SDK so
@@ -15,6 +16,11 @@ export interface PoolFullDetails {
   readonly waitedSeconds?: number;
   /** The request would have waited, but QUEUE_MAX agents already were. */
   readonly queueFull?: boolean;
+  /** What was short, when it was not a slot: see PoolFullReason. */
+  readonly reason?: PoolFullReason;
+  /** With `too_large`: what the agent is expected to need, and the whole budget, in bytes. */
+  readonly needsBytes?: number;
+  readonly budgetBytes?: number;
 }
 
 export class PoolFullError extends PoolError {
@@ -23,12 +29,23 @@ export class PoolFullError extends PoolError {
     readonly agent: string,
     readonly details: PoolFullDetails = {},
   ) {
-    super(
-      details.queueFull ? 'all agents recently active and the wait queue is full, try again later'
-      : details.waitedSeconds !== undefined ? `no slot came free within ${details.waitedSeconds} s: all agents recently active, try again later`
-      : 'all agents recently active, try again later',
-    );
+    super(poolFullMessage(agent, details));
     this.name = 'PoolFullError';
+  }
+}
+
+function poolFullMessage(agent: string, details: PoolFullDetails): string {
+  if (details.queueFull) return 'all agents recently active and the wait queue is full, try again later';
+  if (details.waitedSeconds !== undefined) return `no slot came free within ${details.waitedSeconds} s: all agents recently active, try again later`;
+  switch (details.reason) {
+    case 'too_large':
+      return `${agent} is expected to need ${formatBytes(details.needsBytes ?? 0)}, more than the whole MEMORY_BUDGET of ${formatBytes(details.budgetBytes ?? 0)}: it cannot start under this budget`;
+    case 'memory':
+      return `not enough memory for ${agent} within MEMORY_BUDGET, and evicting the agents that may be evicted would not free enough; try again later`;
+    case 'memory_pressure':
+      return 'the host is short of memory (MemAvailable below MEMORY_PRESSURE_MIN): no new start for now, try again later';
+    case undefined:
+      return 'all agents recently active, try again later';
   }
 }
 
@@ -108,7 +125,7 @@ export class ClientGoneError extends Error {
 
 /** The data of a pool error as the socket carries it, the `code` first. */
 export type PoolErrorData =
-  | { code: 'pool_full'; agent: string; waitedSeconds?: number; queueFull?: boolean }
+  | ({ code: 'pool_full'; agent: string } & PoolFullDetails)
   | { code: 'unknown_agent'; agent: string; known: string[]; where?: string }
   | { code: 'forbidden'; agent: string }
   | { code: 'changing_state'; agent: string }
@@ -151,10 +168,10 @@ const KINDS: { readonly [C in PoolErrorCode]: Kind<ErrorOf[C], DataOf<C>> } = {
       error: error.message,
       ...(error.details.waitedSeconds !== undefined && { waited_seconds: error.details.waitedSeconds }),
       ...(error.details.queueFull && { queue_full: true }),
+      ...(error.details.reason !== undefined && { reason: error.details.reason }),
     }),
     data: (error) => ({ code: 'pool_full', agent: error.agent, ...error.details }),
-    rebuild: (data) =>
-      new PoolFullError(data.agent, { ...(data.waitedSeconds !== undefined && { waitedSeconds: data.waitedSeconds }), ...(data.queueFull && { queueFull: true }) }),
+    rebuild: ({ code: _code, agent, ...details }) => new PoolFullError(agent, details),
   },
   unknown_agent: {
     rpc: 'NOT_FOUND',

@@ -25,6 +25,11 @@ export const StateFile = z.object({
       busy_until: Time.optional(),
     }),
   ),
+  /**
+   * Measured memory peaks of agents' last runs in bytes, newest first, kept for agents that do not
+   * run too (with a memory budget); `run_started`: the start of the run the first peak belongs to.
+   */
+  memory: z.record(AgentName, z.object({ peaks: z.array(z.number().nonnegative()).min(1), run_started: Time })).optional(),
 });
 export type StateFile = z.infer<typeof StateFile>;
 

@@ -36,7 +36,7 @@ export function wallStep(anchor: ClockAnchor, wall: number, monotonic: number, t
  * stays what it was.
  */
 export function shiftState(state: PoolState, deltaMs: number): PoolState {
-  if (deltaMs === 0 || state.agents.size === 0) return state;
+  if (deltaMs === 0 || (state.agents.size === 0 && state.memory === undefined)) return state;
   const agents = new Map<string, AgentRecord>();
   for (const [name, record] of state.agents) {
     agents.set(name, {
@@ -46,7 +46,9 @@ export function shiftState(state: PoolState, deltaMs: number): PoolState {
       ...(record.busyUntil !== undefined && { busyUntil: record.busyUntil + deltaMs }),
     });
   }
-  return { agents };
+  // A run is known by its start: shifted alike, the next sample still finds the run it belongs to.
+  const memory = state.memory && new Map([...state.memory].map(([name, m]) => [name, { ...m, run: m.run + deltaMs }]));
+  return { ...state, agents, ...(memory !== undefined && { memory }) };
 }
 
 /** The wait line with its arrivals and deadlines moved by `deltaMs`, for the same reason. */

@@ -1,4 +1,5 @@
 import { pickVictim } from './evict.js';
+import { expectedMemory, memoryInUse } from './memory.js';
 import {
   type AgentRecord,
   type PoolRules,
@@ -17,6 +18,8 @@ export interface Catalogue {
    * A start that cannot succeed must not cost anyone their slot, so nobody is evicted for it.
    */
   readonly invalid?: string;
+  /** Agents' memory limits in the project's definition (`mem_limit`, `deploy.resources.limits.memory`), in bytes. */
+  readonly memoryLimits?: ReadonlyMap<string, number>;
 }
 
 export interface AdmitOptions {
@@ -42,9 +45,17 @@ export type RequestDecision =
   | { readonly kind: 'await_stop' }
   /** A slot is free and now reserved: `state` holds the agent as `starting`. */
   | { readonly kind: 'start'; readonly state: PoolState }
-  /** The pool is full: `victim` is now `stopping` with its slot promised to the requested agent, which is `starting`. */
-  | { readonly kind: 'evict'; readonly victim: string; readonly state: PoolState }
-  | { readonly kind: 'pool_full' };
+  /**
+   * The pool is full: the `victims`, least recently active first, are now `stopping`, and the
+   * requested agent is `starting`, to be started once they are all down. When the count was full,
+   * the first victim's slot is promised to it (`slotFor`); the others (evicted for memory) hold
+   * theirs until they are down. `victim` is the first, the one the reply names as `evicted`.
+   */
+  | { readonly kind: 'evict'; readonly victim: string; readonly victims: readonly string[]; readonly state: PoolState }
+  /** Nobody can be evicted, or not enough: `memory` when a slot was there but not the memory; `memory_pressure` while the host is short of it (`PoolState.pressure`). */
+  | { readonly kind: 'pool_full'; readonly reason?: 'memory' | 'memory_pressure' }
+  /** The agent is expected to need more than the whole memory budget: no eviction could make room. */
+  | { readonly kind: 'too_large'; readonly needsBytes: number; readonly budgetBytes: number };
 
 /**
  * Decides a request and, when it starts something, reserves the slot in the returned state.
@@ -78,13 +89,39 @@ export function decideRequest(
       break;
   }
   if (catalogue.invalid !== undefined) return { kind: 'project_invalid', reason: catalogue.invalid };
+  const shortfall = memoryShortfall(state, agent, rules, catalogue);
+  if (typeof shortfall !== 'number') return shortfall;
+  if (state.pressure) return { kind: 'pool_full', reason: 'memory_pressure' };
   const starting = { status: 'starting', started: now, lastActive: now, requestedBy } as const;
-  if (slotsUsed(state) < rules.maxAgents) return { kind: 'start', state: withAgent(state, agent, starting) };
-  if (options.allowEvict === false) return { kind: 'pool_full' };
-  const victim = pickVictim(state, now, rules, agent);
-  if (victim === undefined) return { kind: 'pool_full' };
-  const evicting = updateAgent(state, victim, (r) => ({ ...r, status: 'stopping', slotFor: agent }));
-  return { kind: 'evict', victim, state: withAgent(evicting, agent, starting) };
+  const slotsNeeded = slotsUsed(state) < rules.maxAgents ? 0 : 1;
+  if (slotsNeeded === 0 && shortfall <= 0) return { kind: 'start', state: withAgent(state, agent, starting) };
+  const full = (victims: number): RequestDecision => ({ kind: 'pool_full', ...(victims >= slotsNeeded && { reason: 'memory' }) });
+  if (options.allowEvict === false) return full(0);
+  const victims: string[] = [];
+  for (let freed = 0; victims.length < slotsNeeded || freed < shortfall; ) {
+    const victim = pickVictim(state, now, rules, agent, victims);
+    if (victim === undefined) return full(victims.length);
+    victims.push(victim);
+    if (rules.memory !== undefined) freed += expectedMemory(victim, state, rules.memory, catalogue.memoryLimits);
+  }
+  let evicting = state;
+  for (const victim of victims) {
+    const promised = victim === victims[0] && slotsNeeded > 0;
+    evicting = updateAgent(evicting, victim, (r) => ({ ...r, status: 'stopping', ...(promised && { slotFor: agent }) }));
+  }
+  return { kind: 'evict', victim: victims[0]!, victims, state: withAgent(evicting, agent, starting) };
+}
+
+/**
+ * How many bytes must be freed before `agent` fits the memory budget (0 or less: it fits now, and
+ * always without a budget), or why it never can.
+ */
+function memoryShortfall(state: PoolState, agent: string, rules: PoolRules, catalogue: Catalogue): number | Extract<RequestDecision, { kind: 'too_large' }> {
+  if (rules.memory === undefined) return 0;
+  const { budgetBytes } = rules.memory;
+  const needsBytes = expectedMemory(agent, state, rules.memory, catalogue.memoryLimits);
+  if (needsBytes > budgetBytes) return { kind: 'too_large', needsBytes, budgetBytes };
+  return memoryInUse(state, rules.memory, catalogue.memoryLimits) + needsBytes - budgetBytes;
 }
 
 /** The start (or the resume of a paused container) of `agent` is confirmed by Docker. */
@@ -174,5 +211,5 @@ export function applyActivityMarks(state: PoolState, marks: ReadonlyMap<string, 
     agents ??= new Map(state.agents);
     agents.set(agent, { ...record, lastActive: at });
   }
-  return agents === undefined ? state : { agents };
+  return agents === undefined ? state : { ...state, agents };
 }

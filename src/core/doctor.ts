@@ -1,4 +1,6 @@
-import type { DoctorCheck, DoctorReport, DoctorVerdict, HealthReply, SizingFigures } from '../contract/index.js';
+import { type DoctorCheck, type DoctorReport, type DoctorVerdict, type HealthReply, type SizingFigures, formatBytes } from '../contract/index.js';
+
+export { formatBytes };
 
 // The doctor's verdicts: each check is a function of facts gathered elsewhere (poolctl doctor's
 // probes), so every pass, warn and fail is decided here and tested as a table.
@@ -26,21 +28,18 @@ function names(list: readonly string[]): string {
   return `${list.slice(0, LIST_MAX).join(', ')} and ${list.length - LIST_MAX} more`;
 }
 
-/** `23.5 GiB`, `330 MiB`, `352 KiB`, `0 B` */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 || value >= 100 ? Math.round(value) : Number(value.toFixed(1))} ${units[unit]}`;
-}
-
 /** `/proc/meminfo`'s MemTotal, in bytes. */
 export function parseMemTotal(meminfo: string): number | undefined {
-  const match = /^MemTotal:\s+(\d+)\s*kB\s*$/m.exec(meminfo);
+  return meminfoBytes(meminfo, 'MemTotal');
+}
+
+/** `/proc/meminfo`'s MemAvailable (what can be had without swapping), in bytes. */
+export function parseMemAvailable(meminfo: string): number | undefined {
+  return meminfoBytes(meminfo, 'MemAvailable');
+}
+
+function meminfoBytes(meminfo: string, field: string): number | undefined {
+  const match = new RegExp(`^${field}:\\s+(\\d+)\\s*kB\\s*$`, 'm').exec(meminfo);
   return match === null ? undefined : Number(match[1]) * 1024;
 }
 

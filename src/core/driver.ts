@@ -1,5 +1,15 @@
 import type { ObservedAgent } from './reconcile.js';
 
+/** What a running container uses now. */
+export interface AgentUsage {
+  /** Usage less the inactive file cache (what the kernel reclaims first), as `docker stats` counts it, in bytes. */
+  readonly memoryBytes: number;
+  /** CPU time used since it started, in nanoseconds. */
+  readonly cpuNanos?: number;
+  /** Bytes received and sent on all its interfaces; absent where there are no per-container counters (the host's network). */
+  readonly networkBytes?: number;
+}
+
 /**
  * How agents are started and stopped. The core owns this interface; drivers implement it
  * (`satisfies AgentDriver`) and the core never imports a driver. Every method throws
@@ -26,6 +36,16 @@ export interface AgentDriver {
    * of its files, no process); only after a change does it load the project again, once.
    */
   definitionProblem?(): Promise<string | undefined>;
+  /**
+   * What each running agent's container uses now, by agent, where the backend measures it (compose:
+   * the Engine API's one-shot stats, one call per running container). Containers gone since are left out.
+   */
+  usage?(): Promise<ReadonlyMap<string, AgentUsage>>;
+  /**
+   * The memory limit of each service that has one in the project's definition, in bytes, as of its
+   * last load (no backend call). The same map until the definition is loaded again.
+   */
+  memoryLimits?(): ReadonlyMap<string, number>;
   /** One listing of all the project's containers, whatever the pool size: never one call per agent. */
   list(): Promise<ObservedAgent[]>;
   /** Changes worth a reconcile, where the backend reports them; the iterator ends when the stream drops. */

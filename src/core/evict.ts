@@ -52,11 +52,14 @@ export function byLeastRecentlyActive([nameA, a]: [string, AgentRecord], [nameB,
   return a.lastActive - b.lastActive || a.started - b.started || (nameA < nameB ? -1 : nameA > nameB ? 1 : 0);
 }
 
-/** The least-recently-active agent that may be evicted to make room for `requested`, if any. One pass, O(n). */
-export function pickVictim(state: PoolState, now: number, rules: PoolRules, requested: string): string | undefined {
+/**
+ * The least-recently-active agent that may be evicted to make room for `requested`, if any, other
+ * than those already chosen (`chosen`: a newcomer that needs the memory of several). One pass, O(n).
+ */
+export function pickVictim(state: PoolState, now: number, rules: PoolRules, requested: string, chosen: readonly string[] = []): string | undefined {
   let victim: [string, AgentRecord] | undefined;
   for (const entry of state.agents) {
-    if (rules.infra.has(entry[0]) || protection(entry[0], entry[1], now, rules, requested) !== undefined) continue;
+    if (rules.infra.has(entry[0]) || chosen.includes(entry[0]) || protection(entry[0], entry[1], now, rules, requested) !== undefined) continue;
     if (victim === undefined || byLeastRecentlyActive(entry, victim) < 0) victim = entry;
   }
   return victim?.[0];

@@ -1,5 +1,7 @@
 export * from './state.js';
 export * from './evict.js';
+export * from './memory.js';
+export * from './pressure.js';
 export * from './decide.js';
 export * from './reconcile.js';
 export * from './autostart.js';

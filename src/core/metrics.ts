@@ -1,5 +1,6 @@
 import type { AgentState, PoolEvent, StatusReply } from '../contract/index.js';
 import { PoolFullError, outcomeOfError } from '../contract/index.js';
+import { PRESSURE_STOPPER } from './pressure.js';
 
 /**
  * What an operation's end says: its outcome label, the status of its reply, or for an error the
@@ -14,15 +15,17 @@ export function settledFigures(
   return { outcome: outcomeOfError(error), waitedSeconds: error instanceof PoolFullError ? error.details.waitedSeconds : undefined };
 }
 
-export type EvictionCause = 'request' | 'reconcile';
+export type EvictionCause = 'request' | 'reconcile' | typeof PRESSURE_STOPPER;
 
 /**
  * Why an agent was evicted: to make room for a request (the event names whom the slot is `for`),
- * or to bring a pool found over its cap back under it (reconcile, after adoption or a lowered cap).
+ * to bring a pool found over its cap back under it (reconcile, after adoption or a lowered cap),
+ * or because the host is short of memory (the pressure guard).
  */
 export function evictionCause(event: PoolEvent): EvictionCause | undefined {
   if (event.type !== 'evicted') return undefined;
-  return event.for === undefined ? 'reconcile' : 'request';
+  if (event.for !== undefined) return 'request';
+  return event.by === PRESSURE_STOPPER ? PRESSURE_STOPPER : 'reconcile';
 }
 
 export interface PoolGauges {

@@ -40,6 +40,8 @@ export interface PoolSettings {
   readonly stopTimeoutMs: number;
   /** Most distinct agents waiting for a slot at once (QUEUE_MAX). */
   readonly queueMax: number;
+  /** SYNC_INTERVAL: the pressure guard reads MemAvailable (and stops an agent) at most this often. */
+  readonly syncIntervalMs?: number;
 }
 
 export interface PoolHealth {

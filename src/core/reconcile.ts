@@ -123,7 +123,7 @@ export function reconcile(
   // The same state when Docker agrees with it: the caller saves only a changed one, and an idle
   // pool would otherwise rewrite state.json and roster.json on every reconcile.
   const unchanged = agents.size === state.agents.size && [...agents].every(([name, record]) => state.agents.get(name) === record);
-  return { state: unchanged ? state : { agents }, lost, stopped, adopted, stop };
+  return { state: unchanged ? state : { ...state, agents }, lost, stopped, adopted, stop };
 }
 
 function overflowProtection(name: string, record: AgentRecord, now: number, rules: PoolRules): keyof typeof OVERFLOW_TIER {

@@ -29,6 +29,23 @@ export interface AgentRecord {
 
 export interface PoolState {
   readonly agents: ReadonlyMap<string, AgentRecord>;
+  /**
+   * What each agent was seen to use, for agents that do not run too: an agent's expected memory is
+   * known before it runs again. Kept (and sampled) only while a memory budget is set.
+   */
+  readonly memory?: ReadonlyMap<string, MemoryRecord>;
+  /**
+   * The host is short of memory (the pressure guard, MEMORY_PRESSURE_MIN): no new start. An
+   * observation of the host, like `paused` of a container: not saved, found again by sampling.
+   */
+  readonly pressure?: true;
+}
+
+/** The memory peaks of an agent's last runs, newest first: `peaks[0]` is that of the run that started at `run`. */
+export interface MemoryRecord {
+  readonly peaks: readonly number[];
+  /** The `started` of the agent's run `peaks[0]` belongs to: a sample of a later run opens a new peak. */
+  readonly run: number;
 }
 
 export const emptyState: PoolState = { agents: new Map() };
@@ -41,16 +58,40 @@ export interface PoolRules {
   readonly pinned: ReadonlySet<string>;
   /** Longest busy hold a heartbeat may set. */
   readonly busyMaxMs: number;
+  /** The memory budget (MEMORY_BUDGET); absent, only the count is a limit. */
+  readonly memory?: MemoryRules;
+  /** The pressure guard's minimum of the host's MemAvailable (MEMORY_PRESSURE_MIN), in bytes; absent, no guard. */
+  readonly pressureMinBytes?: number;
 }
 
-export function rulesFromConfig(config: PoolConfig): PoolRules {
+export interface MemoryRules {
+  /** What every starting, running and stopping agent may be expected to use together, in bytes. */
+  readonly budgetBytes: number;
+  /** The expected memory of an agent never measured and without a compose limit (AGENT_MEMORY_DEFAULT). */
+  readonly defaultBytes: number;
+}
+
+/** `memTotalBytes`: the host's MemTotal, which `MEMORY_BUDGET=auto` needs (read by the shell). */
+export function rulesFromConfig(config: PoolConfig, memTotalBytes?: number): PoolRules {
+  const memory = memoryRules(config, memTotalBytes);
   return {
     maxAgents: config.maxAgents,
     evictGraceMs: config.evictGraceSeconds * 1000,
     infra: new Set(config.infraServices),
     pinned: new Set(config.pinnedAgents),
     busyMaxMs: config.busyMaxSeconds * 1000,
+    ...(memory !== undefined && { memory }),
+    ...(config.memoryPressureMin !== undefined && { pressureMinBytes: config.memoryPressureMin }),
   };
+}
+
+function memoryRules(config: PoolConfig, memTotalBytes: number | undefined): MemoryRules | undefined {
+  const { memoryBudget, memoryReserve, agentMemoryDefault } = config;
+  if (memoryBudget === undefined) return undefined;
+  if (memoryBudget !== 'auto') return { budgetBytes: memoryBudget, defaultBytes: agentMemoryDefault };
+  if (memTotalBytes === undefined) throw new Error("MEMORY_BUDGET=auto: cannot read the host's MemTotal (/proc/meminfo); give the budget in bytes");
+  // A reserve past the whole memory leaves a budget of nothing: every start is refused as too large, saying both sizes.
+  return { budgetBytes: Math.max(0, memTotalBytes - memoryReserve), defaultBytes: agentMemoryDefault };
 }
 
 /** Slots held: every starting, running and stopping agent, except an evicted one whose slot is already promised. */
@@ -67,14 +108,14 @@ function isHandedOver(record: AgentRecord): boolean {
 export function withAgent(state: PoolState, name: string, record: AgentRecord): PoolState {
   const agents = new Map(state.agents);
   agents.set(name, record);
-  return { agents };
+  return { ...state, agents };
 }
 
 export function withoutAgent(state: PoolState, name: string): PoolState {
   if (!state.agents.has(name)) return state;
   const agents = new Map(state.agents);
   agents.delete(name);
-  return { agents };
+  return { ...state, agents };
 }
 
 export function updateAgent(state: PoolState, name: string, change: (record: AgentRecord) => AgentRecord): PoolState {

@@ -1,7 +1,8 @@
 import { type AgentView, type StatusReply, formatWireTime } from '../contract/index.js';
 import { byLeastRecentlyActive, protectedUntil, protection, protectionEndsAt } from './evict.js';
 import { type WaitQueue, emptyQueue, queueView } from './queue.js';
-import { type AgentRecord, type PoolRules, type PoolState, slotsUsed } from './state.js';
+import { expectedMemory, memoryInUse } from './memory.js';
+import { type AgentRecord, type MemoryRules, type PoolRules, type PoolState, slotsUsed } from './state.js';
 
 /**
  * Wire times of a record, formatted once: records are immutable (an update makes a new one), and
@@ -15,7 +16,7 @@ function wireTimesOf(record: AgentRecord): readonly [string, string] {
   return text;
 }
 
-export function agentView(id: string, record: AgentRecord, now: number, rules: PoolRules): AgentView {
+export function agentView(id: string, record: AgentRecord, now: number, rules: PoolRules, memory?: MemoryFigures): AgentView {
   const [started, lastActive] = wireTimesOf(record);
   const until = protectedUntil(id, record, now, rules);
   return {
@@ -29,6 +30,22 @@ export function agentView(id: string, record: AgentRecord, now: number, rules: P
     ...(until !== undefined && { protected_until: formatWireTime(until) }),
     ...(record.busyUntil !== undefined && now <= record.busyUntil && { busy_until: formatWireTime(record.busyUntil) }),
     ...(record.node !== undefined && { node: record.node }),
+    ...(memory !== undefined && memoryView(id, record, memory)),
+  };
+}
+
+/** What the memory figures of a view are computed from, while a budget is set. */
+interface MemoryFigures {
+  readonly state: PoolState;
+  readonly rules: MemoryRules;
+  readonly limits: ReadonlyMap<string, number> | undefined;
+}
+
+function memoryView(id: string, record: AgentRecord, { state, rules, limits }: MemoryFigures): Pick<AgentView, 'memory_peak_bytes' | 'memory_expected_bytes'> {
+  const measured = state.memory?.get(id);
+  return {
+    ...(measured?.run === record.started && { memory_peak_bytes: measured.peaks[0] }),
+    memory_expected_bytes: expectedMemory(id, state, rules, limits),
   };
 }
 
@@ -37,25 +54,27 @@ export function agentView(id: string, record: AgentRecord, now: number, rules: P
  * the same state and rules, and `now` before the first moment an agent's grace protection ends.
  * A reply is shared by every caller in that window, so it is frozen.
  */
-const statusCache = new WeakMap<PoolState, { rules: PoolRules; queue: WaitQueue; from: number; until: number; reply: StatusReply }>();
+const statusCache = new WeakMap<PoolState, { rules: PoolRules; queue: WaitQueue; limits: unknown; from: number; until: number; reply: StatusReply }>();
 
-/** The pool as `/status`, `roster.json` and the socket show it: agents in start order. */
-export function statusView(state: PoolState, now: number, rules: PoolRules, queue: WaitQueue = emptyQueue): StatusReply {
+/** The pool as `/status`, `roster.json` and the socket show it: agents in start order; with a budget, memory figures (`limits`: the catalogue's). */
+export function statusView(state: PoolState, now: number, rules: PoolRules, queue: WaitQueue = emptyQueue, limits?: ReadonlyMap<string, number>): StatusReply {
   const cached = statusCache.get(state);
-  if (cached !== undefined && cached.rules === rules && cached.queue === queue && now >= cached.from && now < cached.until) return cached.reply;
+  if (cached !== undefined && cached.rules === rules && cached.queue === queue && cached.limits === limits && now >= cached.from && now < cached.until) return cached.reply;
   const entries = [...state.agents].sort(([a, ra], [b, rb]) => ra.started - rb.started || byLeastRecentlyActive([a, ra], [b, rb]));
+  const memory = rules.memory && { state, rules: rules.memory, limits };
   let until = Infinity;
   const running = entries.map(([id, record]) => {
     until = Math.min(until, protectionEndsAt(record, now, rules));
-    return Object.freeze(agentView(id, record, now, rules));
+    return Object.freeze(agentView(id, record, now, rules, memory));
   });
   const reply: StatusReply = Object.freeze({
     running: Object.freeze(running) as StatusReply['running'],
     slots_total: rules.maxAgents,
     slots_free: Math.max(0, rules.maxAgents - slotsUsed(state)),
     queue: Object.freeze(queueView(queue)) as StatusReply['queue'],
+    ...(memory && { memory_budget_bytes: memory.rules.budgetBytes, memory_used_bytes: memoryInUse(state, memory.rules, limits) }),
   });
-  statusCache.set(state, { rules, queue, from: now, until, reply });
+  statusCache.set(state, { rules, queue, limits, from: now, until, reply });
   return reply;
 }
 

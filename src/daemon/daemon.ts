@@ -1,8 +1,10 @@
 import { EventEmitter, on } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import { ClientGoneError, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, reloadConfig } from '../contract/index.js';
-import { type PoolService, type PoolSettings, type PoolState, rulesFromConfig } from '../core/index.js';
+import { type PoolService, type PoolSettings, type PoolState, formatBytes, parseMemAvailable, parseMemTotal, rulesFromConfig } from '../core/index.js';
 import type { OpenedDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
 import { appRouter } from '../rpc/routers/_app.js';
@@ -49,10 +51,21 @@ export interface Daemon {
   bridgeUrl(): string;
 }
 
+/** The host's MemTotal, which `MEMORY_BUDGET=auto` is taken from: read only then, at start-up and on each reload. */
+function memTotalFor(config: PoolConfig): number | undefined {
+  if (config.memoryBudget !== 'auto') return undefined;
+  try {
+    return parseMemTotal(readFileSync('/proc/meminfo', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 const settingsOf = (config: PoolConfig): PoolSettings => ({
-  rules: rulesFromConfig(config),
+  rules: rulesFromConfig(config, memTotalFor(config)),
   stopTimeoutMs: config.stopTimeoutSeconds * 1000,
   queueMax: config.queueMax,
+  syncIntervalMs: config.syncIntervalSeconds * 1000,
 });
 
 /** `systemctl status` shows this line. */
@@ -84,6 +97,7 @@ function buildPool(w: Wiring, opened: OpenedDriver, store: { save(state: PoolSta
       save: (next) => store.save(next),
       publish: (status) => roster.write(status, w.clock.now()),
       readActivity: createActivityReader(config.poolDir).read,
+      readMemAvailable: async () => parseMemAvailable(await readFile('/proc/meminfo', 'utf8')),
       onEvent: (event) => {
         metrics.onEvent(event);
         if (!TRANSITIONAL_EVENTS.has(event.type)) {
@@ -251,7 +265,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
     markReady();
     sync.begin();
     runInBackground(autostart(built.pool, config.poolDir, log, lifetime.signal));
-    log.info(`ready: ${config.maxAgents} slots, ${built.pool.status().slots_free} free; bridge on ${bridges.addresses().map(bridges.endpoint).join(', ')}`);
+    const budget = built.pool.status().memory_budget_bytes;
+    log.info(`ready: ${config.maxAgents} slots, ${built.pool.status().slots_free} free${budget === undefined ? '' : `, memory budget ${formatBytes(budget)}`}; bridge on ${bridges.addresses().map(bridges.endpoint).join(', ')}`);
   }
 
   async function stop(reason: string, { stopAgents = false } = {}): Promise<void> {
@@ -280,13 +295,15 @@ export function createDaemon(options: DaemonOptions): Daemon {
     async reload(next) {
       options.notifier?.reloading();
       const reloaded = reloadConfig(config, next);
+      // Before anything changes: MEMORY_BUDGET=auto throws when MemTotal cannot be read, and the running configuration stays.
+      const settings = settingsOf(reloaded.config);
       if (reloaded.unapplied.length > 0) log.error(`reload: ${reloaded.unapplied.join(', ')} changed; restart the daemon to apply them`);
       config = reloaded.config;
       const services = await opened?.driver.services().catch((error: unknown) => {
         onError('reading the compose services on reload', error);
         return undefined;
       });
-      requirePool().configure(settingsOf(config), services);
+      requirePool().configure(settings, services);
       log.info(`reloaded configuration: MAX_AGENTS=${config.maxAgents}, EVICT_GRACE_SECONDS=${config.evictGraceSeconds}, SYNC_INTERVAL=${config.syncIntervalSeconds}`);
       sync?.armTimer();
       await sync?.reconcileNow();

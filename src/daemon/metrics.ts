@@ -225,7 +225,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
 
 /** `driver` with each Docker operation's duration (seconds) and outcome (`ok`, `error`) passed to `observe`. */
 function timedDriver(driver: AgentDriver, observe: (operation: string, outcome: string, seconds: number) => void, monotonic: () => number): AgentDriver {
-  const { unpause, definitionProblem } = driver;
+  const { unpause, definitionProblem, usage, memoryLimits } = driver;
   const time =
     <A extends unknown[], R>(operation: string, run: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
@@ -246,6 +246,9 @@ function timedDriver(driver: AgentDriver, observe: (operation: string, outcome: 
     stop: time('stop', (agent: string, timeoutMs: number) => driver.stop(agent, timeoutMs)),
     list: time('list', () => driver.list()),
     ...(unpause !== undefined && { unpause: time('unpause', (agent: string) => unpause.call(driver, agent)) }),
+    ...(usage !== undefined && { usage: time('usage', () => usage.call(driver)) }),
+    // The last load's figures, read in memory: no Docker operation.
+    ...(memoryLimits !== undefined && { memoryLimits: memoryLimits.bind(driver) }),
     // A stat of the definition's files, nearly always: not a Docker operation worth a histogram.
     ...(definitionProblem !== undefined && { definitionProblem: definitionProblem.bind(driver) }),
     // A stream, not an operation: passed through untimed.

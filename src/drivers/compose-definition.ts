@@ -19,13 +19,24 @@ export interface ProjectModel {
   readonly offHost: boolean;
   /** Services whose compose definition has a healthcheck: their start waits until Docker calls them healthy. */
   readonly healthchecked: ReadonlySet<string>;
+  /** Services with a memory limit (`mem_limit`, else `deploy.resources.limits.memory`), in bytes. */
+  readonly memoryLimits: ReadonlyMap<string, number>;
+}
+
+/** The parts of a service in `docker compose config --format json` read here; sizes come as strings of bytes. */
+interface ServiceConfig {
+  networks?: Record<string, unknown> | null;
+  network_mode?: string;
+  healthcheck?: { disable?: boolean };
+  mem_limit?: string | number;
+  deploy?: { resources?: { limits?: { memory?: string | number } } } | null;
 }
 
 /** Reads `docker compose config --format json` output; `infraServices` are not agents, so the networks only they use are not where agents call from. */
 export function readProjectConfig(json: string, infraServices: readonly string[]): ProjectModel {
   const config = JSON.parse(json) as {
     name: string;
-    services?: Record<string, { networks?: Record<string, unknown> | null; network_mode?: string; healthcheck?: { disable?: boolean } }>;
+    services?: Record<string, ServiceConfig>;
     networks?: Record<string, { name?: string; external?: boolean }>;
   };
   const services = Object.keys(config.services ?? {});
@@ -45,7 +56,11 @@ export function readProjectConfig(json: string, infraServices: readonly string[]
     const check = config.services?.[name]?.healthcheck;
     return check !== undefined && !check.disable;
   }));
-  return { name: config.name, services, networks, offHost, healthchecked };
+  const memoryLimits = new Map(Object.entries(config.services ?? {}).flatMap(([name, service]) => {
+    const bytes = Number(service.mem_limit ?? service.deploy?.resources?.limits?.memory);
+    return bytes > 0 ? [[name, bytes] as const] : [];
+  }));
+  return { name: config.name, services, networks, offHost, healthchecked, memoryLimits };
 }
 
 /** Whether the project's definition loads, judged again only when one of its files changed. */

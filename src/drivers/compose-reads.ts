@@ -1,4 +1,5 @@
 import { DriverError } from '../contract/errors.js';
+import type { AgentUsage } from '../core/driver.js';
 import type { ComposeCommands } from './compose-commands.js';
 import { EVENT_SERVICE_FORMAT } from './compose-commands.js';
 import { dockerEvents } from './docker.js';
@@ -28,15 +29,8 @@ export interface EngineNetwork {
   readonly subnets: string[];
 }
 
-/** What a running container uses now: its memory as `docker stats` counts it, and, through the Engine API, its cumulative CPU time and network traffic. */
-export interface ContainerUsage {
-  /** Usage minus inactive file cache (page cache the kernel reclaims first), in bytes. */
-  readonly memoryBytes: number;
-  /** CPU time used since it started, in nanoseconds. */
-  readonly cpuNanos?: number;
-  /** Bytes received and sent on all its interfaces; absent on the host's network, which has no per-container counters. */
-  readonly networkBytes?: number;
-}
+/** What a running container uses now (the port's AgentUsage): its memory as `docker stats` counts it, and, through the Engine API, its cumulative CPU time and network traffic. */
+export type ContainerUsage = AgentUsage;
 
 /** What the compose driver reads of the engine, through the Engine API or, where it cannot be used, the docker CLI. Each throws `DriverError`. */
 export interface ComposeReads {

@@ -44,6 +44,7 @@ export interface ComposeDriver extends AgentDriver {
   events(signal: AbortSignal): AsyncIterable<{ readonly agent: string; readonly action: string }>;
   /** What each running service's container uses now: one-shot stats through the Engine API (milliseconds), `docker stats` through the CLI (a second or two, memory only). */
   usage(): Promise<Map<string, ContainerUsage>>;
+  memoryLimits(): ReadonlyMap<string, number>;
   /**
    * Where containers of this project reach the host (the gateways of the agents' networks that
    * exist now, and the engine's `host-gateway` address); none, and no docker call, when every
@@ -67,7 +68,7 @@ export function createComposeDriver(options: ComposeDriverOptions): ComposeDrive
   const readyTimeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const definition = createDefinitionCheck(options.composeDir);
   /** What the last successful load said; nothing is healthchecked and no agent is off the host's network before one. */
-  let model: Pick<ProjectModel, 'networks' | 'offHost' | 'healthchecked'> = { networks: [], offHost: false, healthchecked: new Set() };
+  let model: Pick<ProjectModel, 'networks' | 'offHost' | 'healthchecked' | 'memoryLimits'> = { networks: [], offHost: false, healthchecked: new Set(), memoryLimits: new Map() };
 
   const loadProject = async (): Promise<ComposeProjectInfo> => {
     const project = readProjectConfig(await commands.compose(['config', '--format', 'json']), options.infraServices ?? []);
@@ -95,6 +96,7 @@ export function createComposeDriver(options: ComposeDriverOptions): ComposeDrive
     definitionProblem: () => definition.problem(loadProject),
     events: (signal: AbortSignal) => reads.events(signal),
     usage: () => reads.usage(),
+    memoryLimits: () => model.memoryLimits,
     async bridgeAddresses() {
       return model.offHost ? hostAddresses(reads, model.networks) : [];
     },

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateFile, type StateFile as StateFileShape, AgentStatus, parseWireTime } from '../contract/index.js';
-import type { AgentRecord, PoolState } from '../core/index.js';
+import type { AgentRecord, MemoryRecord, PoolState } from '../core/index.js';
 import { coalescingWriter, removeLeftoverTemps, writeFileAtomic } from './atomic.js';
 import { NotRegularFileError, compactTime, openRegular } from './regular-file.js';
 
@@ -49,7 +49,8 @@ export function serializeState(state: PoolState): string {
       ...(r.busyUntil !== undefined && { busy_until: new Date(r.busyUntil).toISOString() }),
     };
   }
-  return `${JSON.stringify({ version: 1, agents } satisfies StateFileShape, null, 2)}\n`;
+  const memory = state.memory === undefined ? undefined : Object.fromEntries([...state.memory].map(([name, m]) => [name, { peaks: [...m.peaks], run_started: new Date(m.run).toISOString() }]));
+  return `${JSON.stringify({ version: 1, agents, ...(memory !== undefined && { memory }) } satisfies StateFileShape, null, 2)}\n`;
 }
 
 /**
@@ -64,8 +65,9 @@ export function parseState(text: string): { state: PoolState; ignored: string[];
   } catch (error) {
     throw new Error(`not JSON (${(error as Error).message})`);
   }
-  const top = StateFile.safeParse(isObject(json) && isObject(json.agents) ? { ...json, agents: {} } : json);
+  const top = StateFile.safeParse(isObject(json) && isObject(json.agents) ? { ...json, agents: {}, memory: undefined } : json);
   if (!top.success) throw new Error(describeIssue(top.error.issues[0]));
+  const memory = parseMemory((json as { memory?: unknown }).memory);
   const entries: [string, StateFileShape['agents'][string]][] = [];
   const invalid: string[] = [];
   for (const [name, raw] of Object.entries((json as { agents: Record<string, unknown> }).agents)) {
@@ -92,7 +94,19 @@ export function parseState(text: string): { state: PoolState; ignored: string[];
       ...(entry.busy_until !== undefined && { busyUntil: parseWireTime(entry.busy_until) as number }),
     });
   }
-  return { state: { agents }, ignored, invalid };
+  return { state: { agents, ...(memory !== undefined && { memory }) }, ignored, invalid };
+}
+
+/** Memory peaks, each agent's checked on its own: a bad one is forgotten (measured again), never a reason to drop the file. */
+function parseMemory(raw: unknown): Map<string, MemoryRecord> | undefined {
+  if (!isObject(raw)) return undefined;
+  const memory = new Map<string, MemoryRecord>();
+  for (const [name, entry] of Object.entries(raw)) {
+    const one = StateFile.safeParse({ agents: {}, memory: { [name]: entry } });
+    const parsed = one.success ? one.data.memory?.[name] : undefined;
+    if (parsed !== undefined) memory.set(name, { peaks: parsed.peaks, run: parseWireTime(parsed.run_started) as number });
+  }
+  return memory;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

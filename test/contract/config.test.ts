@@ -58,7 +58,26 @@ describe('loadConfig', () => {
       readyTimeoutSeconds: 120,
       eventLogMaxBytes: 10485760,
       eventLogFiles: 5,
+      memoryBudget: undefined,
+      memoryReserve: 2 * 1024 ** 3,
+      memoryPressureMin: undefined,
+      agentMemoryDefault: 330 * 1024 ** 2,
     });
+  });
+
+  it.each([
+    { raw: '6G', bytes: 6 * 1024 ** 3 },
+    { raw: '5500M', bytes: 5500 * 1024 ** 2 },
+    { raw: '330MiB', bytes: 330 * 1024 ** 2 },
+    { raw: '1.5g', bytes: 1.5 * 1024 ** 3 },
+    { raw: '2147483648', bytes: 2147483648 },
+    { raw: 'auto', bytes: 'auto' },
+  ])('reads MEMORY_BUDGET=$raw as $bytes', ({ raw, bytes }) => {
+    expect(loadConfig({ cwd: '/', env: { MEMORY_BUDGET: raw } }).memoryBudget).toBe(bytes);
+  });
+
+  it('stops at a memory size it cannot read, naming the variable', () => {
+    expect(() => loadConfig({ cwd: '/', env: { MEMORY_RESERVE: '2 gigs' } })).toThrow(/MEMORY_RESERVE="2 gigs": expected a size in bytes/);
   });
 
   it('lets the environment override the file', () => {

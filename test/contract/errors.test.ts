@@ -27,6 +27,16 @@ const KINDS: { error: PoolError; reply: Record<string, unknown>; rpc: string }[]
     rpc: 'CONFLICT',
   },
   {
+    error: new PoolFullError('qa', { reason: 'memory' }),
+    reply: { status: 'pool_full', error: 'not enough memory for qa within MEMORY_BUDGET, and evicting the agents that may be evicted would not free enough; try again later', reason: 'memory' },
+    rpc: 'CONFLICT',
+  },
+  {
+    error: new PoolFullError('qa', { reason: 'too_large', needsBytes: 1200 * 1024 ** 2, budgetBytes: 1024 ** 3 }),
+    reply: { status: 'pool_full', error: 'qa is expected to need 1.2 GiB, more than the whole MEMORY_BUDGET of 1 GiB: it cannot start under this budget', reason: 'too_large' },
+    rpc: 'CONFLICT',
+  },
+  {
     error: new UnknownAgentError('qq', ['ceo', 'qa']),
     reply: { status: 'unknown_agent', agent: 'qa', error: 'unknown agent "qq"; known agents: ceo, qa', known: ['ceo', 'qa'] },
     rpc: 'NOT_FOUND',

@@ -8,11 +8,12 @@ import {
   poolTimeAt,
   protection,
   shiftQueue,
+  recordUsage,
   shiftState,
   wallStep,
 } from '../../src/core/index.js';
 import { createPoolClock } from '../../src/daemon/clock.js';
-import { NOW, catalogue, pool, rules } from '../support/builders.js';
+import { MiB, NOW, catalogue, pool, rules, withPeaks } from '../support/builders.js';
 
 const HOUR = 3_600_000;
 /** The monotonic clock's reading at NOW: any origin. */
@@ -60,6 +61,14 @@ describe('durations across a wall-clock step: the pool shifts its times by the s
     const before = pool({ cfo: { idle: 0, ...(busy !== undefined && { busy }) } });
     const record = shiftState(before, step).agents.get('cfo')!;
     expect(protection('cfo', record, NOW + step + later * 1000, rules())).toBe(reason);
+  });
+
+  it('moves the runs memory peaks belong to with the starts, so the next sample finds its run, and keeps the pressure verdict', () => {
+    const before = { ...withPeaks(pool({ cfo: {} }), { cfo: [300], qa: [200] }), pressure: true as const };
+    const after = recordUsage(shiftState(before, -HOUR), new Map([['cfo', 350 * MiB]]));
+    expect(after.memory?.get('cfo')?.peaks).toEqual([350 * MiB]);
+    expect(after.memory?.get('qa')?.run).toBe(before.memory!.get('qa')!.run - HOUR);
+    expect(after.pressure).toBe(true);
   });
 
   it('moves started, last_active and busy_until alike, and keeps everything else', () => {

@@ -23,31 +23,11 @@ describe('the pool service against a scripted Docker', () => {
   });
 
   it('keeps the cap, one operation per agent at a time, a first-come-first-served line, and state, Docker and state.json in agreement, whatever the interleaving', async () => {
-    let steps = 0;
-    let driverCalls = 0;
-    let restarts = 0;
-    const started = performance.now();
-    const property = fc.asyncProperty(poolCommands(REPLAY), async (commands) => {
-      const world = new PoolWorld();
-      try {
-        await fc.asyncModelRun(() => ({ model: world, real: world }), commands);
-        await world.finish();
-      } finally {
-        steps += world.steps;
-        driverCalls += world.driver.calls;
-        restarts += world.restarts;
-      }
-    });
-    const details = await fc.check(property, { numRuns: RUNS, seed: SEED, ...(PATH !== undefined && { path: PATH }) });
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    if (details.failed) {
-      const path = details.counterexample?.[0]?.toString() ?? '(none)';
-      const replayPath = /replayPath="([^"]*)"/.exec(path)?.[1];
-      const replay = `POOL_MODEL_SEED=${details.seed} POOL_MODEL_PATH=${details.counterexamplePath}${replayPath === undefined ? '' : ` POOL_MODEL_REPLAY='${replayPath}'`} npx vitest run test/model/pool-model.test.ts`;
-      const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-      throw new Error(`pool model failed after ${details.numRuns} sequences (${details.numShrinks} shrinks), seed ${details.seed}, path ${details.counterexamplePath}\n  commands: ${path}\n  ${cause}\n  replay: ${replay}`);
-    }
-    console.log(`pool model: ${details.numRuns} sequences, ${steps} steps, ${driverCalls} driver calls, ${restarts} restarts in ${seconds} s (seed ${SEED})`);
+    await checkModel(RUNS, false);
+  }, 120_000);
+
+  it('keeps a memory budget as well, evicting several agents at once where one does not free enough, whatever the interleaving', async () => {
+    await checkModel(Math.ceil(RUNS / 2), true);
   }, 120_000);
 
   // Bugs the model found, each as the shortest path it shrank to, kept as cases of their own.
@@ -97,3 +77,32 @@ describe('the pool service against a scripted Docker', () => {
     expect(qa.settled).toBe(false);
   });
 });
+
+/** Runs `runs` random command sequences, each on a fresh world, and fails with how to replay the shortest failure. */
+async function checkModel(runs: number, memory: boolean): Promise<void> {
+  let steps = 0;
+  let driverCalls = 0;
+  let restarts = 0;
+  const started = performance.now();
+  const property = fc.asyncProperty(poolCommands(REPLAY), async (commands) => {
+    const world = new PoolWorld(memory);
+    try {
+      await fc.asyncModelRun(() => ({ model: world, real: world }), commands);
+      await world.finish();
+    } finally {
+      steps += world.steps;
+      driverCalls += world.driver.calls;
+      restarts += world.restarts;
+    }
+  });
+  const details = await fc.check(property, { numRuns: runs, seed: SEED, ...(PATH !== undefined && { path: PATH }) });
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  if (details.failed) {
+    const path = details.counterexample?.[0]?.toString() ?? '(none)';
+    const replayPath = /replayPath="([^"]*)"/.exec(path)?.[1];
+    const replay = `POOL_MODEL_SEED=${details.seed} POOL_MODEL_PATH=${details.counterexamplePath}${replayPath === undefined ? '' : ` POOL_MODEL_REPLAY='${replayPath}'`} npx vitest run test/model/pool-model.test.ts -t '${memory ? 'memory budget' : 'keeps the cap'}'`;
+    const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+    throw new Error(`pool model failed after ${details.numRuns} sequences (${details.numShrinks} shrinks), seed ${details.seed}, path ${details.counterexamplePath}\n  commands: ${path}\n  ${cause}\n  replay: ${replay}`);
+  }
+  console.log(`pool model${memory ? ' with a memory budget' : ''}: ${details.numRuns} sequences, ${steps} steps, ${driverCalls} driver calls, ${restarts} restarts in ${seconds} s (seed ${SEED})`);
+}

@@ -9,6 +9,7 @@ import {
   type StartReply,
   statusView,
 } from '../../src/core/index.js';
+import { FREES_MEMORY } from '../../src/daemon/pool/admission.js';
 import { createPool } from '../../src/daemon/pool/service.js';
 import { MemoryStore } from './memory-store.js';
 import { type CallKind, ScriptedDriver } from './scripted-driver.js';
@@ -27,8 +28,20 @@ export const WAIT_MAX_SECONDS = 120;
 /** 2026-02-28T05:17:04Z, where every sequence starts. */
 export const T0 = Date.UTC(2026, 1, 28, 5, 17, 4);
 
-export function settingsFor(cap: number): PoolSettings {
-  const rules: PoolRules = { maxAgents: cap, evictGraceMs: GRACE_MS, infra: new Set([INFRA]), pinned: new Set(PINNED), busyMaxMs: 3_600_000 };
+const MiB = 1024 ** 2;
+/** With a memory budget: what each agent uses (and its compose limit), in bytes; any three are more than the budget, most two fit. */
+const MEMORY = new Map(Object.entries({ ceo: 200, cto: 300, cfo: 450, dev: 600, qa: 250 }).map(([agent, mib]) => [agent, mib * MiB]));
+const BUDGET_BYTES = 1000 * MiB;
+
+export function settingsFor(cap: number, memory = false): PoolSettings {
+  const rules: PoolRules = {
+    maxAgents: cap,
+    evictGraceMs: GRACE_MS,
+    infra: new Set([INFRA]),
+    pinned: new Set(PINNED),
+    busyMaxMs: 3_600_000,
+    ...(memory && { memory: { budgetBytes: BUDGET_BYTES, defaultBytes: 330 * MiB } }),
+  };
   return { rules, stopTimeoutMs: 10_000, queueMax: QUEUE_MAX };
 }
 
@@ -43,6 +56,17 @@ export interface Caller {
 
 /** Every promise the pool's callers hold is settled by microtasks alone: one turn of the event loop drains them all. */
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A stopping agent evicted for a newcomer, as its events told. */
+interface Eviction {
+  readonly for: string;
+  /** Its slot passes to the newcomer (not when it went for the memory it holds). */
+  readonly promised: boolean;
+  /** Its stop failed: Docker has not confirmed it is down, and a retry may be in flight. */
+  failed: boolean;
+  /** The step its `stopping` event came in. */
+  readonly step: number;
+}
 
 /** The model's invariants are broken: the message says which, and what the pool and Docker looked like. */
 export class ModelViolation extends Error {
@@ -77,16 +101,32 @@ export class PoolWorld {
   restarts = 0;
   private readonly callers: Caller[] = [];
   private stepEvents: PoolEvent[] = [];
-  /** Each stopping agent's last `stopping` event's `for`: the newcomer its slot is promised to. */
-  private readonly stoppingFor = new Map<string, string | undefined>();
+  /** Each stopping agent's last `stopping` event's `for`, and whether its slot is promised to that newcomer (not when it went for its memory). */
+  private readonly stoppingFor = new Map<string, Eviction>();
+  /** A container brought up behind the pool's back was adopted: from then on Docker may hold more than the budget (see checkMemory). */
+  private adoptedAny = false;
   private marks = new Set<string>();
   private line: string[] = [];
   private poolCount = 0;
+  private committedMemory = 0;
+  /** The most the committed memory may be: the budget, or what adoption brought it to (kept: a failed eviction of an adopted agent gives its memory back). */
+  private memoryAllowance = BUDGET_BYTES;
 
-  constructor() {
+  /**
+   * `memory`: a memory budget too, with the memory table above. The memory the pool has committed
+   * is that of every agent it holds except the victims of a newcomer that is starting (all of
+   * them: the decision made room for the newcomer as if they were gone). It holds to the budget
+   * the way the count holds to the cap: at most the budget, or, once adoption took it over, no
+   * more than adoption took it to (an eviction that fails gives the victim's memory back). Docker's memory, that of the containers in D, is at most the budget as long as
+   * nothing was adopted: a newcomer's victims are down before its start is asked for, so that
+   * holds at every step, evictions of several victims included. (A container adopted while a
+   * newcomer waits for its victims does not stop that start: Docker then holds more, and the
+   * pool refuses further starts until it is back under the budget.)
+   */
+  constructor(readonly memory = false) {
     vi.clearAllTimers();
     vi.setSystemTime(T0);
-    this.driver = new ScriptedDriver(SERVICES, new Set(AGENTS), Date.now);
+    this.driver = new ScriptedDriver(SERVICES, new Set(AGENTS), Date.now, memory ? MEMORY : undefined);
     this.pool = this.build({ agents: new Map() });
   }
 
@@ -104,16 +144,20 @@ export class PoolWorld {
         },
         onEvent: (event) => {
           this.stepEvents.push(event);
-          if (event.type === 'stopping') this.stoppingFor.set(event.agent, event.for);
-          // A victim's failed stop voids the promise of its slot (core evictionFailed).
-          if (event.type === 'failed') this.stoppingFor.delete(event.agent);
+          // A victim evicted for the memory it holds keeps its own slot until it is down (core decideRequest).
+          // A retry of a victim's failed stop (a request waiting for it) says no `for`; its promise stands until its newcomer gives up.
+          if (event.type === 'stopping' && event.for !== undefined) this.evicting(event.agent, event.for, event.reason?.endsWith(FREES_MEMORY) !== true);
+          const failed = event.type === 'failed' ? this.stoppingFor.get(event.agent) : undefined;
+          if (failed !== undefined) failed.failed = true;
+          // Down, or gone: a container of the same name adopted later is none of that eviction's.
+          if (['evicted', 'stopped', 'released', 'lost'].includes(event.type)) this.stoppingFor.delete(event.agent);
         },
         // Expected here: failures the driver was told to make, reported as the daemon would log them.
         onError: () => {},
         clock: Date.now,
       },
       state,
-      settingsFor(this.cap),
+      settingsFor(this.cap, this.memory),
       SERVICES,
     );
   }
@@ -164,7 +208,7 @@ export class PoolWorld {
 
   configure(cap: number): void {
     this.cap = cap;
-    this.pool.configure(settingsFor(cap));
+    this.pool.configure(settingsFor(cap, this.memory));
   }
 
   /**
@@ -229,7 +273,8 @@ export class PoolWorld {
     const adopted = this.stepEvents.filter((e) => e.type === 'adopted').length;
 
     const p = this.poolCountOf(status);
-    if (p > this.cap && p > this.poolCount + adopted) this.fail(`the pool holds ${p} slots against a cap of ${this.cap} (it held ${this.poolCount}, adopted ${adopted})`);
+    // Admissions and adoptions of one step come in any order: it may have filled the pool to the cap, then adopted.
+    if (p > Math.max(this.cap, this.poolCount) + adopted) this.fail(`the pool holds ${p} slots against a cap of ${this.cap} (it held ${this.poolCount}, adopted ${adopted})`);
     this.poolCount = p;
 
     const counted = new Set(status.running.map((a) => a.id));
@@ -245,8 +290,45 @@ export class PoolWorld {
     const uncounted = [...docker].filter((agent) => !counted.has(agent));
     if (uncounted.length > 0) this.fail(`containers up or starting that the pool does not count: ${uncounted.join(', ')}`);
     if (d > p) this.fail(`Docker runs or starts ${d} agents, the pool counts ${p} slots`);
+    if (this.memory) this.checkMemory(status, docker);
 
     this.checkLine(status);
+    // An eviction whose newcomer is no longer starting is over, whatever becomes of its victims.
+    const starting = new Set(status.running.filter((a) => a.state === 'starting').map((a) => a.id));
+    for (const [agent, { for: newcomer }] of this.stoppingFor) if (!starting.has(newcomer)) this.stoppingFor.delete(agent);
+  }
+
+  /** A victim evicted for `newcomer`: the victims of an earlier eviction for it are none of this one's (it gave up since). */
+  private evicting(agent: string, newcomer: string, promised: boolean): void {
+    for (const [other, e] of this.stoppingFor) if (e.for === newcomer && e.step < this.steps) this.stoppingFor.delete(other);
+    this.stoppingFor.set(agent, { for: newcomer, promised, failed: false, step: this.steps });
+  }
+
+  /**
+   * The eviction a stopping agent is part of, while it stands: its newcomer is starting and waits
+   * for it. A failed stop ends the eviction once the newcomer gives up, which it does once the
+   * stops of all its victims have settled (core evictionFailed), so until then it stands.
+   */
+  private evictionOf(a: AgentView, status: StatusReply): Eviction | undefined {
+    const eviction = this.stoppingFor.get(a.id);
+    if (a.state !== 'stopping' || eviction === undefined || !status.running.some((b) => b.id === eviction.for && b.state === 'starting')) return undefined;
+    const pending = status.running.filter((b) => b.state === 'stopping' && this.stoppingFor.get(b.id)?.for === eviction.for);
+    return pending.every((b) => this.stoppingFor.get(b.id)?.failed === true) ? undefined : eviction;
+  }
+
+  private checkMemory(status: StatusReply, docker: ReadonlySet<string>): void {
+    const bytes = (agents: Iterable<string>) => [...agents].reduce((sum, agent) => sum + (MEMORY.get(agent) ?? 0), 0);
+    const adopted = this.stepEvents.filter((e) => e.type === 'adopted').map((e) => e.agent);
+    this.adoptedAny ||= adopted.length > 0;
+    const victim = (a: AgentView) => this.evictionOf(a, status) !== undefined;
+    const committed = bytes(status.running.filter((a) => !victim(a)).map((a) => a.id));
+    // Adoptions and admissions of one step come in any order: the step may have admitted up to the budget, then adopted.
+    if (adopted.length > 0) this.memoryAllowance = Math.max(this.memoryAllowance, Math.max(BUDGET_BYTES, this.committedMemory) + bytes(adopted));
+    if (committed > this.memoryAllowance) {
+      this.fail(`the pool committed ${committed / MiB} MiB against a budget of ${BUDGET_BYTES / MiB} MiB (it had ${this.committedMemory / MiB}, adopted ${bytes(adopted) / MiB})`);
+    }
+    this.committedMemory = committed;
+    if (!this.adoptedAny && bytes(docker) > BUDGET_BYTES) this.fail(`Docker's containers use ${bytes(docker) / MiB} MiB against a budget of ${BUDGET_BYTES / MiB} MiB`);
   }
 
   /**
@@ -269,24 +351,28 @@ export class PoolWorld {
     if (head !== undefined && this.servable(head, status)) this.fail(`${head}, at the head of the line, could be served now but still waits`);
   }
 
-  /** What `headAdmissible` decides, read from the status: anything but pool_full. */
+  /**
+   * What `headAdmissible` decides, read from the status: anything but pool_full. Under a budget the
+   * victims are taken until both a slot and the memory are there, so it can be served when the
+   * agents that may be evicted give enough of both, whatever their order.
+   */
   private servable(agent: string, status: StatusReply): boolean {
-    return (
-      status.running.some((a) => a.id === agent) ||
-      !(AGENTS as readonly string[]).includes(agent) ||
-      status.slots_free > 0 ||
-      status.running.some((a) => a.protection === null)
-    );
+    if (status.running.some((a) => a.id === agent) || !(AGENTS as readonly string[]).includes(agent)) return true;
+    const evictable = status.running.filter((a) => a.protection === null);
+    if (status.slots_free === 0 && evictable.length === 0) return false;
+    if (!this.memory) return true;
+    const shortfall = (status.memory_used_bytes ?? 0) + (MEMORY.get(agent) ?? 0) - BUDGET_BYTES;
+    return evictable.reduce((sum, a) => sum + (a.memory_expected_bytes ?? 0), 0) >= shortfall;
   }
 
   private checkSettledAndSaved(when: string): void {
     const open = this.callers.filter((c) => !c.settled).map((c) => c.what);
     if (open.length > 0) this.fail(`${when} callers still wait for an answer: ${open.join(', ')}`);
     const now = Date.now();
-    const rules = settingsFor(this.cap).rules;
+    const rules = settingsFor(this.cap, this.memory).rules;
     // `paused` is an observation, never saved: the first listing finds it again.
     const memory = this.pool.status().running.map((a) => (a.state === 'paused' ? { ...a, state: 'running' as const } : a));
-    const saved = statusView(this.store.load(), now, rules).running;
+    const saved = statusView(this.store.load(), now, rules, undefined, this.driver.memoryLimits?.()).running;
     if (!isDeepStrictEqual(memory, saved)) this.fail(`${when} state.json differs from the pool's state:\n  saved  ${JSON.stringify(saved)}\n  memory ${JSON.stringify(memory)}`);
     const roster = (this.store.roster?.running ?? []).map((a) => `${a.id} ${a.state}`);
     const shown = this.pool.status().running.map((a) => `${a.id} ${a.state}`);
@@ -308,9 +394,7 @@ export class PoolWorld {
   }
 
   private poolCountOf(status: StatusReply): number {
-    const starting = new Set(status.running.filter((a) => a.state === 'starting').map((a) => a.id));
-    const handedOver = (a: AgentView) => a.state === 'stopping' && starting.has(this.stoppingFor.get(a.id) ?? '');
-    return status.running.filter((a) => !handedOver(a)).length;
+    return status.running.filter((a) => this.evictionOf(a, status)?.promised !== true).length;
   }
 
   private track(what: string, promise: Promise<StartReply | { status: string } | void>, controller?: AbortController): Caller {

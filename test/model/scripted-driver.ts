@@ -1,5 +1,5 @@
 import { DriverError } from '../../src/contract/index.js';
-import type { AgentDriver, ObservedAgent } from '../../src/core/index.js';
+import type { AgentDriver, AgentUsage, ObservedAgent } from '../../src/core/index.js';
 
 // Test doubles live here and only here: the model test drives the pool service through its ports
 // (AgentDriver, the store's save/publish, a clock), so it needs them scripted. The real drivers and
@@ -46,13 +46,25 @@ export class ScriptedDriver implements AgentDriver {
   readonly violations: string[] = [];
   calls = 0;
   private nextId = 0;
+  /**
+   * With a memory table (bytes by agent): each agent's limit in the definition, and what each up
+   * container uses, answered at once. The two are the same, so a measurement never changes what
+   * the pool expects of an agent, and the model can hold Docker to the budget exactly.
+   */
+  readonly memoryLimits?: () => ReadonlyMap<string, number>;
+  readonly usage?: () => Promise<ReadonlyMap<string, AgentUsage>>;
 
   constructor(
     private readonly serviceNames: readonly string[],
     /** Names the pool may start or stop (the pooled agents, not infrastructure nor unknown names). */
     private readonly pooled: ReadonlySet<string>,
     private readonly clock: () => number,
-  ) {}
+    memory?: ReadonlyMap<string, number>,
+  ) {
+    if (memory === undefined) return;
+    this.memoryLimits = () => memory;
+    this.usage = async () => new Map([...this.containers].filter(([, c]) => c.up).map(([agent]) => [agent, { memoryBytes: memory.get(agent) ?? 0 }]));
+  }
 
   services(): Promise<string[]> {
     return this.defer('services', undefined, () => [...this.serviceNames]);

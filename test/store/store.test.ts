@@ -18,7 +18,7 @@ import {
   serializeState,
   writeFileAtomic,
 } from '../../src/store/index.js';
-import { NOW, pool, rules } from '../support/builders.js';
+import { MiB, NOW, pool, rules, withPeaks } from '../support/builders.js';
 import { useTempDir } from '../support/tmp.js';
 
 const tempDir = useTempDir();
@@ -31,6 +31,16 @@ describe('state.json', () => {
     await store.save(state);
     expect(await store.load(NOW)).toEqual({ state, ignored: [] });
     expect(await readdir(dir)).toEqual(['state.json']);
+  });
+
+  it('keeps agents’ memory peaks, also of agents that do not run, and forgets a bad entry alone', async () => {
+    const dir = await tempDir();
+    const state = withPeaks(pool({ ceo: {} }), { ceo: [300, 500], cfo: [120] });
+    const file = JSON.parse(serializeState(state)) as { memory: Record<string, unknown> };
+    expect(file.memory.cfo).toEqual({ peaks: [120 * MiB], run_started: '1970-01-01T00:00:00.000Z' });
+    file.memory.cto = { peaks: [-1], run_started: 'noon' };
+    await writeFile(join(dir, 'state.json'), JSON.stringify(file));
+    expect((await createStateStore(dir).load(NOW)).state).toEqual(state);
   });
 
   it('starts empty when there is no state.json yet, creating POOL_DIR', async () => {

@@ -11,7 +11,16 @@ export function rules(overrides: Partial<Omit<PoolRules, 'infra' | 'pinned'>> & 
     infra: new Set(overrides.infra ?? ['gateway', 'litellm', 'ollama']),
     pinned: new Set(overrides.pinned ?? []),
     busyMaxMs: overrides.busyMaxMs ?? 3_600_000,
+    ...(overrides.memory !== undefined && { memory: overrides.memory }),
   };
+}
+
+export const MiB = 1024 ** 2;
+
+/** `withPeaks(pool({...}), { cto: [400] })`: the measured peaks of agents' runs in MiB, newest (the run in progress, for a pooled agent) first. */
+export function withPeaks(state: PoolState, peaks: Record<string, number[]>): PoolState {
+  const memory = new Map(Object.entries(peaks).map(([name, mib]) => [name, { peaks: mib.map((m) => m * MiB), run: state.agents.get(name)?.started ?? 0 }]));
+  return { ...state, memory };
 }
 
 /** `busy`: seconds the agent's busy hold still lasts (negative: ended that long ago). */

@@ -12,6 +12,9 @@ import type { CatalogueCell } from './catalogue.js';
 import type { InFlight } from './in-flight.js';
 import type { StateCell } from './state-cell.js';
 
+/** How an eviction's events say that the victim went for the memory it holds, its slot not promised to the newcomer. */
+export const FREES_MEMORY = 'to free memory';
+
 /** A request or release that keeps finding the agent in transition gives up after this many rounds. */
 const MAX_ROUNDS = 20;
 
@@ -55,7 +58,9 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           if (!refreshed && (refreshed = true) && (await catalogue.refresh())) continue;
           throw new UnknownAgentError(agent, d.known);
         case 'pool_full':
-          throw new PoolFullError(agent);
+          throw new PoolFullError(agent, d.reason === undefined ? {} : { reason: d.reason });
+        case 'too_large':
+          throw new PoolFullError(agent, { reason: 'too_large', needsBytes: d.needsBytes, budgetBytes: d.budgetBytes });
         case 'project_invalid':
           deps.emit('failed', agent, requestedBy, { reason: `not started, nobody evicted: ${d.reason}` });
           throw new ProjectInvalidError(agent, d.reason);
@@ -81,8 +86,10 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           return await inFlight.trackStart(agent, work.start(agent, requestedBy));
         case 'evict': {
           cell.set(d.state);
-          const stopped = inFlight.trackStop(d.victim, work.stop(d.victim, 'evicted', requestedBy, { for: agent, reason: 'least recently active' }));
-          return await inFlight.trackStart(agent, work.start(agent, requestedBy, { victim: d.victim, stopped }));
+          // A victim whose slot passes to the newcomer went for the count; the others for the memory they hold.
+          const reason = (victim: string) => (d.state.agents.get(victim)?.slotFor === agent ? 'least recently active' : `least recently active, ${FREES_MEMORY}`);
+          const stopped = d.victims.map((victim) => inFlight.trackStop(victim, work.stop(victim, 'evicted', requestedBy, { for: agent, reason: reason(victim) })));
+          return await inFlight.trackStart(agent, work.start(agent, requestedBy, { victims: d.victims, stopped }));
         }
       }
     }

@@ -23,8 +23,14 @@ export interface AgentWorkDeps {
 export interface AgentWork {
   /** Stops the agent; on a failure it stays `stopping` and counted (Docker has not confirmed it is down), and a DriverError is thrown. */
   stop(agent: string, type: PoolEventType, by: string, extra?: Extra): Promise<void>;
-  /** Starts the agent, after its eviction's stop when it has one; `resume`: its container is paused, unpause it instead. */
-  start(agent: string, by: string, eviction?: { victim: string; stopped: Promise<void> }, resume?: boolean): Promise<StartedReply>;
+  /** Starts the agent, after its eviction's stops when it has some; `resume`: its container is paused, unpause it instead. */
+  start(agent: string, by: string, eviction?: Eviction, resume?: boolean): Promise<StartedReply>;
+}
+
+/** The agents stopped to make room for a start (the first is the one whose slot may be promised), and their stops in flight. */
+export interface Eviction {
+  readonly victims: readonly string[];
+  readonly stopped: readonly Promise<void>[];
 }
 
 export function createAgentWork(deps: AgentWorkDeps): AgentWork {
@@ -48,15 +54,15 @@ export function createAgentWork(deps: AgentWorkDeps): AgentWork {
     await cell.persist();
   }
 
-  async function start(agent: string, by: string, eviction?: { victim: string; stopped: Promise<void> }, resume = false): Promise<StartedReply> {
+  async function start(agent: string, by: string, eviction?: Eviction, resume = false): Promise<StartedReply> {
     if (eviction !== undefined) {
-      try {
-        await eviction.stopped;
-      } catch (error) {
-        cell.set(evictionFailed(cell.get(), eviction.victim, agent));
+      // Every victim down before the newcomer starts: until then the memory it needs is still in use.
+      const failed = (await Promise.allSettled(eviction.stopped)).find((outcome) => outcome.status === 'rejected');
+      if (failed !== undefined) {
+        cell.set(evictionFailed(cell.get(), eviction.victims[0]!, agent));
         line.serve();
         await cell.persist();
-        throw asDriverError(error, agent);
+        throw asDriverError(failed.reason, agent);
       }
     }
     emit('starting', agent, by, resume ? { reason: 'paused: unpausing' } : {});
@@ -74,12 +80,14 @@ export function createAgentWork(deps: AgentWorkDeps): AgentWork {
       throw asDriverError(error, agent);
     }
     cell.set(startSucceeded(cell.get(), agent, deps.clock()));
-    emit('started', agent, by, eviction !== undefined ? { reason: `evicted ${eviction.victim}` } : resume ? { reason: 'unpaused' } : {});
+    emit('started', agent, by, eviction !== undefined ? { reason: `evicted ${eviction.victims.join(', ')}` } : resume ? { reason: 'unpaused' } : {});
     // Running now, with a grace that ends at a time no wake-up was armed for (a starting agent is
     // no victim, so the line's timer could not count on it): the model test's seed 1003785841.
     line.serve();
     await cell.persist();
-    return eviction === undefined ? { status: 'started', agent } : { status: 'started', agent, evicted: eviction.victim };
+    if (eviction === undefined) return { status: 'started', agent };
+    const [evicted, ...others] = eviction.victims as [string, ...string[]];
+    return { status: 'started', agent, evicted, ...(others.length > 0 && { evicted_all: [...eviction.victims] }) };
   }
 
   return { stop, start };

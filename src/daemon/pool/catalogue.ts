@@ -37,7 +37,12 @@ export function createCatalogue(
   let checkedAt = deps.clock();
 
   function catalogueOf(names: readonly string[]): Catalogue {
-    return { known: new Set(names.filter((name) => !rules.infra.has(name))), ...(problem !== undefined && { invalid: problem }) };
+    const memoryLimits = deps.driver.memoryLimits?.();
+    return {
+      known: new Set(names.filter((name) => !rules.infra.has(name))),
+      ...(problem !== undefined && { invalid: problem }),
+      ...(memoryLimits !== undefined && { memoryLimits }),
+    };
   }
 
   return {
@@ -45,10 +50,12 @@ export function createCatalogue(
     async checkDefinition() {
       if (deps.driver.definitionProblem === undefined) return;
       const found = await deps.driver.definitionProblem().catch((error: unknown) => (error as Error).message);
-      if (found === problem) return;
+      // A definition loaded again (an edit) may have new limits even when it still loads.
+      if (found === problem && deps.driver.memoryLimits?.() === catalogue.memoryLimits) return;
+      const changed = found !== problem;
       problem = found;
       catalogue = catalogueOf([...catalogue.known]);
-      if (found !== undefined) deps.onError('loading the project (starts are refused, nobody is evicted, until it is fixed)', new Error(found));
+      if (changed && found !== undefined) deps.onError('loading the project (starts are refused, nobody is evicted, until it is fixed)', new Error(found));
     },
     async refresh() {
       if (deps.clock() - checkedAt < CATALOGUE_REFRESH_MS) return false;

@@ -1,5 +1,16 @@
 import type { PoolEventType } from '../../contract/index.js';
-import { type AgentDriver, type PoolRules, applyActivityMarks, reconcile } from '../../core/index.js';
+import {
+  type AgentDriver,
+  PRESSURE_STOPPER,
+  type PoolRules,
+  applyActivityMarks,
+  decidePressureStop,
+  formatBytes,
+  noPressure,
+  reconcile,
+  recordUsage,
+  samplePressure,
+} from '../../core/index.js';
 import type { CatalogueCell } from './catalogue.js';
 import type { InFlight } from './in-flight.js';
 import type { StateCell } from './state-cell.js';
@@ -17,8 +28,12 @@ export interface ReconcilerDeps {
   readonly onError: (what: string, error: unknown) => void;
   /** A slot may have come free: the wait line is served. */
   readonly slotsChanged: () => void;
-  /** Stops an agent over the cap, sharing a stop already in flight. */
-  readonly stopOverCap: (agent: string) => Promise<void>;
+  /** Stops an agent the pool must shed (over the cap, or for the host's memory), sharing a stop already in flight; `by` and `reason` go to its events. */
+  readonly shed: (agent: string, by: string, reason: string) => Promise<void>;
+  /** The host's MemAvailable in bytes (/proc/meminfo), for the pressure guard; absent where it cannot be read. */
+  readonly readMemAvailable?: () => Promise<number | undefined>;
+  /** SYNC_INTERVAL in ms: the guard reads MemAvailable at most this often, so it stops one agent per interval. */
+  readonly syncIntervalMs: () => number;
 }
 
 /** Brings the pool's state in line with what Docker runs (core `reconcile`); runs coalesce. */
@@ -35,6 +50,50 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let docker: { ok: boolean; reason?: string } = { ok: true };
   let running: Promise<void> | undefined;
   let again = false;
+  let pressure = noPressure;
+  let pressureReadAt = -Infinity;
+
+  /** The guard's verdict on the state: starts are refused while it acts. */
+  function showPressure(): void {
+    const { pressure: was, ...state } = deps.cell.get();
+    deps.cell.set(pressure.active ? { ...state, pressure: true } : state);
+    // Requests that waited in line through the pressure may start now.
+    if (was && !pressure.active) deps.slotsChanged();
+  }
+
+  /**
+   * The pressure guard: one reading of MemAvailable per SYNC_INTERVAL (reconciles on Docker events
+   * come more often); while it acts, the least recently active agent that may be evicted is stopped,
+   * one per reading, so each stop shows in MemAvailable before the next is decided.
+   */
+  async function guardPressure(): Promise<Promise<void> | undefined> {
+    const min = deps.rules().pressureMinBytes;
+    if (min === undefined || deps.readMemAvailable === undefined) {
+      pressure = noPressure;
+      return showPressure();
+    }
+    if (deps.clock() - pressureReadAt < deps.syncIntervalMs()) return undefined;
+    pressureReadAt = deps.clock();
+    const available = await deps.readMemAvailable().catch(() => undefined);
+    if (available === undefined) return undefined;
+    pressure = samplePressure(pressure, available, min);
+    showPressure();
+    const stop = pressure.active ? decidePressureStop(deps.cell.get(), deps.clock(), deps.rules()) : undefined;
+    if (stop === undefined) return undefined;
+    deps.cell.set(stop.state);
+    return deps.shed(stop.victim, PRESSURE_STOPPER, `the host is short of memory: MemAvailable ${formatBytes(available)}, below MEMORY_PRESSURE_MIN ${formatBytes(min)}`);
+  }
+
+  /** Each running agent's memory now, once per reconcile, while a budget needs it; a failed sample costs the reconcile nothing. */
+  async function sampleMemory(): Promise<ReadonlyMap<string, number> | undefined> {
+    if (deps.rules().memory === undefined || deps.driver.usage === undefined) return undefined;
+    try {
+      return new Map([...(await deps.driver.usage())].map(([agent, usage]) => [agent, usage.memoryBytes]));
+    } catch (error) {
+      deps.onError('sampling the containers\' memory', error);
+      return undefined;
+    }
+  }
 
   async function once(): Promise<void> {
     const listedAt = deps.inFlight.mark();
@@ -48,18 +107,22 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       docker = { ok: true };
       // So that health says so even while nobody asks for a start.
       await deps.catalogue.checkDefinition();
+      const memory = await sampleMemory();
       // An agent whose operation settled after the listing was taken is judged on the pool's word, not the listing's.
       const busy = deps.inFlight.busySince(listedAt);
       const before = deps.cell.get();
       const result = reconcile(applyActivityMarks(before, marks), observed, deps.clock(), deps.rules(), busy);
       const changed = result.lost.length + result.adopted.length + result.stopped.length + result.stop.length > 0;
-      if (result.state !== before) deps.cell.touched();
-      deps.cell.set(result.state);
+      const next = memory === undefined ? result.state : recordUsage(result.state, memory);
+      if (next !== before) deps.cell.touched();
+      deps.cell.set(next);
       deps.slotsChanged();
       for (const { agent, reason } of result.lost) deps.emit('lost', agent, 'reconcile', { reason });
       for (const agent of result.adopted) deps.emit('adopted', agent, 'reconcile', { reason: 'running container not in state' });
       for (const agent of result.stopped) deps.emit('stopped', agent, 'reconcile', { reason: 'stop completed before a restart' });
-      const stopping = result.stop.map((agent) => deps.stopOverCap(agent));
+      const stopping = result.stop.map((agent) => deps.shed(agent, 'reconcile', 'over the cap after reconcile'));
+      const relieving = await guardPressure();
+      if (relieving !== undefined) stopping.push(relieving);
       if (changed) await deps.cell.persist();
       await Promise.allSettled(stopping);
     } catch (error) {

@@ -33,6 +33,8 @@ export interface PoolDeps {
   readonly onError: (what: string, error: unknown) => void;
   /** The pool's time (PoolClock): epoch ms, moved only by the monotonic clock between `clockStepped` calls. */
   readonly clock: () => number;
+  /** The host's MemAvailable in bytes, for the pressure guard (MEMORY_PRESSURE_MIN). */
+  readonly readMemAvailable?: () => Promise<number | undefined>;
 }
 
 /**
@@ -45,7 +47,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
   let settings = initialSettings;
   const { clock } = deps;
   const emit: Emit = (type, agent, by, extra = {}) => deps.onEvent({ time: formatWireTime(clock()), type, agent, by, ...extra });
-  const status = (state: PoolState): StatusReply => statusView(state, clock(), settings.rules, line.queue());
+  const status = (state: PoolState): StatusReply => statusView(state, clock(), settings.rules, line.queue(), catalogue.current().memoryLimits);
   const publish = (state: PoolState) => deps.publish(status(state)).catch((error) => deps.onError('writing roster.json', error));
   const cell = createStateCell({ save: deps.save, publish, onError: deps.onError }, initial);
   const inFlight = createInFlight();
@@ -66,7 +68,8 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     rules: () => settings.rules,
     emit,
     slotsChanged: () => line.serve(),
-    stopOverCap: (agent) => inFlight.stop(agent) ?? inFlight.trackStop(agent, work.stop(agent, 'evicted', 'reconcile', { reason: 'over the cap after reconcile' })),
+    shed: (agent, by, reason) => inFlight.stop(agent) ?? inFlight.trackStop(agent, work.stop(agent, 'evicted', by, { reason })),
+    syncIntervalMs: () => settings.syncIntervalMs ?? Infinity,
   });
 
   /**
@@ -83,8 +86,9 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
       return await admission.admit(agent, requestedBy, options);
     } catch (error) {
       if (!(error instanceof PoolFullError)) throw error;
-      if (options.waitSeconds === undefined || options.waitSeconds <= 0) {
-        emit('pool_full', agent, requestedBy, { reason: 'all agents recently active' });
+      // An agent larger than the whole budget would wait for a room that never comes.
+      if (options.waitSeconds === undefined || options.waitSeconds <= 0 || error.details.reason === 'too_large') {
+        emit('pool_full', agent, requestedBy, { reason: error.details.reason === undefined ? 'all agents recently active' : error.message });
         throw error;
       }
       return await line.wait(agent, requestedBy, options.waitSeconds, options.signal);

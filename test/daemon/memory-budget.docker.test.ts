@@ -1,0 +1,139 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { StatusReply } from '../../src/contract/index.js';
+import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
+import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
+import { http } from '../support/http.js';
+import { type SpawnedDaemon, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
+
+const docker = await requireDocker();
+const MiB = 1024 ** 2;
+
+/**
+ * A busybox agent that holds `mib` MiB: what it writes to /dev/shm (a tmpfs of `shm_size`) is
+ * charged to its container's memory, and Docker's stats count it (cgroup v1 and v2 alike).
+ */
+const holding = (mib: number, extra: Record<string, unknown> = {}) =>
+  agentService({
+    shm_size: `${mib + 16}m`,
+    command: ['sh', '-c', `dd if=/dev/zero of=/dev/shm/fill bs=1M count=${mib} 2>/dev/null; trap 'exit 0' TERM INT; while :; do sleep 0.2; done`],
+    ...extra,
+  });
+
+describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
+  let pool: TestDaemon | undefined;
+  let project: ComposeProject | undefined;
+  let scratch: string | undefined;
+  const spawned: SpawnedDaemon[] = [];
+  afterEach(async () => {
+    for (const d of spawned.splice(0)) await d.kill();
+    await pool?.stop();
+    await project?.remove();
+    if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
+    pool = project = scratch = undefined;
+  });
+  const request = async (agent: string) => (await pool!.http('POST', '/request', { agent })).body;
+  const status = async () => (await pool!.http('GET', '/status')).body as StatusReply;
+  /** Each reconcile (every second here) samples memory: wait until these agents' peaks are what they hold. */
+  const measured = (atLeastMiB: Record<string, number>) =>
+    eventually(async () => {
+      const running = (await status()).running;
+      for (const [agent, mib] of Object.entries(atLeastMiB)) expect(running.find((a) => a.id === agent)?.memory_peak_bytes ?? 0, agent).toBeGreaterThanOrEqual(mib * MiB);
+    }, 20_000, 200);
+
+  it('evicts exactly one for a third agent of three that fit two by two, two for a big one, and refuses one that never fits', async () => {
+    project = await createComposeProject({
+      a: holding(60),
+      b: holding(60),
+      c: holding(60),
+      big: holding(120, { mem_limit: '140m' }),
+      huge: agentService({ mem_limit: '400m' }),
+    });
+    pool = await startTestDaemon({ project, infra: [], env: { MAX_AGENTS: '5', MEMORY_BUDGET: '150M', AGENT_MEMORY_DEFAULT: '64M', SYNC_INTERVAL: '1' } });
+    expect(await request('a')).toEqual({ status: 'started', agent: 'a' });
+    pool.advance(100);
+    expect(await request('b')).toEqual({ status: 'started', agent: 'b' });
+    pool.advance(100);
+    await measured({ a: 58, b: 58 });
+
+    expect(await request('c')).toEqual({ status: 'started', agent: 'c', evicted: 'a' });
+    expect(await pool.runningInDocker()).toEqual(['b', 'c']);
+    pool.advance(100);
+    await measured({ c: 58 });
+
+    // 140 MiB (its compose limit, never measured) beside b and c's ~61 each: both must go, b first.
+    expect(await request('big')).toEqual({ status: 'started', agent: 'big', evicted: 'b', evicted_all: ['b', 'c'] });
+    expect(await pool.runningInDocker()).toEqual(['big']);
+    const events = (await readFile(join(pool.poolDir, 'events.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { type: string; agent: string; for?: string });
+    expect(events.filter((e) => e.type === 'evicted' && e.for === 'big').map((e) => e.agent).sort()).toEqual(['b', 'c']);
+
+    expect(await request('huge')).toEqual({
+      status: 'pool_full',
+      reason: 'too_large',
+      error: 'huge is expected to need 400 MiB, more than the whole MEMORY_BUDGET of 150 MiB: it cannot start under this budget',
+    });
+    expect(await pool.runningInDocker()).toEqual(['big']);
+    const shown = await status();
+    expect(shown.memory_budget_bytes).toBe(150 * MiB);
+    expect(shown.memory_used_bytes).toBeLessThanOrEqual(150 * MiB);
+  });
+
+  it('answers pool_full for memory and evicts nobody when the agents that could go would not free enough', async () => {
+    project = await createComposeProject({ a: holding(60), b: holding(60), c: holding(60) });
+    pool = await startTestDaemon({ project, infra: [], env: { MAX_AGENTS: '5', MEMORY_BUDGET: '150M', AGENT_MEMORY_DEFAULT: '64M', SYNC_INTERVAL: '1' } });
+    await request('a');
+    await request('b');
+    await measured({ a: 58 });
+    // Both inside their grace period: nobody may go.
+    expect(await request('c')).toEqual({ status: 'pool_full', reason: 'memory', error: expect.stringContaining('not enough memory for c') });
+    expect(await pool.runningInDocker()).toEqual(['a', 'b']);
+  });
+
+  it('remembers an agent’s peak across a restart of the daemon’s process and counts it before the agent runs again', async () => {
+    project = await createComposeProject({ a: holding(60), b: holding(90) });
+    scratch = await mkdtemp(join(tmpdir(), 'pool-memory-'));
+    // Counted at the 100 MiB default, a and b would not fit together in 170 MiB; at a's ~61 MiB peak they do.
+    const env = daemonEnv(project, scratch, { INFRA_SERVICES: '', MAX_AGENTS: '5', MEMORY_BUDGET: '170M', AGENT_MEMORY_DEFAULT: '100M', SYNC_INTERVAL: '1' });
+    const post = async (url: string, path: string, agent: string) => (await http(url, 'POST', path, { agent })).body;
+    const peakOf = async (url: string, agent: string) => ((await http(url, 'GET', '/status')).body as StatusReply).running.find((a) => a.id === agent)?.memory_peak_bytes ?? 0;
+    /** A daemon process with `agent` started on it and measured at `mib` MiB or more. */
+    const daemonRunning = async (agent: string, mib: number) => {
+      const daemon = spawnDaemon(project!.dir, env);
+      spawned.push(daemon);
+      const url = await daemon.ready();
+      await post(url, '/request', agent);
+      await eventually(async () => expect(await peakOf(url, agent)).toBeGreaterThanOrEqual(mib * MiB), 20_000, 200);
+      return { daemon, url };
+    };
+
+    const first = await daemonRunning('a', 58);
+    expect(await post(first.url, '/release', 'a')).toEqual({ status: 'stopped', agent: 'a' });
+    first.daemon.child.kill('SIGTERM');
+    expect(await first.daemon.exited).toBe(0);
+
+    const saved = JSON.parse(await readFile(join(scratch, 'pool', 'state.json'), 'utf8')) as { memory?: Record<string, { peaks: number[] }> };
+    expect(saved.memory?.a?.peaks[0]).toBeGreaterThanOrEqual(58 * MiB);
+    const { url } = await daemonRunning('b', 88);
+    expect(await post(url, '/request', 'a')).toEqual({ status: 'started', agent: 'a' });
+    expect((await project.containers()).filter((c) => c.state === 'running').map((c) => c.service).sort()).toEqual(['a', 'b']);
+  });
+
+  it('under memory pressure refuses new starts and stops the least recently active agent, one per SYNC_INTERVAL, saying why', async () => {
+    project = await createComposeProject({ a: holding(1), b: holding(1), c: holding(1) });
+    // A minimum no host's MemAvailable reaches: the guard acts after its three readings.
+    const env = { MAX_AGENTS: '5', MEMORY_PRESSURE_MIN: '1T', SYNC_INTERVAL: '1', EVICT_GRACE_SECONDS: '0' };
+    // Up before the daemon, which adopts them: nothing to race with the guard's first readings.
+    await project.compose('up', '-d', 'a');
+    await project.compose('up', '-d', 'b');
+    pool = await startTestDaemon({ project, infra: [], env });
+    await eventually(async () => expect(await pool!.runningInDocker()).toEqual([]), 20_000, 200);
+    expect(await request('c')).toMatchObject({ status: 'pool_full', reason: 'memory_pressure' });
+    const events = (await readFile(join(pool.poolDir, 'events.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { type: string; agent: string; by: string; reason?: string });
+    const stops = events.filter((e) => e.type === 'evicted' && e.by === 'memory_pressure');
+    expect(stops.map((e) => e.agent)).toEqual(['a', 'b']);
+    expect(stops[0]?.reason).toMatch(/^the host is short of memory: MemAvailable .+, below MEMORY_PRESSURE_MIN 1 TiB$/);
+    expect(await (await fetch(`${pool.url}/metrics`)).text()).toMatch(/openclaw_pool_evictions_total\{cause="memory_pressure"\} 2/);
+  });
+});
