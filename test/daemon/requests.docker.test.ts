@@ -17,6 +17,13 @@ describe.skipIf(!docker)('the pool on real Docker, through the HTTP bridge', () 
   });
   const request = (p: TestDaemon, agent: string, requested_by?: string) => p.http('POST', '/request', { agent, ...(requested_by && { requested_by }) });
 
+  it('writes state.json and roster.json at start-up, with nothing running and nothing to change', async () => {
+    const p = await start({ infra: [] });
+    const roster = await eventually(async () => JSON.parse(await readFile(join(p.poolDir, 'roster.json'), 'utf8')) as { slots_free: number });
+    expect(roster.slots_free).toBe(3);
+    expect(StateFile.parse(JSON.parse(await readFile(join(p.poolDir, 'state.json'), 'utf8'))).agents).toEqual({});
+  });
+
   it('starts an agent into a free slot and Docker runs it', async () => {
     const p = await start();
     const reply = await request(p, 'cfo', 'ceo');

@@ -32,7 +32,9 @@ export interface StateCell {
 
 export function createStateCell(deps: StateCellDeps, initial: PoolState): StateCell {
   let state = initial;
-  let dirty = false;
+  // The first flush writes both files even when nothing changes: a new POOL_DIR has no roster.json
+  // for the agents until then, and reconciles that find nothing to change write nothing.
+  let dirty = true;
   let problem: string | undefined;
 
   async function persist(): Promise<void> {
