@@ -39,6 +39,8 @@ export const RosterFile = z.object({
   slots_total: z.number().int(),
   slots_free: z.number().int(),
   heartbeat_interval: z.number(),
+  /** ACTIVITY_MODE: with `work`, the heartbeat shim's plain beats leave the activity file alone (a touch of it is activity). Absent in a roster of an older daemon. */
+  activity_mode: z.enum(['heartbeat', 'work']).optional(),
   updated_at: z.string(),
 });
 export type RosterFile = z.infer<typeof RosterFile>;
