@@ -79,7 +79,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
    */
   async function request(agent: string, requestedBy: string, options: RequestOptions = {}): Promise<StartReply> {
     // In work mode a request is the requester's activity too, whatever becomes of it (a claim, until callers are verified).
-    if (settings.rules.work !== undefined) cell.set(recordActivity(cell.get(), requestedBy, clock(), 'request'));
+    if (settings.rules.work !== undefined) noteActivity(recordActivity(cell.get(), requestedBy, clock(), 'request'));
     // A look ahead, reserving nothing: admit() must decide and reserve in one synchronous step (the
     // line relies on it), so whether a start can succeed is asked before, not between the two.
     const ahead = decideRequest(cell.get(), { agent, requestedBy }, clock(), settings.rules, catalogue.current(), options).kind;
@@ -98,6 +98,13 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     }
   }
 
+  /** Activity is saved at the next flush, not at once: heartbeats come thousands a second. */
+  function noteActivity(next: PoolState): void {
+    if (next === cell.get()) return;
+    cell.set(next);
+    cell.touched();
+  }
+
   function health() {
     const problem = catalogue.problem();
     const docker = reconciler.docker();
@@ -110,11 +117,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     request,
     release: admission.release,
     heartbeat(agent, busySeconds, active) {
-      const before = cell.get();
-      const next = recordHeartbeat(before, agent, clock(), settings.rules, busySeconds, active);
-      if (next === before) return;
-      cell.set(next);
-      cell.touched();
+      noteActivity(recordHeartbeat(cell.get(), agent, clock(), settings.rules, busySeconds, active));
     },
     reconcile: reconciler.run,
     status: () => status(cell.get()),
