@@ -23,6 +23,8 @@ export const StateFile = z.object({
       slot_for: AgentName.optional(),
       /** End of a busy hold a heartbeat asked for. */
       busy_until: Time.optional(),
+      /** With ACTIVITY_MODE=work, what last counted as its activity (an ActiveReason; one this daemon does not know is dropped, not the agent). */
+      active_reason: z.string().optional(),
     }),
   ),
   /**

@@ -25,10 +25,7 @@ export interface AgentRecord {
    * slot, but frozen. An observation like `node`, kept in line by every listing and not saved.
    */
   readonly paused?: true;
-  /**
-   * With ACTIVITY_MODE=work, what last moved `lastActive`, for the status to show. Not saved: a
-   * restarted daemon shows none until the agent's next activity.
-   */
+  /** With ACTIVITY_MODE=work, what last moved `lastActive`, for the status to show. */
   readonly activeReason?: ActiveReason;
 }
 
