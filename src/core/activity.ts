@@ -5,6 +5,13 @@ import { type PoolRules, type PoolState, type WorkRules, updateAgent } from './s
 /** Who stops the agents idle stop stops: their events' `by`. */
 export const IDLE_STOPPER = 'idle';
 
+/**
+ * The least time between two samples compared: dockerd (20.10) answers one-shot stats from its own
+ * sampling, up to a second old, so two samples taken close together (reconciles on Docker events)
+ * could credit a second's CPU to a fraction of one. Over 2 s the error is at most half again.
+ */
+export const MIN_WORK_SAMPLE_GAP_MS = 2000;
+
 /** A container's counters at one sample, `at` on the pool's clock (epoch ms). */
 export interface WorkSample {
   readonly at: number;
@@ -33,7 +40,8 @@ function delta(before: number | undefined, after: number | undefined): number | 
 
 /**
  * One sampling of the running containers' usage at `at`: the samples to compare the next one
- * with (agents no longer running are forgotten), and the agents that worked since their last sample.
+ * with (agents no longer running are forgotten; a sample within MIN_WORK_SAMPLE_GAP_MS of the last
+ * is not compared, and the last is kept), and the agents that worked since their last sample.
  */
 export function sampleWork(
   previous: ReadonlyMap<string, WorkSample>,
@@ -44,9 +52,13 @@ export function sampleWork(
   const samples = new Map<string, WorkSample>();
   const worked = new Map<string, number>();
   for (const [agent, { cpuNanos, networkBytes }] of usage) {
+    const before = previous.get(agent);
+    if (before !== undefined && at >= before.at && at - before.at < MIN_WORK_SAMPLE_GAP_MS) {
+      samples.set(agent, before);
+      continue;
+    }
     const sample: WorkSample = { at, ...(cpuNanos !== undefined && { cpuNanos }), ...(networkBytes !== undefined && { networkBytes }) };
     samples.set(agent, sample);
-    const before = previous.get(agent);
     if (before !== undefined && workedBetween(before, sample, rules)) worked.set(agent, at);
   }
   return { samples, worked };

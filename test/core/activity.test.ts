@@ -51,6 +51,15 @@ describe('sampleWork: one sampling of the running containers', () => {
     expect([...samples.keys()]).toEqual(['busy', 'idle', 'new']);
     expect(samples.get('new')).toEqual({ at: NOW, cpuNanos: 500 * SECOND_NS });
   });
+
+  it('does not compare samples taken less than 2 s apart (dockerd answers from a sample up to a second old): the older one stays', () => {
+    const previous = new Map([['busy', at(-1, 100)]]);
+    const { samples, worked } = sampleWork(previous, new Map([['busy', { memoryBytes: 1, cpuNanos: 101 * SECOND_NS }]]), NOW, WORK);
+    expect(worked.size).toBe(0);
+    expect(samples.get('busy')).toEqual(at(-1, 100));
+    const later = sampleWork(samples, new Map([['busy', { memoryBytes: 1, cpuNanos: 101 * SECOND_NS }]]), NOW + 1000, WORK);
+    expect([...later.worked]).toEqual([['busy', NOW + 1000]]);
+  });
 });
 
 describe('activity in work mode', () => {

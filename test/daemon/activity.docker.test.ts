@@ -83,11 +83,11 @@ describe.skipIf(!docker)('real idleness and idle stop on real Docker (issue 17)'
   });
 
   it('idle stop stops an idle agent after IDLE_STOP_SECONDS, pool full or not, and leaves a CPU-busy one running', async () => {
-    await fullPool('work', { MAX_AGENTS: '5', IDLE_STOP_SECONDS: '4' });
+    await fullPool('work', { MAX_AGENTS: '5', IDLE_STOP_SECONDS: '6' });
     await eventually(async () => expect(await pool!.runningInDocker()).toEqual(['busy']), 30_000, 250);
     const idle = (await events()).filter((e) => e.type === 'idle');
     expect(idle.map((e) => e.agent).sort()).toEqual(['idle1', 'idle2']);
-    expect(idle[0]).toMatchObject({ by: 'idle', reason: 'idle for 4 s (IDLE_STOP_SECONDS)' });
+    expect(idle[0]).toMatchObject({ by: 'idle', reason: 'idle for 6 s (IDLE_STOP_SECONDS)' });
     // Several more reconciles: the busy one keeps working and keeps running.
     await new Promise((resolve) => setTimeout(resolve, 6000));
     expect(await pool!.runningInDocker()).toEqual(['busy']);
