@@ -1,7 +1,7 @@
 import { Command } from 'clipanion';
 import type { AgentView, StatusReply } from '../../src/contract/api.js';
 import { EXIT, PoolCommand } from '../base.js';
-import { ago, left } from '../../src/text/relative-time.js';
+import { ago, lastActiveAgo, left } from '../../src/text/relative-time.js';
 import { table } from '../format.js';
 
 /** `yes`, or why not and until when: `no (busy, 12m left)`, `no (pinned)`. */
@@ -28,7 +28,7 @@ export function renderStatus(status: StatusReply, now: number): string {
     a.state,
     ...(nodes ? [a.node ?? '-'] : []),
     ago(a.started, now),
-    ago(a.last_active, now),
+    lastActiveAgo(a.last_active, a.active_reason, now),
     a.requested_by,
     evictable(a, now),
   ]);

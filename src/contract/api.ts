@@ -32,6 +32,8 @@ export const HeartbeatInput = z.object({
   agent: AgentName,
   /** The agent is mid-task: protect it from eviction this long from now (capped by BUSY_MAX_SECONDS). */
   busy_seconds: secondsField('busy_seconds', MAX_BUSY_SECONDS),
+  /** The agent is working (`heartbeat --active`): with ACTIVITY_MODE=work only such a heartbeat is activity. */
+  active: z.boolean({ error: 'active must be true or false' }).optional(),
 });
 export type HeartbeatInput = z.input<typeof HeartbeatInput>;
 export type HeartbeatCommand = z.output<typeof HeartbeatInput>;
@@ -110,6 +112,14 @@ export type HeartbeatReply = z.infer<typeof HeartbeatReply>;
 export const Protection = z.enum(['requested', 'pinned', 'busy', 'grace', 'starting', 'stopping']);
 export type Protection = z.infer<typeof Protection>;
 
+/**
+ * With ACTIVITY_MODE=work, what last moved an agent's `last_active`: a request naming it or made
+ * by it, a busy hold, `heartbeat --active`, a touch of its activity file (`mark`), or the CPU or
+ * network use measured between two samples (`work`).
+ */
+export const ActiveReason = z.enum(['request', 'busy', 'heartbeat', 'mark', 'work']);
+export type ActiveReason = z.infer<typeof ActiveReason>;
+
 /** An agent's state as the wire shows it: its status, or `paused` for a running agent whose container Docker has paused. */
 export const AgentState = z.enum([...AgentStatus.options, 'paused']);
 export type AgentState = z.infer<typeof AgentState>;
@@ -132,6 +142,8 @@ export const AgentView = z.object({
   memory_peak_bytes: z.number().optional(),
   /** With a memory budget: what the pool counts it at (see the README's memory budget), in bytes. */
   memory_expected_bytes: z.number().optional(),
+  /** With ACTIVITY_MODE=work: what last counted as its activity (absent until something did). */
+  active_reason: ActiveReason.optional(),
 });
 export type AgentView = z.infer<typeof AgentView>;
 
@@ -188,6 +200,8 @@ export const PoolEventType = z.enum([
   'waited',
   'starting',
   'stopping',
+  /** Stopped for being idle IDLE_STOP_SECONDS, the pool full or not. */
+  'idle',
 ]);
 export type PoolEventType = z.infer<typeof PoolEventType>;
 

@@ -124,6 +124,17 @@ const VARIABLES = {
     description: "the pressure guard: while the host's MemAvailable is below this for 3 samples in a row, no new start, and one agent stopped per `SYNC_INTERVAL`",
   },
   AGENT_MEMORY_DEFAULT: { field: 'agentMemoryDefault', schema: bytes, default: '330M', reloadable: true, description: 'expected memory of an agent never measured and without a compose memory limit' },
+  // Not reloadable: the roster writer takes it once, at start-up, and the heartbeat shim reads it there.
+  ACTIVITY_MODE: {
+    field: 'activityMode',
+    schema: z.enum(['heartbeat', 'work'], 'expected heartbeat or work'),
+    default: 'heartbeat',
+    reloadable: false,
+    description: '`heartbeat`: every heartbeat is activity; `work`: a plain heartbeat is liveness only, and activity is requests, busy holds, `heartbeat --active`, activity marks and measured CPU or network use',
+  },
+  ACTIVE_CPU_PERCENT: { field: 'activeCpuPercent', schema: z.coerce.number({ error: 'expected a percentage of one core' }).min(0, 'expected a percentage ≥ 0').max(100_000, 'expected at most 100000 (a thousand cores)'), default: '5', reloadable: true, description: 'with `ACTIVITY_MODE=work`: CPU use between two samples, in percent of one core, that counts as work' },
+  ACTIVE_NET_BYTES: { field: 'activeNetBytes', schema: bytes, default: '64K', reloadable: true, description: 'with `ACTIVITY_MODE=work`: bytes received and sent between two samples that count as work (not on `network_mode: host`)' },
+  IDLE_STOP_SECONDS: { field: 'idleStopSeconds', schema: seconds(1), shownDefault: 'off', reloadable: true, description: 'stop an agent idle this long (in the activity mode\'s meaning) even when the pool is not full; never pinned, busy or infrastructure' },
 } as const satisfies Record<string, VariableSpec>;
 
 type Variables = typeof VARIABLES;

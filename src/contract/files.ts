@@ -23,6 +23,8 @@ export const StateFile = z.object({
       slot_for: AgentName.optional(),
       /** End of a busy hold a heartbeat asked for. */
       busy_until: Time.optional(),
+      /** With ACTIVITY_MODE=work, what last counted as its activity (an ActiveReason; one this daemon does not know is dropped, not the agent). */
+      active_reason: z.string().optional(),
     }),
   ),
   /**
@@ -39,6 +41,8 @@ export const RosterFile = z.object({
   slots_total: z.number().int(),
   slots_free: z.number().int(),
   heartbeat_interval: z.number(),
+  /** ACTIVITY_MODE: with `work`, the heartbeat shim's plain beats leave the activity file alone (a touch of it is activity). Absent in a roster of an older daemon. */
+  activity_mode: z.enum(['heartbeat', 'work']).optional(),
   updated_at: z.string(),
 });
 export type RosterFile = z.infer<typeof RosterFile>;

@@ -1,3 +1,4 @@
+import type { ActiveReason } from '../contract/index.js';
 import { pickVictim } from './evict.js';
 import { expectedMemory, memoryInUse } from './memory.js';
 import {
@@ -76,7 +77,8 @@ export function decideRequest(
   if (record === undefined && !catalogue.known.has(agent)) {
     return { kind: 'unknown_agent', known: [...catalogue.known].sort() };
   }
-  const touch = () => updateAgent(state, agent, (r) => ({ ...r, lastActive: Math.max(r.lastActive, now) }));
+  const reason = workReason(rules, 'request');
+  const touch = () => updateAgent(state, agent, (r) => ({ ...r, lastActive: Math.max(r.lastActive, now), ...(reason && { activeReason: reason }) }));
   switch (record?.status) {
     case 'running':
       if (record.paused) return { kind: 'unpause', state: updateAgent(touch(), agent, (r) => ({ ...r, status: 'starting' })) };
@@ -92,7 +94,7 @@ export function decideRequest(
   const shortfall = memoryShortfall(state, agent, rules, catalogue);
   if (typeof shortfall !== 'number') return shortfall;
   if (state.pressure) return { kind: 'pool_full', reason: 'memory_pressure' };
-  const starting = { status: 'starting', started: now, lastActive: now, requestedBy } as const;
+  const starting = { status: 'starting', started: now, lastActive: now, requestedBy, ...(reason && { activeReason: reason }) } as const;
   const slotsNeeded = slotsUsed(state) < rules.maxAgents ? 0 : 1;
   if (slotsNeeded === 0 && shortfall <= 0) return { kind: 'start', state: withAgent(state, agent, starting) };
   const full = (victims: number): RequestDecision => ({ kind: 'pool_full', ...(victims >= slotsNeeded && { reason: 'memory' }) });
@@ -180,36 +182,53 @@ export function decideRelease(state: PoolState, agent: string, rules: PoolRules,
   }
 }
 
-/** A heartbeat or any other sign of life: moves `last_active` forward, never back; unknown agents are ignored. */
-export function recordActivity(state: PoolState, agent: string, at: number): PoolState {
+/**
+ * What the status names as the cause of an activity: only in work mode, where a heartbeat is not
+ * enough and the cause is the point; in heartbeat mode every sign of life is the same.
+ */
+export function workReason(rules: PoolRules, reason: ActiveReason): ActiveReason | undefined {
+  return rules.work === undefined ? undefined : reason;
+}
+
+function moved(record: AgentRecord, at: number, reason: ActiveReason | undefined): AgentRecord {
+  return { ...record, lastActive: at, ...(reason && { activeReason: reason }) };
+}
+
+/** A sign of life (`reason`: its cause, see `workReason`): moves `last_active` forward, never back; unknown and stopping agents are ignored. */
+export function recordActivity(state: PoolState, agent: string, at: number, reason?: ActiveReason): PoolState {
   const record = state.agents.get(agent);
   if (record === undefined || record.status === 'stopping' || record.lastActive >= at) return state;
-  return withAgent(state, agent, { ...record, lastActive: at });
+  return withAgent(state, agent, moved(record, at, reason));
 }
 
 /**
  * A heartbeat: activity, and with `busySeconds` a busy hold from now (capped by the rules; 0 ends
  * a hold). A hold replaces the previous one, so an agent can shorten its own; a stopping agent
- * is past holding.
+ * is past holding. In work mode a plain heartbeat is liveness only: activity is a hold or `active`.
  */
-export function recordHeartbeat(state: PoolState, agent: string, at: number, rules: PoolRules, busySeconds?: number): PoolState {
-  const active = recordActivity(state, agent, at);
-  if (busySeconds === undefined) return active;
-  const record = active.agents.get(agent);
-  if (record === undefined || record.status === 'stopping') return active;
+export function recordHeartbeat(state: PoolState, agent: string, at: number, rules: PoolRules, busySeconds?: number, active = false): PoolState {
+  const holding = busySeconds !== undefined && busySeconds > 0;
+  const counts = rules.work === undefined || active || holding;
+  const touched = counts ? recordActivity(state, agent, at, workReason(rules, holding ? 'busy' : 'heartbeat')) : state;
+  if (busySeconds === undefined) return touched;
+  const record = touched.agents.get(agent);
+  if (record === undefined || record.status === 'stopping') return touched;
   const { busyUntil: _previous, ...rest } = record;
   const hold = Math.min(busySeconds * 1000, rules.busyMaxMs);
-  return withAgent(active, agent, hold > 0 ? { ...rest, busyUntil: at + hold } : rest);
+  return withAgent(touched, agent, hold > 0 ? { ...rest, busyUntil: at + hold } : rest);
 }
 
-/** Folds activity-file modification times (`POOL_DIR/activity/<agent>`) into `last_active`, in one copy of the state. */
-export function applyActivityMarks(state: PoolState, marks: ReadonlyMap<string, number>): PoolState {
+/**
+ * Folds activity times (`POOL_DIR/activity/<agent>` modification times, or measured work) into
+ * `last_active`, in one copy of the state; `reason` as for `recordActivity`.
+ */
+export function applyActivityMarks(state: PoolState, marks: ReadonlyMap<string, number>, reason?: ActiveReason): PoolState {
   let agents: Map<string, AgentRecord> | undefined;
   for (const [agent, at] of marks) {
     const record = state.agents.get(agent);
     if (record === undefined || record.status === 'stopping' || record.lastActive >= at) continue;
     agents ??= new Map(state.agents);
-    agents.set(agent, { ...record, lastActive: at });
+    agents.set(agent, moved(record, at, reason));
   }
   return agents === undefined ? state : { ...state, agents };
 }

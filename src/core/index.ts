@@ -2,6 +2,7 @@ export * from './state.js';
 export * from './evict.js';
 export * from './memory.js';
 export * from './pressure.js';
+export * from './activity.js';
 export * from './decide.js';
 export * from './reconcile.js';
 export * from './autostart.js';

@@ -1,5 +1,6 @@
 import type { AgentState, PoolEvent, StatusReply } from '../contract/index.js';
 import { PoolFullError, outcomeOfError } from '../contract/index.js';
+import { IDLE_STOPPER } from './activity.js';
 import { PRESSURE_STOPPER } from './pressure.js';
 
 /**
@@ -15,14 +16,15 @@ export function settledFigures(
   return { outcome: outcomeOfError(error), waitedSeconds: error instanceof PoolFullError ? error.details.waitedSeconds : undefined };
 }
 
-export type EvictionCause = 'request' | 'reconcile' | typeof PRESSURE_STOPPER;
+export type EvictionCause = 'request' | 'reconcile' | typeof PRESSURE_STOPPER | typeof IDLE_STOPPER;
 
 /**
  * Why an agent was evicted: to make room for a request (the event names whom the slot is `for`),
  * to bring a pool found over its cap back under it (reconcile, after adoption or a lowered cap),
- * or because the host is short of memory (the pressure guard).
+ * because the host is short of memory (the pressure guard), or for being idle (IDLE_STOP_SECONDS).
  */
 export function evictionCause(event: PoolEvent): EvictionCause | undefined {
+  if (event.type === 'idle') return IDLE_STOPPER;
   if (event.type !== 'evicted') return undefined;
   if (event.for !== undefined) return 'request';
   return event.by === PRESSURE_STOPPER ? PRESSURE_STOPPER : 'reconcile';

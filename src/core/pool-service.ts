@@ -24,8 +24,8 @@ export interface PoolOperations {
   request(agent: string, requestedBy: string, options?: RequestOptions): Promise<StartReply>;
   /** SPEC §1 release: resolves once its container is confirmed down. */
   release(agent: string, by: string): Promise<ReleaseReply>;
-  /** Records activity (and a busy hold when `busySeconds` is given); saved at the next flush. */
-  heartbeat(agent: string, busySeconds?: number): void;
+  /** Records activity (and a busy hold when `busySeconds` is given; `active`: `heartbeat --active`, see `recordHeartbeat`); saved at the next flush. */
+  heartbeat(agent: string, busySeconds?: number, active?: boolean): void;
   status(): StatusReply;
   /** Agents that could be requested now without evicting anybody. */
   available(): string[];

@@ -1,4 +1,4 @@
-import type { AgentStatus, PoolConfig } from '../contract/index.js';
+import type { ActiveReason, AgentStatus, PoolConfig } from '../contract/index.js';
 
 /** One pooled agent. Times are epoch milliseconds; the clock is always passed in. */
 export interface AgentRecord {
@@ -25,6 +25,8 @@ export interface AgentRecord {
    * slot, but frozen. An observation like `node`, kept in line by every listing and not saved.
    */
   readonly paused?: true;
+  /** With ACTIVITY_MODE=work, what last moved `lastActive`, for the status to show. */
+  readonly activeReason?: ActiveReason;
 }
 
 export interface PoolState {
@@ -62,6 +64,17 @@ export interface PoolRules {
   readonly memory?: MemoryRules;
   /** The pressure guard's minimum of the host's MemAvailable (MEMORY_PRESSURE_MIN), in bytes; absent, no guard. */
   readonly pressureMinBytes?: number;
+  /** ACTIVITY_MODE=work: what counts as work; absent (heartbeat mode), every heartbeat is activity. */
+  readonly work?: WorkRules;
+  /** IDLE_STOP_SECONDS in ms: an agent idle this long is stopped, the pool full or not; absent, never. */
+  readonly idleStopMs?: number;
+}
+
+export interface WorkRules {
+  /** CPU use between two samples that counts as work, in percent of one core (ACTIVE_CPU_PERCENT). */
+  readonly cpuPercent: number;
+  /** Bytes received and sent between two samples that count as work (ACTIVE_NET_BYTES). */
+  readonly netBytes: number;
 }
 
 export interface MemoryRules {
@@ -82,6 +95,8 @@ export function rulesFromConfig(config: PoolConfig, memTotalBytes?: number): Poo
     busyMaxMs: config.busyMaxSeconds * 1000,
     ...(memory !== undefined && { memory }),
     ...(config.memoryPressureMin !== undefined && { pressureMinBytes: config.memoryPressureMin }),
+    ...(config.activityMode === 'work' && { work: { cpuPercent: config.activeCpuPercent, netBytes: config.activeNetBytes } }),
+    ...(config.idleStopSeconds !== undefined && { idleStopMs: config.idleStopSeconds * 1000 }),
   };
 }
 

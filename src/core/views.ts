@@ -30,6 +30,7 @@ export function agentView(id: string, record: AgentRecord, now: number, rules: P
     ...(until !== undefined && { protected_until: formatWireTime(until) }),
     ...(record.busyUntil !== undefined && now <= record.busyUntil && { busy_until: formatWireTime(record.busyUntil) }),
     ...(record.node !== undefined && { node: record.node }),
+    ...(record.activeReason !== undefined && { active_reason: record.activeReason }),
     ...(memory !== undefined && memoryView(id, record, memory)),
   };
 }

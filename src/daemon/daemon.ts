@@ -89,7 +89,7 @@ interface Wiring {
 /** Start-up step 4: the pool service on the loaded state; its events go to the log, the event log and the metrics. */
 function buildPool(w: Wiring, opened: OpenedDriver, store: { save(state: PoolState): Promise<void> }, state: PoolState): { pool: PoolService; eventLog: EventLog } {
   const { config, log, metrics, onError } = w;
-  const roster = createRosterWriter(config.poolDir, config.heartbeatIntervalSeconds);
+  const roster = createRosterWriter(config.poolDir, config.heartbeatIntervalSeconds, config.activityMode);
   const eventLog = createEventLog(config.poolDir, { maxBytes: config.eventLogMaxBytes, keep: config.eventLogFiles }, (error) => onError('appending to events.jsonl', error));
   const pool = createPool(
     {

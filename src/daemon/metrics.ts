@@ -65,13 +65,13 @@ function operationFamilies(registers: Registers, takeHeartbeats: () => number) {
   });
   const events = new Counter({
     name: `${PREFIX}events_total`,
-    help: 'Pool events by type (started, evicted, released, stopped, lost, adopted, failed, pool_full, waiting, waited, starting, stopping).',
+    help: 'Pool events by type (started, evicted, released, stopped, lost, adopted, failed, pool_full, waiting, waited, starting, stopping, idle).',
     labelNames: ['type'],
     registers,
   });
   const evictions = new Counter({
     name: `${PREFIX}evictions_total`,
-    help: 'Agents evicted, by cause: to make room for a request, or to bring the pool back under its cap after a reconcile.',
+    help: 'Agents evicted, by cause: to make room for a request (request), to bring the pool back under its cap after a reconcile (reconcile), for the host\'s memory (memory_pressure), or idle for IDLE_STOP_SECONDS (idle).',
     labelNames: ['cause'],
     registers,
   });

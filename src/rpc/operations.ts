@@ -14,7 +14,7 @@ export const operations = {
     ctx.metrics.settle('request', ctx.pool.request(input.agent, input.requested_by, { waitSeconds: input.wait_seconds, signal })),
   release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.metrics.settle('release', ctx.pool.release(input.agent, input.requested_by)),
   heartbeat: (ctx: Context, input: z.output<typeof HeartbeatInput>) => {
-    ctx.pool.heartbeat(input.agent, input.busy_seconds);
+    ctx.pool.heartbeat(input.agent, input.busy_seconds, input.active);
     ctx.metrics.heartbeat();
     return { status: 'ok' as const };
   },

@@ -13,7 +13,7 @@ export const ROSTER_FILE = 'roster.json';
  * is written through a descriptor of `shared/`, so a symlink planted as that directory is never
  * followed out of POOL_DIR.
  */
-export function createRosterWriter(poolDir: string, heartbeatIntervalSeconds: number) {
+export function createRosterWriter(poolDir: string, heartbeatIntervalSeconds: number, activityMode: 'heartbeat' | 'work' = 'heartbeat') {
   const path = join(poolDir, ROSTER_FILE);
   const inShared = async (write: (sharedPath: string) => Promise<void>) => {
     const { handle, replaced } = await openSharedDir(poolDir);
@@ -46,7 +46,7 @@ export function createRosterWriter(poolDir: string, heartbeatIntervalSeconds: nu
   return {
     path,
     write(status: StatusReply, now: number): Promise<void> {
-      const roster: RosterFile = { ...status, heartbeat_interval: heartbeatIntervalSeconds, updated_at: formatWireTime(now) };
+      const roster: RosterFile = { ...status, heartbeat_interval: heartbeatIntervalSeconds, activity_mode: activityMode, updated_at: formatWireTime(now) };
       return write(`${JSON.stringify(roster)}\n`);
     },
   };

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StateFile, type StateFile as StateFileShape, AgentStatus, parseWireTime } from '../contract/index.js';
+import { ActiveReason, StateFile, type StateFile as StateFileShape, AgentStatus, parseWireTime } from '../contract/index.js';
 import type { AgentRecord, MemoryRecord, PoolState } from '../core/index.js';
 import { coalescingWriter, removeLeftoverTemps, writeFileAtomic } from './atomic.js';
 import { NotRegularFileError, compactTime, openRegular } from './regular-file.js';
@@ -47,6 +47,7 @@ export function serializeState(state: PoolState): string {
       requested_by: r.requestedBy,
       ...(r.slotFor !== undefined && { slot_for: r.slotFor }),
       ...(r.busyUntil !== undefined && { busy_until: new Date(r.busyUntil).toISOString() }),
+      ...(r.activeReason !== undefined && { active_reason: r.activeReason }),
     };
   }
   const memory = state.memory === undefined ? undefined : Object.fromEntries([...state.memory].map(([name, m]) => [name, { peaks: [...m.peaks], run_started: new Date(m.run).toISOString() }]));
@@ -83,6 +84,7 @@ export function parseState(text: string): { state: PoolState; ignored: string[];
       ignored.push(name);
       continue;
     }
+    const reason = ActiveReason.safeParse(entry.active_reason);
     // The schema checked the times; parseWireTime cannot miss here.
     const started = parseWireTime(entry.started_at) as number;
     agents.set(name, {
@@ -92,6 +94,7 @@ export function parseState(text: string): { state: PoolState; ignored: string[];
       requestedBy: entry.requested_by ?? 'unknown',
       ...(entry.slot_for !== undefined && { slotFor: entry.slot_for }),
       ...(entry.busy_until !== undefined && { busyUntil: parseWireTime(entry.busy_until) as number }),
+      ...(reason.success && { activeReason: reason.data }),
     });
   }
   return { state: { agents, ...(memory !== undefined && { memory }) }, ignored, invalid };

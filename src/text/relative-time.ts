@@ -12,6 +12,11 @@ export function ago(iso: string, now: number): string {
   return seconds < 5 ? 'just now' : `${compact(seconds)} ago`;
 }
 
+/** "3m ago", or in work mode with what counted as the activity, "3m ago (work)" (poolctl and the status page). */
+export function lastActiveAgo(lastActive: string, reason: string | undefined, now: number): string {
+  return reason === undefined ? ago(lastActive, now) : `${ago(lastActive, now)} (${reason})`;
+}
+
 /** "45s", "12m", "3h": how long until `iso`, never negative. */
 export function left(iso: string, now: number): string {
   return compact(Math.max(0, Math.floor((Date.parse(iso) - now) / 1000)));

@@ -1,6 +1,6 @@
 import type { AgentView, PoolEvent, QueueEntryView, StatusReply } from '../contract/api.js';
 import { formatEvent } from '../text/event.js';
-import { ago, left } from '../text/relative-time.js';
+import { ago, lastActiveAgo, left } from '../text/relative-time.js';
 
 /**
  * What the status page shows, decided here as plain data (no DOM, no clock of its own) so it is
@@ -70,7 +70,7 @@ export function agentRows(status: StatusReply, now: number, timeZone?: string): 
     state: agent.state,
     node: agent.node ?? '',
     started: ago(agent.started, now),
-    lastActive: ago(agent.last_active, now),
+    lastActive: lastActiveAgo(agent.last_active, agent.active_reason, now),
     startedAt: agent.started,
     lastActiveAt: agent.last_active,
     requestedBy: agent.requested_by,

@@ -109,4 +109,9 @@ describe('heartbeats', () => {
     expect(HeartbeatInput.safeParse({ agent: 'cfo', busy_seconds: 86_401 }).success).toBe(false);
     expect(HeartbeatInput.safeParse({ agent: 'cfo', busy_seconds: '600' }).success).toBe(false);
   });
+  it('may say the agent is working (heartbeat --active), and the SPEC shape without it stays valid', () => {
+    expect(HeartbeatInput.parse({ agent: 'cfo', active: true })).toEqual({ agent: 'cfo', active: true });
+    expect(HeartbeatInput.parse({ agent: 'cfo' })).toEqual({ agent: 'cfo' });
+    expect(HeartbeatInput.safeParse({ agent: 'cfo', active: 'yes' }).error?.issues[0]?.message).toBe('active must be true or false');
+  });
 });

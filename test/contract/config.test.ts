@@ -62,6 +62,10 @@ describe('loadConfig', () => {
       memoryReserve: 2 * 1024 ** 3,
       memoryPressureMin: undefined,
       agentMemoryDefault: 330 * 1024 ** 2,
+      activityMode: 'heartbeat',
+      activeCpuPercent: 5,
+      activeNetBytes: 64 * 1024,
+      idleStopSeconds: undefined,
     });
   });
 

@@ -40,6 +40,7 @@ describe('evictionCause: why an agent was evicted', () => {
     { what: 'an eviction for a request from a requester named "reconcile"', event: event('evicted', { for: 'qa', by: 'reconcile' }), cause: 'request' },
     { what: 'an eviction after a reconcile found the pool over its cap', event: event('evicted', { by: 'reconcile' }), cause: 'reconcile' },
     { what: 'a stop by the pressure guard', event: event('evicted', { by: 'memory_pressure' }), cause: 'memory_pressure' },
+    { what: 'an idle stop (IDLE_STOP_SECONDS)', event: event('idle', { by: 'idle' }), cause: 'idle' },
     { what: 'a release', event: event('released'), cause: undefined },
     { what: 'a start', event: event('started'), cause: undefined },
   ])('$what → $cause', ({ event: e, cause }) => {

@@ -30,6 +30,10 @@ describe('the pool service against a scripted Docker', () => {
     await checkModel(Math.ceil(RUNS / 2), true);
   }, 120_000);
 
+  it('stops agents for idleness only by the rules (never pinned, busy-held or lately active), with the other invariants kept, whatever the interleaving', async () => {
+    await checkModel(Math.ceil(RUNS / 2), false, true);
+  }, 120_000);
+
   // Bugs the model found, each as the shortest path it shrank to, kept as cases of their own.
 
   // Seed 1349569631, fixed. wait-line.ts, leave(): a client that hung up was taken out of line and the
@@ -79,13 +83,14 @@ describe('the pool service against a scripted Docker', () => {
 });
 
 /** Runs `runs` random command sequences, each on a fresh world, and fails with how to replay the shortest failure. */
-async function checkModel(runs: number, memory: boolean): Promise<void> {
+async function checkModel(runs: number, memory: boolean, idleStop = false): Promise<void> {
   let steps = 0;
   let driverCalls = 0;
   let restarts = 0;
+  let idleStops = 0;
   const started = performance.now();
   const property = fc.asyncProperty(poolCommands(REPLAY), async (commands) => {
-    const world = new PoolWorld(memory);
+    const world = new PoolWorld(memory, idleStop);
     try {
       await fc.asyncModelRun(() => ({ model: world, real: world }), commands);
       await world.finish();
@@ -93,6 +98,7 @@ async function checkModel(runs: number, memory: boolean): Promise<void> {
       steps += world.steps;
       driverCalls += world.driver.calls;
       restarts += world.restarts;
+      idleStops += world.idleStops;
     }
   });
   const details = await fc.check(property, { numRuns: runs, seed: SEED, ...(PATH !== undefined && { path: PATH }) });
@@ -100,9 +106,9 @@ async function checkModel(runs: number, memory: boolean): Promise<void> {
   if (details.failed) {
     const path = details.counterexample?.[0]?.toString() ?? '(none)';
     const replayPath = /replayPath="([^"]*)"/.exec(path)?.[1];
-    const replay = `POOL_MODEL_SEED=${details.seed} POOL_MODEL_PATH=${details.counterexamplePath}${replayPath === undefined ? '' : ` POOL_MODEL_REPLAY='${replayPath}'`} npx vitest run test/model/pool-model.test.ts -t '${memory ? 'memory budget' : 'keeps the cap'}'`;
+    const replay = `POOL_MODEL_SEED=${details.seed} POOL_MODEL_PATH=${details.counterexamplePath}${replayPath === undefined ? '' : ` POOL_MODEL_REPLAY='${replayPath}'`} npx vitest run test/model/pool-model.test.ts -t '${memory ? 'memory budget' : idleStop ? 'idleness' : 'keeps the cap'}'`;
     const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
     throw new Error(`pool model failed after ${details.numRuns} sequences (${details.numShrinks} shrinks), seed ${details.seed}, path ${details.counterexamplePath}\n  commands: ${path}\n  ${cause}\n  replay: ${replay}`);
   }
-  console.log(`pool model${memory ? ' with a memory budget' : ''}: ${details.numRuns} sequences, ${steps} steps, ${driverCalls} driver calls, ${restarts} restarts in ${seconds} s (seed ${SEED})`);
+  console.log(`pool model${memory ? ' with a memory budget' : ''}${idleStop ? ' with idle stop' : ''}: ${details.numRuns} sequences, ${steps} steps, ${driverCalls} driver calls, ${restarts} restarts${idleStop ? `, ${idleStops} idle stops` : ''} in ${seconds} s (seed ${SEED})`);
 }

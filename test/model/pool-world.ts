@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { vi } from 'vitest';
 import { type AgentView, ClientGoneError, type PoolEvent, PoolError, type StatusReply } from '../../src/contract/index.js';
 import {
+  IDLE_STOPPER,
   type PoolRules,
   type PoolService,
   type PoolSettings,
@@ -33,7 +34,10 @@ const MiB = 1024 ** 2;
 const MEMORY = new Map(Object.entries({ ceo: 200, cto: 300, cfo: 450, dev: 600, qa: 250 }).map(([agent, mib]) => [agent, mib * MiB]));
 const BUDGET_BYTES = 1000 * MiB;
 
-export function settingsFor(cap: number, memory = false): PoolSettings {
+/** With idle stop: IDLE_STOP_SECONDS, shorter than some of the commands' advances and longer than others. */
+const IDLE_STOP_MS = 120_000;
+
+export function settingsFor(cap: number, memory = false, idleStop = false): PoolSettings {
   const rules: PoolRules = {
     maxAgents: cap,
     evictGraceMs: GRACE_MS,
@@ -41,6 +45,7 @@ export function settingsFor(cap: number, memory = false): PoolSettings {
     pinned: new Set(PINNED),
     busyMaxMs: 3_600_000,
     ...(memory && { memory: { budgetBytes: BUDGET_BYTES, defaultBytes: 330 * MiB } }),
+    ...(idleStop && { idleStopMs: IDLE_STOP_MS }),
   };
   return { rules, stopTimeoutMs: 10_000, queueMax: QUEUE_MAX };
 }
@@ -123,7 +128,13 @@ export class PoolWorld {
    * newcomer waits for its victims does not stop that start: Docker then holds more, and the
    * pool refuses further starts until it is back under the budget.)
    */
-  constructor(readonly memory = false) {
+  /** Idle stops that stopped whom they must not (a pinned agent, a busy hold, one active lately), found as their events came. */
+  private readonly idleViolations: string[] = [];
+  /** Idle stops begun, for the run's figures: a property that never stops anyone checks nothing. */
+  idleStops = 0;
+
+  /** `idleStop`: IDLE_STOP_SECONDS is set, and every idle stop is checked against the rules as it is decided. */
+  constructor(readonly memory = false, readonly idleStop = false) {
     vi.clearAllTimers();
     vi.setSystemTime(T0);
     this.driver = new ScriptedDriver(SERVICES, new Set(AGENTS), Date.now, memory ? MEMORY : undefined);
@@ -147,17 +158,18 @@ export class PoolWorld {
           // A victim evicted for the memory it holds keeps its own slot until it is down (core decideRequest).
           // A retry of a victim's failed stop (a request waiting for it) says no `for`; its promise stands until its newcomer gives up.
           if (event.type === 'stopping' && event.for !== undefined) this.evicting(event.agent, event.for, event.reason?.endsWith(FREES_MEMORY) !== true);
+          if (event.type === 'stopping' && event.by === IDLE_STOPPER) this.checkIdleStop(event.agent);
           const failed = event.type === 'failed' ? this.stoppingFor.get(event.agent) : undefined;
           if (failed !== undefined) failed.failed = true;
           // Down, or gone: a container of the same name adopted later is none of that eviction's.
-          if (['evicted', 'stopped', 'released', 'lost'].includes(event.type)) this.stoppingFor.delete(event.agent);
+          if (['evicted', 'stopped', 'released', 'lost', 'idle'].includes(event.type)) this.stoppingFor.delete(event.agent);
         },
         // Expected here: failures the driver was told to make, reported as the daemon would log them.
         onError: () => {},
         clock: Date.now,
       },
       state,
-      settingsFor(this.cap, this.memory),
+      settingsFor(this.cap, this.memory, this.idleStop),
       SERVICES,
     );
   }
@@ -208,7 +220,7 @@ export class PoolWorld {
 
   configure(cap: number): void {
     this.cap = cap;
-    this.pool.configure(settingsFor(cap, this.memory));
+    this.pool.configure(settingsFor(cap, this.memory, this.idleStop));
   }
 
   /**
@@ -266,7 +278,19 @@ export class PoolWorld {
     this.fail('the pool does not come to rest: 50 rounds of answering every Docker call and reconciling');
   }
 
+  /** Emitted as the stop begins, the decision just taken: the agent as the decision saw it, but stopping. */
+  private checkIdleStop(agent: string): void {
+    this.idleStops++;
+    const a = this.pool.status().running.find((r) => r.id === agent);
+    const now = Date.now();
+    if (a === undefined) this.idleViolations.push(`${agent} stopped as idle is not in the pool`);
+    else if (PINNED.includes(agent)) this.idleViolations.push(`pinned ${agent} stopped as idle`);
+    else if (a.busy_until !== undefined) this.idleViolations.push(`${agent} stopped as idle under a busy hold until ${a.busy_until}`);
+    else if (now - Date.parse(a.last_active) < IDLE_STOP_MS) this.idleViolations.push(`${agent} stopped as idle, last active ${a.last_active}, ${now - Date.parse(a.last_active)} ms ago`);
+  }
+
   private check(): void {
+    if (this.idleViolations.length > 0) this.fail(`idle stop: ${this.idleViolations.join('; ')}`);
     if (this.driver.violations.length > 0) this.fail(`the pool asked Docker what it must not: ${this.driver.violations.join('; ')}`);
     const status = this.pool.status();
     if (status.slots_total !== this.cap) this.fail(`status says ${status.slots_total} slots, the cap in force is ${this.cap}`);
@@ -369,7 +393,7 @@ export class PoolWorld {
     const open = this.callers.filter((c) => !c.settled).map((c) => c.what);
     if (open.length > 0) this.fail(`${when} callers still wait for an answer: ${open.join(', ')}`);
     const now = Date.now();
-    const rules = settingsFor(this.cap, this.memory).rules;
+    const rules = settingsFor(this.cap, this.memory, this.idleStop).rules;
     // `paused` is an observation, never saved: the first listing finds it again.
     const memory = this.pool.status().running.map((a) => (a.state === 'paused' ? { ...a, state: 'running' as const } : a));
     const saved = statusView(this.store.load(), now, rules, undefined, this.driver.memoryLimits?.()).running;

@@ -490,6 +490,28 @@ describe.skipIf(!docker)('request-agent and heartbeat from the host against a re
     expect(await p.client.request('cfo')).toEqual({ status: 'started', agent: 'cfo', evicted: 'ceo' });
   });
 
+  it('with ACTIVITY_MODE=work a plain beat is liveness only and leaves the mark alone; heartbeat --active is activity and touches it (curl and wget)', async () => {
+    const p = await daemon({ env: { ACTIVITY_MODE: 'work' } });
+    await p.client.request('ceo');
+    const bin = await busyboxPath();
+    const activity = await scratchDir();
+    const env = { POOL_HOST: '127.0.0.1', POOL_PORT: portOf(p), AGENT_ID: 'ceo', POOL_ACTIVITY_DIR: activity, POOL_ROSTER: join(p.poolDir, 'roster.json') };
+    const lastActive = async () => Date.parse((await agentEntry(p, 'ceo')).last_active);
+    for (const beat of [hostShim, (script: string, args: string[], e: Record<string, string>) => busyboxShim(bin, script, args, e)]) {
+      await rm(join(activity, 'ceo'), { force: true });
+      const before = await lastActive();
+      p.advance(120);
+      expect(await beat(HEARTBEAT, ['--once'], env)).toMatchObject({ code: 0, stderr: '' });
+      expect(await lastActive()).toBe(before);
+      expect(existsSync(join(activity, 'ceo'))).toBe(false);
+      const beatAt = Math.floor(p.now() / 1000) * 1000;
+      expect(await beat(HEARTBEAT, ['--active'], env)).toMatchObject({ code: 0, stderr: '' });
+      expect(await lastActive()).toBeGreaterThanOrEqual(beatAt);
+      expect(await agentEntry(p, 'ceo')).toMatchObject({ active_reason: 'heartbeat' });
+      expect(existsSync(join(activity, 'ceo'))).toBe(true);
+    }
+  });
+
   it.each([
     [['--busy'], '--busy needs a number of seconds'],
     [['--busy', '-5'], "--busy takes a whole number of seconds, not '-5'"],

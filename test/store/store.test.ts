@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { type PoolEvent, RosterFile, formatWireTime } from '../../src/contract/index.js';
-import { statusView } from '../../src/core/index.js';
+import { statusView, updateAgent } from '../../src/core/index.js';
 import {
   coalescingWriter,
   createRosterWriter,
@@ -15,6 +15,7 @@ import {
   ensureActivityDir,
   markActivity,
   readEvents,
+  parseState,
   serializeState,
   writeFileAtomic,
 } from '../../src/store/index.js';
@@ -31,6 +32,16 @@ describe('state.json', () => {
     await store.save(state);
     expect(await store.load(NOW)).toEqual({ state, ignored: [] });
     expect(await readdir(dir)).toEqual(['state.json']);
+  });
+
+  it('keeps what last counted as an agent’s activity (work mode), dropping a cause it does not know but not the agent', async () => {
+    const active = updateAgent(pool({ ceo: {}, cto: {} }), 'ceo', (r) => ({ ...r, activeReason: 'work' }));
+    const file = JSON.parse(serializeState(active)) as { agents: Record<string, Record<string, unknown>> };
+    expect(file.agents.ceo).toMatchObject({ active_reason: 'work' });
+    file.agents.cto!.active_reason = 'telepathy';
+    const { state } = parseState(JSON.stringify(file));
+    expect(state.agents.get('ceo')?.activeReason).toBe('work');
+    expect(state.agents.get('cto')).toEqual(active.agents.get('cto'));
   });
 
   it('keeps agents’ memory peaks, also of agents that do not run, and forgets a bad entry alone', async () => {

@@ -12,6 +12,8 @@ export function rules(overrides: Partial<Omit<PoolRules, 'infra' | 'pinned'>> & 
     pinned: new Set(overrides.pinned ?? []),
     busyMaxMs: overrides.busyMaxMs ?? 3_600_000,
     ...(overrides.memory !== undefined && { memory: overrides.memory }),
+    ...(overrides.work !== undefined && { work: overrides.work }),
+    ...(overrides.idleStopMs !== undefined && { idleStopMs: overrides.idleStopMs }),
   };
 }
 

@@ -1,15 +1,21 @@
 import type { PoolEventType } from '../../contract/index.js';
 import {
   type AgentDriver,
+  type AgentUsage,
+  IDLE_STOPPER,
   PRESSURE_STOPPER,
   type PoolRules,
+  type WorkSample,
   applyActivityMarks,
+  decideIdleStops,
   decidePressureStop,
   formatBytes,
   noPressure,
   reconcile,
   recordUsage,
   samplePressure,
+  sampleWork,
+  workReason,
 } from '../../core/index.js';
 import type { CatalogueCell } from './catalogue.js';
 import type { InFlight } from './in-flight.js';
@@ -28,8 +34,8 @@ export interface ReconcilerDeps {
   readonly onError: (what: string, error: unknown) => void;
   /** A slot may have come free: the wait line is served. */
   readonly slotsChanged: () => void;
-  /** Stops an agent the pool must shed (over the cap, or for the host's memory), sharing a stop already in flight; `by` and `reason` go to its events. */
-  readonly shed: (agent: string, by: string, reason: string) => Promise<void>;
+  /** Stops an agent the pool must shed (over the cap, for the host's memory, idle), sharing a stop already in flight; `by`, `reason` and `type` (default `evicted`) go to its events. */
+  readonly shed: (agent: string, by: string, reason: string, type?: PoolEventType) => Promise<void>;
   /** The host's MemAvailable in bytes (/proc/meminfo), for the pressure guard; absent where it cannot be read. */
   readonly readMemAvailable?: () => Promise<number | undefined>;
   /** SYNC_INTERVAL in ms: the guard reads MemAvailable at most this often, so it stops one agent per interval. */
@@ -52,6 +58,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let again = false;
   let pressure = noPressure;
   let pressureReadAt = -Infinity;
+  let workSamples: ReadonlyMap<string, WorkSample> = new Map();
 
   /** The guard's verdict on the state: starts are refused while it acts. */
   function showPressure(): void {
@@ -84,15 +91,37 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     return deps.shed(stop.victim, PRESSURE_STOPPER, `the host is short of memory: MemAvailable ${formatBytes(available)}, below MEMORY_PRESSURE_MIN ${formatBytes(min)}`);
   }
 
-  /** Each running agent's memory now, once per reconcile, while a budget needs it; a failed sample costs the reconcile nothing. */
-  async function sampleMemory(): Promise<ReadonlyMap<string, number> | undefined> {
-    if (deps.rules().memory === undefined || deps.driver.usage === undefined) return undefined;
+  /**
+   * Each running agent's usage now, once per reconcile, while a memory budget or work mode needs
+   * it: the one sample both read. A failed sample costs the reconcile nothing (and work mode
+   * compares the next one with the last that succeeded).
+   */
+  async function sampleUsage(rules: PoolRules): Promise<ReadonlyMap<string, AgentUsage> | undefined> {
+    if ((rules.memory === undefined && rules.work === undefined) || deps.driver.usage === undefined) return undefined;
     try {
-      return new Map([...(await deps.driver.usage())].map(([agent, usage]) => [agent, usage.memoryBytes]));
+      return await deps.driver.usage();
     } catch (error) {
-      deps.onError('sampling the containers\' memory', error);
+      deps.onError("sampling the containers' usage", error);
       return undefined;
     }
+  }
+
+  /** The agents that worked since the last sample (work mode), as activity at the time of this one. */
+  function measureWork(rules: PoolRules, usage: ReadonlyMap<string, AgentUsage> | undefined, at: number): ReadonlyMap<string, number> {
+    if (rules.work === undefined || usage === undefined) return new Map();
+    const { samples, worked } = sampleWork(workSamples, usage, at, rules.work);
+    workSamples = samples;
+    return worked;
+  }
+
+  /** IDLE_STOP_SECONDS: stops the agents idle that long, pool full or not. */
+  function stopIdle(): Promise<void>[] {
+    const rules = deps.rules();
+    const { victims, state } = decideIdleStops(deps.cell.get(), deps.clock(), rules);
+    if (victims.length === 0) return [];
+    deps.cell.set(state);
+    const reason = `idle for ${rules.idleStopMs! / 1000} s (IDLE_STOP_SECONDS)`;
+    return victims.map((agent) => deps.shed(agent, IDLE_STOPPER, reason, 'idle'));
   }
 
   async function once(): Promise<void> {
@@ -107,12 +136,16 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       docker = { ok: true };
       // So that health says so even while nobody asks for a start.
       await deps.catalogue.checkDefinition();
-      const memory = await sampleMemory();
+      const rules = deps.rules();
+      const usage = await sampleUsage(rules);
+      const worked = measureWork(rules, usage, deps.clock());
       // An agent whose operation settled after the listing was taken is judged on the pool's word, not the listing's.
       const busy = deps.inFlight.busySince(listedAt);
       const before = deps.cell.get();
-      const result = reconcile(applyActivityMarks(before, marks), observed, deps.clock(), deps.rules(), busy);
+      const active = applyActivityMarks(applyActivityMarks(before, marks, workReason(rules, 'mark')), worked, 'work');
+      const result = reconcile(active, observed, deps.clock(), rules, busy);
       const changed = result.lost.length + result.adopted.length + result.stopped.length + result.stop.length > 0;
+      const memory = rules.memory === undefined || usage === undefined ? undefined : new Map([...usage].map(([agent, u]) => [agent, u.memoryBytes]));
       const next = memory === undefined ? result.state : recordUsage(result.state, memory);
       if (next !== before) deps.cell.touched();
       deps.cell.set(next);
@@ -121,6 +154,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       for (const agent of result.adopted) deps.emit('adopted', agent, 'reconcile', { reason: 'running container not in state' });
       for (const agent of result.stopped) deps.emit('stopped', agent, 'reconcile', { reason: 'stop completed before a restart' });
       const stopping = result.stop.map((agent) => deps.shed(agent, 'reconcile', 'over the cap after reconcile'));
+      stopping.push(...stopIdle());
       const relieving = await guardPressure();
       if (relieving !== undefined) stopping.push(relieving);
       if (changed) await deps.cell.persist();

@@ -9,6 +9,7 @@ import {
   availableAgents,
   decideRequest,
   planAutostart,
+  recordActivity,
   recordHeartbeat,
   shiftState,
   statusView,
@@ -68,7 +69,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     rules: () => settings.rules,
     emit,
     slotsChanged: () => line.serve(),
-    shed: (agent, by, reason) => inFlight.stop(agent) ?? inFlight.trackStop(agent, work.stop(agent, 'evicted', by, { reason })),
+    shed: (agent, by, reason, type = 'evicted') => inFlight.stop(agent) ?? inFlight.trackStop(agent, work.stop(agent, type, by, { reason })),
     syncIntervalMs: () => settings.syncIntervalMs ?? Infinity,
   });
 
@@ -77,6 +78,8 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
    * decided after the line has been served, so it can never take a slot the head of the line could.
    */
   async function request(agent: string, requestedBy: string, options: RequestOptions = {}): Promise<StartReply> {
+    // In work mode a request is the requester's activity too, whatever becomes of it (a claim, until callers are verified).
+    if (settings.rules.work !== undefined) noteActivity(recordActivity(cell.get(), requestedBy, clock(), 'request'));
     // A look ahead, reserving nothing: admit() must decide and reserve in one synchronous step (the
     // line relies on it), so whether a start can succeed is asked before, not between the two.
     const ahead = decideRequest(cell.get(), { agent, requestedBy }, clock(), settings.rules, catalogue.current(), options).kind;
@@ -95,6 +98,13 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
     }
   }
 
+  /** Activity is saved at the next flush, not at once: heartbeats come thousands a second. */
+  function noteActivity(next: PoolState): void {
+    if (next === cell.get()) return;
+    cell.set(next);
+    cell.touched();
+  }
+
   function health() {
     const problem = catalogue.problem();
     const docker = reconciler.docker();
@@ -106,12 +116,8 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
   return {
     request,
     release: admission.release,
-    heartbeat(agent, busySeconds) {
-      const before = cell.get();
-      const next = recordHeartbeat(before, agent, clock(), settings.rules, busySeconds);
-      if (next === before) return;
-      cell.set(next);
-      cell.touched();
+    heartbeat(agent, busySeconds, active) {
+      noteActivity(recordHeartbeat(cell.get(), agent, clock(), settings.rules, busySeconds, active));
     },
     reconcile: reconciler.run,
     status: () => status(cell.get()),
