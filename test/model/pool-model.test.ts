@@ -60,6 +60,35 @@ describe('the pool service against a scripted Docker', () => {
     expect(qa.settled).toBe(false);
   });
 
+  // Seed 120740761, fixed. wait-line.ts, wait: a request refused for want of memory enters the
+  // line a few microtasks after its decision; its own stop and the eviction it then waited behind
+  // settled together in between, so the serve that followed them ran on a line without it, and it
+  // waited to its deadline with a slot and the memory free.
+  it('serves a request that entered the line just after the stop that made room for it', async () => {
+    const world = new PoolWorld(true);
+    world.request('cto');
+    world.request('cfo');
+    await world.step();
+    world.answer('start', 'cto');
+    world.answer('start', 'cfo');
+    await world.step();
+    world.request('dev', 120);
+    world.request('ceo');
+    await world.step();
+    world.release('cto');
+    world.answer('start', 'ceo');
+    await world.step();
+    world.advance(600_000);
+    await world.step();
+    world.answer('stop', 'ceo', false);
+    const cto = world.request('cto', 5);
+    world.configure(2);
+    await world.step();
+    await world.finish();
+    expect(cto.settled).toBe(true);
+    expect(world.pool.status().queue).toEqual([]);
+  });
+
   // Seeds 1003785841, 304597210, fixed. agent-work.ts, start: a start that succeeds makes a running
   // agent, whose grace then ends later than anything the wake timer was armed for (while starting
   // it could not be evicted, and its grace from the request had long passed), and nothing re-armed

@@ -135,7 +135,10 @@ export function createWaitLine(deps: WaitLineDeps): WaitLine {
       });
       if (signal?.aborted) return leave();
       signal?.addEventListener('abort', leave, { once: true });
-      armWake();
+      // The slot may have come free since the request was refused: between that decision and this
+      // place, the stop that freed it could settle and serve a line without it (the model test's
+      // seed 120740761: its own release and the eviction it waited for ended together).
+      serve();
     });
   }
 
