@@ -63,6 +63,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   /** The guard's verdict on the state: starts are refused while it acts. */
   function showPressure(): void {
     const { pressure: was, ...state } = deps.cell.get();
+    // Unchanged, the state is left as it is: a copy on every reconcile would be a change to save.
+    if ((was === true) === pressure.active) return;
     deps.cell.set(pressure.active ? { ...state, pressure: true } : state);
     // Requests that waited in line through the pressure may start now.
     if (was && !pressure.active) deps.slotsChanged();
