@@ -13,6 +13,7 @@ import { type EventLog, createActivityReader, createEventLog, createRosterWriter
 import { formatEvent } from '../text/event.js';
 import { autostart } from './autostart.js';
 import { closeServer } from './bridges.js';
+import { type Callers, createCallers } from './callers.js';
 import { type Clock, type PoolClock, createPoolClock, systemClock } from './clock.js';
 import { type Faces, createFaces } from './faces.js';
 import { type Logger, describeError } from './log.js';
@@ -84,6 +85,7 @@ interface Wiring {
   readonly onError: (what: string, error: unknown) => void;
   /** Where every pool event goes besides the log, the event log and the metrics: the live streams and systemd's status. */
   readonly onEvent: (event: PoolEvent) => void;
+  readonly callers: Callers;
 }
 
 /** Start-up step 4: the pool service on the loaded state; its events go to the log, the event log and the metrics. */
@@ -93,7 +95,7 @@ function buildPool(w: Wiring, opened: OpenedDriver, store: { save(state: PoolSta
   const eventLog = createEventLog(config.poolDir, { maxBytes: config.eventLogMaxBytes, keep: config.eventLogFiles }, (error) => onError('appending to events.jsonl', error));
   const pool = createPool(
     {
-      driver: metrics.timed(opened.driver),
+      driver: w.callers.watching(metrics.timed(opened.driver)),
       save: (next) => store.save(next),
       publish: (status) => roster.write(status, w.clock.now()),
       readActivity: createActivityReader(config.poolDir).read,
@@ -183,6 +185,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     clock: poolClock.now,
     monotonic: poolClock.monotonic,
   });
+  const callers = createCallers({ config: () => config, listsAddresses: () => opened?.listsAddresses === true, bridgeAddresses: () => bridges.addresses() });
   const faces: Faces = createFaces({
     get pool() {
       return requirePool();
@@ -201,6 +204,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
     log,
     onError,
     ready,
+    callers: () => callers.directory(),
+    onCaller: (caller, via, verdict) => metrics.caller(caller, via, verdict),
   });
   const { bridges } = faces;
   /** With POOL_BIND unset, the addresses follow the agents' networks (bridges.ts); refreshed after each reconcile. */
@@ -222,6 +227,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         else metrics.reconcileFailed(outcome.error);
         publishStatus();
         if (outcome.ok) await bindDefault();
+        callers.refresh();
       },
       runInBackground,
       signal: lifetime.signal,
@@ -254,7 +260,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       bus.emit('event', event);
       publishStatus();
     };
-    const built = buildPool({ config, clock: poolClock, log, metrics, onError, onEvent }, backend.opened, store, state);
+    const built = buildPool({ config, clock: poolClock, log, metrics, onError, onEvent, callers }, backend.opened, store, state);
     ({ pool, eventLog } = built);
     sync = syncOf(built.pool, backend.opened);
     sync.watchClock();
@@ -299,6 +305,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       const settings = settingsOf(reloaded.config);
       if (reloaded.unapplied.length > 0) log.error(`reload: ${reloaded.unapplied.join(', ')} changed; restart the daemon to apply them`);
       config = reloaded.config;
+      callers.refresh();
       const services = await opened?.driver.services().catch((error: unknown) => {
         onError('reading the compose services on reload', error);
         return undefined;
