@@ -4,7 +4,7 @@ import { replyForError } from '../contract/errors.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
-import { type Caller, type CallerAction, type CallerDirectory, forbiddenAction, identifyCaller, isRefusal, recordedRequester } from '../core/callers.js';
+import { type Caller, type CallerAction, type CallerDirectory, identifyCaller, isRefusal, judgeCall } from '../core/callers.js';
 import { type CallOptions, operations } from '../rpc/operations.js';
 import { send, write } from './json.js';
 import type { ConnectionLimit } from './connections.js';
@@ -188,17 +188,13 @@ export function createBridgeServer(options: BridgeOptions): Server {
   }
 
   /** The policy's verdict on a parsed POST: the SPEC's `forbidden` reply, or its input under the caller's own name. */
-  function judge(route: Route, input: { agent: string; requested_by?: string }, caller: Caller): { forbidden: unknown } | { input: unknown } {
+  function judge(action: CallerAction, input: { agent: string; requested_by?: string }, caller: Caller): { forbidden: unknown } | { input: unknown } {
     const name = caller.kind === 'agent' || caller.kind === 'infra' ? caller.name : 'host';
-    const via = caller.kind === 'stranger' ? 'none' : caller.via;
-    const refused = route.action && forbiddenAction(caller, route.action, input.agent, (agent) => ctx.pool.status().running.find((r) => r.id === agent)?.requested_by);
-    options.onCaller?.(name, via, refused ? 'forbidden' : 'allowed');
-    if (refused) return { forbidden: { status: 'forbidden', agent: input.agent, error: refused } };
-    if (input.requested_by === undefined) return { input };
-    const recorded = recordedRequester(caller, input.requested_by);
-    // `api` is the default of an absent field: no claim to report.
-    if (recorded !== input.requested_by && input.requested_by !== 'api') options.onClaimIgnored?.(recorded, input.requested_by);
-    return { input: { ...input, requested_by: recorded } };
+    const verdict = judgeCall(caller, action, input, (agent) => ctx.pool.status().running.find((r) => r.id === agent)?.requested_by);
+    options.onCaller?.(name, caller.kind === 'stranger' ? 'none' : caller.via, 'refused' in verdict ? 'forbidden' : 'allowed');
+    if ('refused' in verdict) return { forbidden: { status: 'forbidden', agent: input.agent, error: verdict.refused } };
+    if (verdict.ignoredClaim !== undefined) options.onClaimIgnored?.(name, verdict.ignoredClaim);
+    return { input: verdict.requestedBy === undefined ? input : { ...input, requested_by: verdict.requestedBy } };
   }
 
   async function call(route: Route, body: unknown, signal: AbortSignal | undefined, caller: Caller | undefined): Promise<unknown> {
@@ -209,7 +205,7 @@ export function createBridgeServer(options: BridgeOptions): Server {
       input = parsed.data;
     }
     if (caller !== undefined && route.action !== undefined) {
-      const verdict = judge(route, input as { agent: string; requested_by?: string }, caller);
+      const verdict = judge(route.action, input as { agent: string; requested_by?: string }, caller);
       if ('forbidden' in verdict) return verdict.forbidden;
       input = verdict.input;
     }

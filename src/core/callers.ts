@@ -92,3 +92,19 @@ export function forbiddenAction(caller: Caller, action: CallerAction, agent: str
 export function recordedRequester(caller: Caller, claimed: string): string {
   return caller.kind === 'agent' || caller.kind === 'infra' ? caller.name : claimed;
 }
+
+/** What the policy makes of one call: refused with the `forbidden` reply's message, or run under `requestedBy` (and the claim it overrode, if any). */
+export type CallVerdict = { readonly refused: string } | { readonly requestedBy: string | undefined; readonly ignoredClaim?: string };
+
+/**
+ * One call of `caller` under CALLER_POLICY=agents, as the bridge runs it: the policy's verdict on
+ * `action` (see forbiddenAction), and the requester it is recorded under. `api`, the default of an
+ * absent `requested_by`, is no claim.
+ */
+export function judgeCall(caller: Caller, action: CallerAction, input: { readonly agent: string; readonly requested_by?: string }, requesterOf: (agent: string) => string | undefined): CallVerdict {
+  const refused = forbiddenAction(caller, action, input.agent, requesterOf);
+  if (refused !== undefined) return { refused };
+  if (input.requested_by === undefined) return { requestedBy: undefined };
+  const requestedBy = recordedRequester(caller, input.requested_by);
+  return requestedBy === input.requested_by || input.requested_by === 'api' ? { requestedBy } : { requestedBy, ignoredClaim: input.requested_by };
+}
