@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -78,6 +78,28 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
     const shown = await status();
     expect(shown.memory_budget_bytes).toBe(150 * MiB);
     expect(shown.memory_used_bytes).toBeLessThanOrEqual(150 * MiB);
+    expect(shown.memory_free_bytes).toBe(150 * MiB - shown.memory_used_bytes!);
+  });
+
+  it('shows each agent’s memory now, and rewrites state.json only when a peak rises, not for every sample', async () => {
+    project = await createComposeProject({ a: holding(60) });
+    pool = await startTestDaemon({ project, infra: [], env: { MAX_AGENTS: '5', MEMORY_BUDGET: '150M', AGENT_MEMORY_DEFAULT: '64M', SYNC_INTERVAL: '1' } });
+    await request('a');
+    await measured({ a: 58 });
+    const [shown] = (await status()).running;
+    expect(shown?.memory_bytes).toBeGreaterThanOrEqual(58 * MiB);
+    expect(shown?.memory_bytes).toBeLessThanOrEqual(shown!.memory_peak_bytes!);
+    // Six reconciles, six samples: state.json follows a peak that rises (saved within a second, so
+    // one rise may be written after the window), never a sample alone.
+    const stateFile = join(pool.poolDir, 'state.json');
+    const writes = new Set<number>();
+    const peaks = new Set<number>();
+    for (let i = 0; i < 7; i++) {
+      writes.add((await stat(stateFile)).mtimeMs);
+      peaks.add((await status()).running[0]!.memory_peak_bytes!);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    expect(writes.size - 1).toBeLessThanOrEqual(peaks.size);
   });
 
   it('answers pool_full for memory and evicts nobody when the agents that could go would not free enough', async () => {
