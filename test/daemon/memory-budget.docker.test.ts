@@ -6,6 +6,7 @@ import type { StatusReply } from '../../src/contract/index.js';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
 import { http } from '../support/http.js';
+import { parseExposition } from '../support/metrics.js';
 import { type SpawnedDaemon, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
 const docker = await requireDocker();
@@ -36,6 +37,7 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
   });
   const request = async (agent: string) => (await pool!.http('POST', '/request', { agent })).body;
   const status = async () => (await pool!.http('GET', '/status')).body as StatusReply;
+  const metrics = async () => parseExposition((await pool!.http('GET', '/metrics')).text);
   /** Each reconcile (every second here) samples memory: wait until these agents' peaks are what they hold. */
   const measured = (atLeastMiB: Record<string, number>) =>
     eventually(async () => {
@@ -57,6 +59,8 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
     expect(await request('b')).toEqual({ status: 'started', agent: 'b' });
     pool.advance(100);
     await measured({ a: 58, b: 58 });
+    const before = await metrics();
+    for (const kind of ['now', 'peak', 'expected']) expect(before.get(`openclaw_pool_agent_memory_bytes{agent="a",kind="${kind}"}`), kind).toBeGreaterThanOrEqual(58 * MiB);
 
     expect(await request('c')).toEqual({ status: 'started', agent: 'c', evicted: 'a' });
     expect(await pool.runningInDocker()).toEqual(['b', 'c']);
@@ -79,6 +83,17 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
     expect(shown.memory_budget_bytes).toBe(150 * MiB);
     expect(shown.memory_used_bytes).toBeLessThanOrEqual(150 * MiB);
     expect(shown.memory_free_bytes).toBe(150 * MiB - shown.memory_used_bytes!);
+    const after = await metrics();
+    expect([...after.keys()].filter((name) => name.startsWith('openclaw_pool_agent_memory_bytes{')).map((name) => /agent="([^"]+)"/.exec(name)?.[1])).toEqual(
+      expect.arrayContaining(['big']),
+    );
+    // The evicted agents' series went with them.
+    expect([...after.keys()].some((name) => /openclaw_pool_agent_memory_bytes\{agent="[abc]"/.test(name))).toBe(false);
+    expect([after.get('openclaw_pool_memory_bytes{kind="budget"}'), after.get('openclaw_pool_memory_bytes{kind="used"}'), after.get('openclaw_pool_memory_bytes{kind="free"}')]).toEqual([
+      150 * MiB,
+      shown.memory_used_bytes,
+      shown.memory_free_bytes,
+    ]);
   });
 
   it('shows each agent’s memory now, and rewrites state.json only when a peak rises, not for every sample', async () => {
