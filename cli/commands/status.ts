@@ -2,14 +2,13 @@ import { Command } from 'clipanion';
 import type { AgentView, StatusReply } from '../../src/contract/api.js';
 import { EXIT, PoolCommand } from '../base.js';
 import { agentMemory, budgetSummary, showsMemory } from '../../src/text/memory.js';
+import { protectionText } from '../../src/text/refusal.js';
 import { ago, lastActiveAgo, left } from '../../src/text/relative-time.js';
 import { table } from '../format.js';
 
 /** `yes`, or why not and until when: `no (busy, 12m left)`, `no (pinned)`. */
 function evictable(agent: AgentView, now: number): string {
-  if (agent.protection === null) return 'yes';
-  if (agent.protected_until === undefined) return `no (${agent.protection})`;
-  return `no (${agent.protection}, ${left(agent.protected_until, now)} left)`;
+  return agent.protection === null ? 'yes' : `no (${protectionText(agent, now)})`;
 }
 
 /** The status table, shared with `watch`. */

@@ -61,7 +61,7 @@ describe('decideRequest under a memory budget (issue 17)', () => {
     const rulesNow = budget().memory!;
     expect(memoryInUse(d.state, rulesNow, limits({ designer: 600 }).memoryLimits)).toBe((330 * 3 + 600) * MiB);
     const oneDown = stopConfirmed(d.state, 'cto');
-    expect(decideRequest(oneDown, request('cfo'), NOW, budget(), limits({ designer: 600 }))).toEqual({ kind: 'pool_full', reason: 'memory' });
+    expect(decideRequest(oneDown, request('cfo'), NOW, budget(), limits({ designer: 600 }))).toEqual({ kind: 'pool_full', reason: 'memory', needsBytes: 330 * MiB });
   });
 
   it('gives up the newcomer’s reservation when a victim will not stop, the others staying counted until they are down', () => {
@@ -78,11 +78,11 @@ describe('decideRequest under a memory budget (issue 17)', () => {
     { rule: 'answers the count’s pool_full, without a reason, when nobody can go for a slot', state: pool({ ceo: { idle: 10 }, cto: { idle: 20 }, qa: { idle: 30 } }), maxAgents: 3, reason: undefined },
   ])('$rule', ({ state, maxAgents, reason }) => {
     const d = decideRequest(state, request('designer'), NOW, budget({ maxAgents }), limits({ designer: 600 }));
-    expect(d).toEqual({ kind: 'pool_full', ...(reason !== undefined && { reason }) });
+    expect(d).toEqual({ kind: 'pool_full', ...(reason !== undefined && { reason }), needsBytes: 600 * MiB });
   });
 
   it('refuses for memory without evicting when autostart asks', () => {
-    expect(decideRequest(three, request('cfo', 'autostart'), NOW, budget(), catalogue(), { allowEvict: false })).toEqual({ kind: 'pool_full', reason: 'memory' });
+    expect(decideRequest(three, request('cfo', 'autostart'), NOW, budget(), catalogue(), { allowEvict: false })).toEqual({ kind: 'pool_full', reason: 'memory', needsBytes: 330 * MiB });
   });
 
   it('answers too_large with both sizes for an agent that needs more than the whole budget, even in an empty pool', () => {

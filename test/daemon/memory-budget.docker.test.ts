@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { StatusReply } from '../../src/contract/index.js';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
+import { poolctl } from '../support/cli.js';
 import { http } from '../support/http.js';
 import { parseExposition } from '../support/metrics.js';
 import { type SpawnedDaemon, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
@@ -126,6 +127,21 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
     // Both inside their grace period: nobody may go.
     expect(await request('c')).toEqual({ status: 'pool_full', reason: 'memory', error: expect.stringContaining('not enough memory for c') });
     expect(await pool.runningInDocker()).toEqual(['a', 'b']);
+    // poolctl says what would have to go, from the status: a (least recently active, measured at ~61 MiB) would free enough, but is in its grace period.
+    const refused = await poolctl(['start', 'c', '--socket', pool.socketPath]);
+    expect(refused.code).toBe(1);
+    const said = refused.stderr.trim().split('\n');
+    expect(said[0]).toMatch(/^poolctl: not enough memory for c/);
+    expect(said[1]).toMatch(/^short of \d+(\.\d)? MiB of memory \(c is expected to need 64 MiB; \d+(\.\d)? MiB of the 150 MiB budget is free\)$/);
+    expect(said[2]).toBe('what would have to go, least recently active first:');
+    expect(said.slice(3).map((line) => line.trim().split(/\s{2,}/))).toEqual([
+      ['AGENT', 'EXPECTED', 'KEPT BY'],
+      ['a', expect.stringMatching(/ MiB$/), expect.stringMatching(/^grace, \d+s left$/)],
+    ]);
+    const table = (await poolctl(['status', '--socket', pool.socketPath])).stdout.trim().split('\n');
+    expect(table[0]).toMatch(/^AGENT\s+STATE\s+MEMORY NOW \/ PEAK \/ EXPECTED\s+STARTED/);
+    expect(table[1]).toMatch(/^a\s+running\s+\d+(\.\d)? MiB \/ \d+(\.\d)? MiB \/ \d+(\.\d)? MiB\s/);
+    expect(table).toContainEqual(expect.stringMatching(/^memory: \d+(\.\d)? MiB of the 150 MiB budget used, \d+(\.\d)? MiB free$/));
   });
 
   it('remembers an agent’s peak across a restart of the daemon’s process and counts it before the agent runs again', async () => {
