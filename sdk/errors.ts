@@ -1,7 +1,7 @@
 import { poolErrorFromData } from '../src/contract/errors.js';
 
 // poolctl takes the pool's errors and their one reply mapping from here, as it takes all else from the SDK.
-export { PoolError, replyForError } from '../src/contract/errors.js';
+export { PoolError, PoolFullError, replyForError } from '../src/contract/errors.js';
 
 /** The daemon's socket does not answer: not running, or the path is wrong. */
 export class DaemonUnreachableError extends Error {

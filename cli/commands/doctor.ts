@@ -16,9 +16,9 @@ export function renderDoctor(report: DoctorReport): string {
 export class DoctorCommand extends PoolCommand {
   static override paths = [['doctor']];
   static override usage = Command.Usage({
-    description: 'Check Docker, Compose, the project, the socket, the bridge and pool.env, and suggest MAX_AGENTS',
+    description: 'Check Docker, Compose, the project, the socket, the bridge and pool.env, and suggest MEMORY_BUDGET',
     details: `
-      Checks, one line each (PASS, WARN, FAIL, or SKIP where a check does not apply): pool.env (each invalid variable named), the Docker engine and compose v2 with their versions, the compose project's services and INFRA_SERVICES (present, running), the daemon's socket (mode, group) and health, the bridge's addresses (from the daemon, or from pool.env when it is not running), POOL_DIR, and MAX_AGENTS against the sizing rule floor((RAM − 2 GiB) / per-agent RAM) (README: Sizing), with the per-agent figure measured by \`docker stats\` on the running agents (~330 MiB when none runs).
+      Checks, one line each (PASS, WARN, FAIL, or SKIP where a check does not apply): pool.env (each invalid variable named), the Docker engine and compose v2 with their versions, the compose project's services and INFRA_SERVICES (present, running), the daemon's socket (mode, group) and health, the bridge's addresses (from the daemon, or from pool.env when it is not running), POOL_DIR, with a MEMORY_BUDGET the daemon's memory figures (the budget used and free, each agent's now / peak / expected), and a MEMORY_BUDGET suggestion: MemTotal less MEMORY_RESERVE (what MEMORY_BUDGET=auto computes), with how many agents it fits at their measured size (the daemon's peaks, else \`docker stats\` on the running agents, else AGENT_MEMORY_DEFAULT) (README: Memory budget).
 
       Under POOL_DRIVER=process the Docker checks are skipped. The socket defaults to POOL_SOCKET from pool.env.
 

@@ -2,8 +2,13 @@ import { Command, Option } from 'clipanion';
 import type { PoolEvent } from '../../src/contract/api.js';
 import { MAX_WAIT_SECONDS } from '../../src/contract/constants.js';
 import { parseDuration } from '../../src/contract/time.js';
+import { formatBytes } from '../../src/contract/bytes.js';
+import { protectionText, roomNeeded, shortText } from '../../src/text/refusal.js';
+import { PoolFullError } from '../../sdk/errors.js';
 import { EXIT, PoolCommand } from '../base.js';
+import { table } from '../format.js';
 
+const now = () => Date.now();
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 export class StartCommand extends PoolCommand {
@@ -12,6 +17,8 @@ export class StartCommand extends PoolCommand {
     description: 'Start an agent, evicting the least recently active one if the pool is full',
     details: `
       Asks the daemon for the agent. On a terminal it shows what happens meanwhile (which agent is being stopped to make room, then the start); piped, it prints plain lines.
+
+      Refused for a full pool, it says what is short (a slot, memory under MEMORY_BUDGET) and which agents would have to go for it, least recently active first, each with its expected memory and what keeps it (grace and the time left, pinned, busy, starting).
 
       With \`--wait\`, a full pool where nobody can be evicted does not refuse at once: the request waits in line (first come, first served) until a slot comes free or the time is up.
 
@@ -59,7 +66,9 @@ export class StartCommand extends PoolCommand {
       return EXIT.ok;
     } catch (error) {
       progress.done();
-      return this.fail(error, this.agent);
+      const code = this.fail(error, this.agent);
+      if (error instanceof PoolFullError) await this.explainRefusal(error);
+      return code;
     } finally {
       abort.abort();
       await following;
@@ -67,6 +76,23 @@ export class StartCommand extends PoolCommand {
   }
 
   private waitSeconds: number | undefined;
+
+  /**
+   * What would have to go for the agent to start, from the status as the refusal left it: the
+   * bridge's reply keeps the SPEC's shape, and the status already says who is protected and why.
+   */
+  private async explainRefusal(error: PoolFullError): Promise<void> {
+    const { needsBytes } = error.details;
+    const status = await this.client.status().catch(() => undefined);
+    const room = status === undefined ? undefined : roomNeeded(status, needsBytes);
+    if (status === undefined || room === undefined) return;
+    this.warn(`short of ${shortText(this.agent, room, status, needsBytes)}`);
+    if (room.agents.length === 0) return this.warn('nothing else could go: every agent is already stopping');
+    const budget = status.memory_budget_bytes !== undefined;
+    const rows = room.agents.map((a) => [a.id, ...(budget ? [formatBytes(a.memory_expected_bytes ?? 0)] : []), protectionText(a, now())]);
+    this.warn('what would have to go, least recently active first:');
+    this.warn(table(['AGENT', ...(budget ? ['EXPECTED'] : []), 'KEPT BY'], rows).replace(/^/gm, '  '));
+  }
 
   private request() {
     return this.client.request(this.agent, { requestedBy: this.by, ...(this.waitSeconds !== undefined && { waitSeconds: this.waitSeconds }) });

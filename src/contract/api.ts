@@ -138,6 +138,8 @@ export const AgentView = z.object({
   busy_until: z.string().optional(),
   /** The host the agent runs on, for drivers that span several (swarm). */
   node: z.string().optional(),
+  /** With a memory budget: its memory at the last sample (one per reconcile), in bytes (absent until measured). */
+  memory_bytes: z.number().optional(),
   /** With a memory budget: the highest memory measured in its current run, in bytes (absent until measured). */
   memory_peak_bytes: z.number().optional(),
   /** With a memory budget: what the pool counts it at (see the README's memory budget), in bytes. */
@@ -163,9 +165,10 @@ export const StatusReply = z.object({
   slots_total: z.number().int(),
   slots_free: z.number().int(),
   queue: z.array(QueueEntryView),
-  /** With a memory budget: the budget, and the expected memory of every agent counted against it, in bytes. */
+  /** With a memory budget: the budget, the expected memory of every agent counted against it, and what is left (never below 0), in bytes. */
   memory_budget_bytes: z.number().optional(),
   memory_used_bytes: z.number().optional(),
+  memory_free_bytes: z.number().optional(),
 });
 export type StatusReply = z.infer<typeof StatusReply>;
 

@@ -18,7 +18,11 @@ export interface PoolFullDetails {
   readonly queueFull?: boolean;
   /** What was short, when it was not a slot: see PoolFullReason. */
   readonly reason?: PoolFullReason;
-  /** With `too_large`: what the agent is expected to need, and the whole budget, in bytes. */
+  /**
+   * Under a memory budget, what the agent is expected to need (poolctl start says from it what is
+   * short), and with `too_large` the whole budget, in bytes. Carried on the socket only: the
+   * bridge's reply keeps the SPEC's shape.
+   */
   readonly needsBytes?: number;
   readonly budgetBytes?: number;
 }

@@ -47,15 +47,20 @@ export type DoctorVerdict = z.infer<typeof DoctorVerdict>;
 export const DoctorCheck = z.object({ check: z.string(), verdict: DoctorVerdict, detail: z.string() });
 export type DoctorCheck = z.infer<typeof DoctorCheck>;
 
-/** The figures behind the MAX_AGENTS suggestion (SPEC §8), in bytes. */
+/** The figures behind the MEMORY_BUDGET suggestion, in bytes. */
 export const SizingFigures = z.object({
+  /** MemTotal, and MEMORY_RESERVE: the suggestion is the one less the other. */
   total_bytes: z.number(),
   reserve_bytes: z.number(),
+  suggested_budget_bytes: z.number(),
   per_agent_bytes: z.number(),
-  /** How many running agents `docker stats` measured; 0 = the SPEC's typical figure was used. */
+  /** How many agents were measured (the pool's peaks, else `docker stats`); 0 = AGENT_MEMORY_DEFAULT was used. */
   measured_agents: z.number().int(),
-  suggested: z.number().int(),
-  configured: z.number().int(),
+  /** How many agents of `per_agent_bytes` the suggested budget fits. */
+  fits_agents: z.number().int(),
+  /** MEMORY_BUDGET as configured: bytes, `auto`, or null (unset). */
+  configured_budget: z.union([z.number(), z.literal('auto')]).nullable(),
+  max_agents: z.number().int(),
 });
 export type SizingFigures = z.infer<typeof SizingFigures>;
 

@@ -53,8 +53,12 @@ export type RequestDecision =
    * theirs until they are down. `victim` is the first, the one the reply names as `evicted`.
    */
   | { readonly kind: 'evict'; readonly victim: string; readonly victims: readonly string[]; readonly state: PoolState }
-  /** Nobody can be evicted, or not enough: `memory` when a slot was there but not the memory; `memory_pressure` while the host is short of it (`PoolState.pressure`). */
-  | { readonly kind: 'pool_full'; readonly reason?: 'memory' | 'memory_pressure' }
+  /**
+   * Nobody can be evicted, or not enough: `memory` when a slot was there but not the memory;
+   * `memory_pressure` while the host is short of it (`PoolState.pressure`). Under a budget,
+   * `needsBytes` is what the agent is expected to need, so the refusal can say what is short.
+   */
+  | { readonly kind: 'pool_full'; readonly reason?: 'memory' | 'memory_pressure'; readonly needsBytes?: number }
   /** The agent is expected to need more than the whole memory budget: no eviction could make room. */
   | { readonly kind: 'too_large'; readonly needsBytes: number; readonly budgetBytes: number };
 
@@ -91,13 +95,18 @@ export function decideRequest(
       break;
   }
   if (catalogue.invalid !== undefined) return { kind: 'project_invalid', reason: catalogue.invalid };
-  const shortfall = memoryShortfall(state, agent, rules, catalogue);
-  if (typeof shortfall !== 'number') return shortfall;
+  const memory = memoryShortfall(state, agent, rules, catalogue);
+  if ('kind' in memory) return memory;
+  const { shortfall, needsBytes } = memory;
   if (state.pressure) return { kind: 'pool_full', reason: 'memory_pressure' };
   const starting = { status: 'starting', started: now, lastActive: now, requestedBy, ...(reason && { activeReason: reason }) } as const;
   const slotsNeeded = slotsUsed(state) < rules.maxAgents ? 0 : 1;
   if (slotsNeeded === 0 && shortfall <= 0) return { kind: 'start', state: withAgent(state, agent, starting) };
-  const full = (victims: number): RequestDecision => ({ kind: 'pool_full', ...(victims >= slotsNeeded && { reason: 'memory' }) });
+  const full = (victims: number): RequestDecision => ({
+    kind: 'pool_full',
+    ...(victims >= slotsNeeded && { reason: 'memory' }),
+    ...(needsBytes !== undefined && { needsBytes }),
+  });
   if (options.allowEvict === false) return full(0);
   const victims: string[] = [];
   for (let freed = 0; victims.length < slotsNeeded || freed < shortfall; ) {
@@ -116,14 +125,19 @@ export function decideRequest(
 
 /**
  * How many bytes must be freed before `agent` fits the memory budget (0 or less: it fits now, and
- * always without a budget), or why it never can.
+ * always without a budget) and what it is expected to need (under a budget), or why it never can.
  */
-function memoryShortfall(state: PoolState, agent: string, rules: PoolRules, catalogue: Catalogue): number | Extract<RequestDecision, { kind: 'too_large' }> {
-  if (rules.memory === undefined) return 0;
+function memoryShortfall(
+  state: PoolState,
+  agent: string,
+  rules: PoolRules,
+  catalogue: Catalogue,
+): { readonly shortfall: number; readonly needsBytes?: number } | Extract<RequestDecision, { kind: 'too_large' }> {
+  if (rules.memory === undefined) return { shortfall: 0 };
   const { budgetBytes } = rules.memory;
   const needsBytes = expectedMemory(agent, state, rules.memory, catalogue.memoryLimits);
   if (needsBytes > budgetBytes) return { kind: 'too_large', needsBytes, budgetBytes };
-  return memoryInUse(state, rules.memory, catalogue.memoryLimits) + needsBytes - budgetBytes;
+  return { shortfall: memoryInUse(state, rules.memory, catalogue.memoryLimits) + needsBytes - budgetBytes, needsBytes };
 }
 
 /** The start (or the resume of a paused container) of `agent` is confirmed by Docker. */

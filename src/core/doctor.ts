@@ -1,4 +1,4 @@
-import { type DoctorCheck, type DoctorReport, type DoctorVerdict, type HealthReply, type SizingFigures, formatBytes } from '../contract/index.js';
+import { type DoctorCheck, type DoctorReport, type DoctorVerdict, type HealthReply, type SizingFigures, type StatusReply, formatBytes } from '../contract/index.js';
 
 export { formatBytes };
 
@@ -6,11 +6,6 @@ export { formatBytes };
 // probes), so every pass, warn and fail is decided here and tested as a table.
 
 const MiB = 1024 ** 2;
-const GiB = 1024 ** 3;
-/** SPEC §8: what the host keeps for itself and the infrastructure services. */
-export const SIZING_RESERVE_BYTES = 2 * GiB;
-/** SPEC §8: a typical OpenClaw agent, for when no running agent can be measured. */
-export const TYPICAL_AGENT_BYTES = 330 * MiB;
 /** How many names a line lists before it says how many more there are. */
 const LIST_MAX = 8;
 
@@ -43,9 +38,9 @@ function meminfoBytes(meminfo: string, field: string): number | undefined {
   return match === null ? undefined : Number(match[1]) * 1024;
 }
 
-/** SPEC §8: `floor((total − 2 GB) / per agent)`, never below 0. */
-export function suggestMaxAgents(totalBytes: number, perAgentBytes: number): number {
-  return Math.max(0, Math.floor((totalBytes - SIZING_RESERVE_BYTES) / perAgentBytes));
+/** The MEMORY_BUDGET for a host: its MemTotal less MEMORY_RESERVE (what `auto` computes), never below 0. */
+export function suggestMemoryBudget(totalBytes: number, reserveBytes: number): number {
+  return Math.max(0, totalBytes - reserveBytes);
 }
 
 /** One line per problem, each naming its variable (as ConfigError words them). */
@@ -174,40 +169,63 @@ export function poolDirCheck(path: string, facts: DirFacts, user: { readonly uid
 }
 
 export interface SizingFacts {
-  /** The host's RAM; undefined when it could not be read. */
+  /** The host's RAM (MemTotal); undefined when it could not be read. */
   readonly totalBytes: number | undefined;
-  /** Memory of each running agent as measured; empty when none could be. */
+  /** MEMORY_RESERVE. */
+  readonly reserveBytes: number;
+  /** Each agent's measured memory (the pool's peaks, else what `docker stats` reads now); empty when none could be. */
   readonly samples: readonly number[];
   /** Why `samples` is empty, e.g. "no agent running to measure". */
   readonly unmeasured: string;
-  readonly configured: number;
+  /** AGENT_MEMORY_DEFAULT: what an agent is counted at when none is measured. */
+  readonly defaultBytes: number;
+  /** MEMORY_BUDGET as configured: bytes, `auto`, or undefined (off). */
+  readonly budget: number | 'auto' | undefined;
+  readonly maxAgents: number;
 }
 
-/** SPEC §8's suggestion from the measured mean (or the typical figure), against the configured MAX_AGENTS. */
+/**
+ * The MEMORY_BUDGET suggestion, MemTotal less MEMORY_RESERVE, and how many agents of the measured
+ * size (their mean, else AGENT_MEMORY_DEFAULT) it fits, against what is configured. It warns when
+ * nothing fits, or when a budget in bytes is above the suggestion (it promises memory the host
+ * keeps for itself); an unset budget passes (the pool then behaves as before budgets existed).
+ */
 export function sizingCheck(facts: SizingFacts): { check: DoctorCheck; figures?: SizingFigures } {
   if (facts.totalBytes === undefined) return { check: skipped('sizing', "cannot read the host's memory (/proc/meminfo)") };
   // A container just started may report 0 B: it says nothing about an agent's size.
   const measured = facts.samples.filter((bytes) => bytes > 0);
-  const perAgent = measured.length > 0 ? Math.round(measured.reduce((a, b) => a + b, 0) / measured.length) : TYPICAL_AGENT_BYTES;
-  const suggested = suggestMaxAgents(facts.totalBytes, perAgent);
+  const perAgent = measured.length > 0 ? Math.round(measured.reduce((a, b) => a + b, 0) / measured.length) : facts.defaultBytes;
+  const suggested = suggestMemoryBudget(facts.totalBytes, facts.reserveBytes);
+  const fits = Math.floor(suggested / perAgent);
   const figures: SizingFigures = {
     total_bytes: facts.totalBytes,
-    reserve_bytes: SIZING_RESERVE_BYTES,
+    reserve_bytes: facts.reserveBytes,
+    suggested_budget_bytes: suggested,
     per_agent_bytes: perAgent,
     measured_agents: measured.length,
-    suggested,
-    configured: facts.configured,
+    fits_agents: fits,
+    configured_budget: facts.budget ?? null,
+    max_agents: facts.maxAgents,
   };
-  const basis =
-    measured.length > 0
-      ? `${formatBytes(perAgent)} per agent (mean of ${measured.length} running)`
-      : `~${formatBytes(perAgent)} per agent (typical; ${facts.unmeasured})`;
-  const rule = `(${formatBytes(facts.totalBytes)} − ${formatBytes(SIZING_RESERVE_BYTES)}) / ${basis}`;
-  if (suggested === 0) return { check: check('sizing', 'warn', `no room for an agent by the sizing rule: ${rule}; MAX_AGENTS is ${facts.configured}`), figures };
-  if (facts.configured > suggested) {
-    return { check: check('sizing', 'warn', `MAX_AGENTS=${facts.configured} is above the suggested ${suggested}: ${rule}`), figures };
+  const basis = measured.length > 0 ? `${formatBytes(perAgent)} per agent (mean of ${measured.length} measured)` : `${formatBytes(perAgent)} per agent (AGENT_MEMORY_DEFAULT; ${facts.unmeasured})`;
+  const rule = `MemTotal ${formatBytes(facts.totalBytes)} − MEMORY_RESERVE ${formatBytes(facts.reserveBytes)}, what MEMORY_BUDGET=auto computes; it fits ${fits} agent${fits === 1 ? '' : 's'} at ${basis}`;
+  const suggestion = `suggested MEMORY_BUDGET=${Math.floor(suggested / MiB)}M (${rule})`;
+  if (fits === 0) return { check: check('sizing', 'warn', `no room for an agent: ${suggestion}`), figures };
+  if (typeof facts.budget === 'number' && facts.budget > suggested) {
+    return { check: check('sizing', 'warn', `MEMORY_BUDGET=${formatBytes(facts.budget)} is above the host's memory less its reserve: ${suggestion}`), figures };
   }
-  return { check: check('sizing', 'pass', `suggested MAX_AGENTS=${suggested}, configured ${facts.configured}: ${rule}`), figures };
+  const configured = facts.budget === undefined ? `MEMORY_BUDGET unset: only MAX_AGENTS=${facts.maxAgents} limits the pool` : `MEMORY_BUDGET=${facts.budget === 'auto' ? 'auto' : formatBytes(facts.budget)}`;
+  return { check: check('sizing', 'pass', `${suggestion}; ${configured}`), figures };
+}
+
+/** The daemon's memory figures as its status gives them (only with a budget): the budget used and free, and each agent's now / peak / expected. */
+export function memoryCheck(status: StatusReply | undefined): DoctorCheck | undefined {
+  const { memory_budget_bytes: budget, memory_used_bytes: used, memory_free_bytes: free } = status ?? {};
+  if (status === undefined || budget === undefined || used === undefined || free === undefined) return undefined;
+  const figure = (bytes: number | undefined) => (bytes === undefined ? '-' : formatBytes(bytes));
+  const agents = status.running.map((a) => `${a.id} ${figure(a.memory_bytes)} / ${figure(a.memory_peak_bytes)} / ${figure(a.memory_expected_bytes)}`);
+  const detail = `${formatBytes(used)} of the ${formatBytes(budget)} budget used, ${formatBytes(free)} free${agents.length === 0 ? '' : `; now / peak / expected: ${names(agents)}`}`;
+  return check('memory', used > budget ? 'warn' : 'pass', used > budget ? `over the budget: ${detail}` : detail);
 }
 
 export function doctorReport(checks: readonly DoctorCheck[], sizing?: SizingFigures): DoctorReport {

@@ -1,6 +1,16 @@
 import type { MemoryRecord, MemoryRules, PoolState } from './state.js';
 
 /**
+ * An agent's memory at the last sample, for the status only: `run` is the `started` of the run it
+ * measured, so a figure is never shown for a later run. Kept beside the state, not in it: it moves
+ * at every sample, and a state that changed would be saved to state.json each time.
+ */
+export interface MemorySample {
+  readonly bytes: number;
+  readonly run: number;
+}
+
+/**
  * Runs whose peak an agent's expectation remembers: the highest of them counts, so one spike
  * weighs on an agent for its next two runs and is then forgotten, while a steady need stays.
  */
@@ -39,6 +49,16 @@ export function recordUsage(state: PoolState, samples: ReadonlyMap<string, numbe
     memory.set(agent, next);
   }
   return memory === undefined ? state : { ...state, memory };
+}
+
+/** One sample of what the pool's agents use (bytes, by agent) as the status shows it; agents the pool does not hold are left out, as in `recordUsage`. */
+export function latestUsage(state: PoolState, samples: ReadonlyMap<string, number>): ReadonlyMap<string, MemorySample> {
+  const latest = new Map<string, MemorySample>();
+  for (const [agent, bytes] of samples) {
+    const record = state.agents.get(agent);
+    if (record !== undefined) latest.set(agent, { bytes, run: record.started });
+  }
+  return latest;
 }
 
 function withPeak(known: MemoryRecord, bytes: number): MemoryRecord {

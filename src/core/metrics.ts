@@ -53,6 +53,44 @@ export function poolGauges(status: StatusReply): PoolGauges {
   };
 }
 
+/** One memory figure of the pool (`budget`, `used`, `free`) or of an agent (`now`, `peak`, `expected`), in bytes. */
+export interface MemorySeries<Kind extends string> {
+  readonly kind: Kind;
+  readonly bytes: number;
+}
+
+export interface MemoryGauges {
+  readonly pool: readonly MemorySeries<'budget' | 'used' | 'free'>[];
+  readonly agents: readonly (MemorySeries<'now' | 'peak' | 'expected'> & { readonly agent: string })[];
+}
+
+/**
+ * The memory gauges, read from the status view at scrape time: none without a budget, and per
+ * agent only the figures known (no `now` or `peak` before a first sample), so that an agent that
+ * left the pool leaves no series behind.
+ */
+export function memoryGauges(status: StatusReply): MemoryGauges {
+  const { memory_budget_bytes: budget, memory_used_bytes: used, memory_free_bytes: free } = status;
+  if (budget === undefined || used === undefined || free === undefined) return { pool: [], agents: [] };
+  const agents = status.running.flatMap(({ id: agent, memory_bytes: now, memory_peak_bytes: peak, memory_expected_bytes: expected }) =>
+    (
+      [
+        ['now', now],
+        ['peak', peak],
+        ['expected', expected],
+      ] as const
+    ).flatMap(([kind, bytes]) => (bytes === undefined ? [] : [{ agent, kind, bytes }])),
+  );
+  return {
+    pool: [
+      { kind: 'budget', bytes: budget },
+      { kind: 'used', bytes: used },
+      { kind: 'free', bytes: free },
+    ],
+    agents,
+  };
+}
+
 /**
  * Seconds since the last reconcile that reached Docker; before the first one, since `since` (the
  * daemon's start). It grows without bound while reconciles fail, which is what an alert wants.

@@ -1,7 +1,7 @@
 import { type AgentView, type StatusReply, formatWireTime } from '../contract/index.js';
 import { byLeastRecentlyActive, protectedUntil, protection, protectionEndsAt } from './evict.js';
 import { type WaitQueue, emptyQueue, queueView } from './queue.js';
-import { expectedMemory, memoryInUse } from './memory.js';
+import { type MemorySample, expectedMemory, memoryInUse } from './memory.js';
 import { type AgentRecord, type MemoryRules, type PoolRules, type PoolState, slotsUsed } from './state.js';
 
 /**
@@ -40,11 +40,14 @@ interface MemoryFigures {
   readonly state: PoolState;
   readonly rules: MemoryRules;
   readonly limits: ReadonlyMap<string, number> | undefined;
+  readonly usage: ReadonlyMap<string, MemorySample> | undefined;
 }
 
-function memoryView(id: string, record: AgentRecord, { state, rules, limits }: MemoryFigures): Pick<AgentView, 'memory_peak_bytes' | 'memory_expected_bytes'> {
+function memoryView(id: string, record: AgentRecord, { state, rules, limits, usage }: MemoryFigures): Pick<AgentView, 'memory_bytes' | 'memory_peak_bytes' | 'memory_expected_bytes'> {
   const measured = state.memory?.get(id);
+  const now = usage?.get(id);
   return {
+    ...(now?.run === record.started && { memory_bytes: now.bytes }),
     ...(measured?.run === record.started && { memory_peak_bytes: measured.peaks[0] }),
     memory_expected_bytes: expectedMemory(id, state, rules, limits),
   };
@@ -55,14 +58,27 @@ function memoryView(id: string, record: AgentRecord, { state, rules, limits }: M
  * the same state and rules, and `now` before the first moment an agent's grace protection ends.
  * A reply is shared by every caller in that window, so it is frozen.
  */
-const statusCache = new WeakMap<PoolState, { rules: PoolRules; queue: WaitQueue; limits: unknown; from: number; until: number; reply: StatusReply }>();
+const statusCache = new WeakMap<PoolState, { rules: PoolRules; queue: WaitQueue; limits: unknown; usage: unknown; from: number; until: number; reply: StatusReply }>();
 
-/** The pool as `/status`, `roster.json` and the socket show it: agents in start order; with a budget, memory figures (`limits`: the catalogue's). */
-export function statusView(state: PoolState, now: number, rules: PoolRules, queue: WaitQueue = emptyQueue, limits?: ReadonlyMap<string, number>): StatusReply {
+/**
+ * The pool as `/status`, `roster.json` and the socket show it: agents in start order; with a
+ * budget, memory figures (`limits`: the catalogue's; `usage`: the last sample, a new map per
+ * sample, so a cached reply lasts until the next one).
+ */
+export function statusView(
+  state: PoolState,
+  now: number,
+  rules: PoolRules,
+  queue: WaitQueue = emptyQueue,
+  limits?: ReadonlyMap<string, number>,
+  usage?: ReadonlyMap<string, MemorySample>,
+): StatusReply {
   const cached = statusCache.get(state);
-  if (cached !== undefined && cached.rules === rules && cached.queue === queue && cached.limits === limits && now >= cached.from && now < cached.until) return cached.reply;
+  if (cached !== undefined && cached.rules === rules && cached.queue === queue && cached.limits === limits && cached.usage === usage && now >= cached.from && now < cached.until) {
+    return cached.reply;
+  }
   const entries = [...state.agents].sort(([a, ra], [b, rb]) => ra.started - rb.started || byLeastRecentlyActive([a, ra], [b, rb]));
-  const memory = rules.memory && { state, rules: rules.memory, limits };
+  const memory = rules.memory && { state, rules: rules.memory, limits, usage };
   let until = Infinity;
   const running = entries.map(([id, record]) => {
     until = Math.min(until, protectionEndsAt(record, now, rules));
@@ -73,10 +89,15 @@ export function statusView(state: PoolState, now: number, rules: PoolRules, queu
     slots_total: rules.maxAgents,
     slots_free: Math.max(0, rules.maxAgents - slotsUsed(state)),
     queue: Object.freeze(queueView(queue)) as StatusReply['queue'],
-    ...(memory && { memory_budget_bytes: memory.rules.budgetBytes, memory_used_bytes: memoryInUse(state, memory.rules, limits) }),
+    ...(memory && budgetView(memory.rules.budgetBytes, memoryInUse(state, memory.rules, limits))),
   });
-  statusCache.set(state, { rules, queue, limits, from: now, until, reply });
+  statusCache.set(state, { rules, queue, limits, usage, from: now, until, reply });
   return reply;
+}
+
+function budgetView(budgetBytes: number, usedBytes: number): Pick<StatusReply, 'memory_budget_bytes' | 'memory_used_bytes' | 'memory_free_bytes'> {
+  // Adopted containers or a lowered budget can put the pool over it: nothing is free then, not less than nothing.
+  return { memory_budget_bytes: budgetBytes, memory_used_bytes: usedBytes, memory_free_bytes: Math.max(0, budgetBytes - usedBytes) };
 }
 
 /** `/available`: the agents that are up and can be talked to. */

@@ -8,7 +8,7 @@ import Histogram from 'prom-client/lib/histogram.js';
 import Registry from 'prom-client/lib/registry.js';
 import type { MetricFamily, MetricsReply, PoolEvent, StatusReply } from '../contract/index.js';
 import type { AgentDriver } from '../core/driver.js';
-import { type PoolGauges, evictionCause, poolGauges, reconcileLagSeconds, settledFigures } from '../core/metrics.js';
+import { type PoolGauges, evictionCause, memoryGauges, poolGauges, reconcileLagSeconds, settledFigures } from '../core/metrics.js';
 import type { OperationMetrics } from '../rpc/context.js';
 
 const PREFIX = 'openclaw_pool_';
@@ -155,6 +155,27 @@ function scrapedGauges(registers: Registers, deps: MetricsDeps): void {
   poolGauge('slots_free', 'Slots free now.', (g) => g.slotsFree);
   poolGauge('queue_length', 'Agents queued for a slot.', (g) => g.queueLength);
   poolGauge('queue_waiters', 'Requests waiting in the queue (several may wait for one agent).', (g) => g.queueWaiters);
+  // Reset at each scrape: the series are those of the status now, so a budget unset or an agent gone leaves none behind.
+  new Gauge({
+    name: `${PREFIX}memory_bytes`,
+    help: 'With MEMORY_BUDGET: the budget, the expected memory of the agents counted against it (used), and what is left (free), by kind.',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      this.reset();
+      for (const { kind, bytes } of memoryGauges(deps.status()).pool) this.set({ kind }, bytes);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}agent_memory_bytes`,
+    help: 'With MEMORY_BUDGET, per pooled agent: its memory at the last sample (now), the highest of its current run (peak), and what the budget counts it at (expected).',
+    labelNames: ['agent', 'kind'],
+    registers,
+    collect() {
+      this.reset();
+      for (const { agent, kind, bytes } of memoryGauges(deps.status()).agents) this.set({ agent, kind }, bytes);
+    },
+  });
 }
 
 /**

@@ -5,7 +5,7 @@
 import { constants } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { access, lstat, readFile, stat } from 'node:fs/promises';
-import { ConfigError, type DiagnosticsReply, type DoctorCheck, type DoctorReport, type PoolConfig } from '../contract/index.js';
+import { ConfigError, type DiagnosticsReply, type DoctorCheck, type DoctorReport, type PoolConfig, type StatusReply } from '../contract/index.js';
 import {
   type DaemonFacts,
   type DirFacts,
@@ -19,6 +19,7 @@ import {
   dockerCheck,
   doctorReport,
   infraCheck,
+  memoryCheck,
   parseMemTotal,
   poolDirCheck,
   projectCheck,
@@ -56,7 +57,8 @@ const probe = <T>(work: Promise<T>): Promise<Probed<T>> =>
 /**
  * Checks what the pool needs on this host, as `poolctl doctor` prints it: pool.env, Docker and
  * Compose, the project's services and infrastructure, the daemon's socket and health, the
- * bridge's addresses, POOL_DIR, and a MAX_AGENTS suggestion from the agents' measured memory.
+ * bridge's addresses, POOL_DIR, the daemon's memory figures under a budget, and a MEMORY_BUDGET
+ * suggestion (MemTotal less MEMORY_RESERVE) with how many agents of their measured size it fits.
  * Each verdict is decided by the pure checks in src/core/doctor.ts; this only gathers the facts.
  */
 export async function diagnose(options: DiagnoseOptions = {}): Promise<DoctorReport> {
@@ -87,6 +89,8 @@ export async function diagnose(options: DiagnoseOptions = {}): Promise<DoctorRep
   checks.push(...docker.checks);
   checks.push(socketCheck(socketPath, await socketFacts(socketPath), await socketGroup(config)));
   checks.push(daemonCheck(daemon.facts));
+  const memory = memoryCheck(daemon.status);
+  if (memory !== undefined) checks.push(memory);
   if (config === undefined) {
     checks.push(skipped('bridge', skipReason), skipped('pool dir', skipReason), skipped('sizing', skipReason));
     return doctorReport(checks);
@@ -98,7 +102,14 @@ export async function diagnose(options: DiagnoseOptions = {}): Promise<DoctorRep
     checks.push(skipped('sizing', "POOL_DRIVER=swarm: MAX_AGENTS caps the whole swarm; each node's room is the services' deploy.resources.reservations"));
     return doctorReport(checks);
   }
-  const sizing = sizingCheck({ totalBytes: await hostMemory(), ...(await measureAgents(config, docker.found)), configured: config.maxAgents });
+  const sizing = sizingCheck({
+    totalBytes: await hostMemory(),
+    reserveBytes: config.memoryReserve,
+    ...(peaksOf(daemon.status) ?? (await measureAgents(config, docker.found))),
+    defaultBytes: config.agentMemoryDefault,
+    budget: config.memoryBudget,
+    maxAgents: config.maxAgents,
+  });
   checks.push(sizing.check);
   return doctorReport(checks, sizing.figures);
 }
@@ -156,11 +167,11 @@ async function runningConfig(socketPath: string): Promise<PoolConfig | undefined
   }
 }
 
-async function askDaemon(socketPath: string): Promise<{ facts: DaemonFacts; bridge?: DiagnosticsReply['bridge'] }> {
+async function askDaemon(socketPath: string): Promise<{ facts: DaemonFacts; bridge?: DiagnosticsReply['bridge']; status?: StatusReply }> {
   const client = createPoolClient({ socketPath });
   try {
-    const [health, diagnostics] = await Promise.all([client.health(), client.diagnostics()]);
-    return { facts: { reachable: true, health }, bridge: diagnostics.bridge };
+    const [health, diagnostics, status] = await Promise.all([client.health(), client.diagnostics(), client.status()]);
+    return { facts: { reachable: true, health }, bridge: diagnostics.bridge, status };
   } catch (error) {
     return { facts: { reachable: false, error: error instanceof Error ? error.message : String(error) } };
   } finally {
@@ -210,7 +221,13 @@ async function hostMemory(): Promise<number | undefined> {
   return parseMemTotal(await readFile('/proc/meminfo', 'utf8').catch(() => ''));
 }
 
-/** Memory of the running agents (infrastructure excluded), or why there is none to go by. */
+/** The peaks the running daemon measured (it keeps them only with a budget): an agent's size over its run, where `docker stats` sees one moment. */
+function peaksOf(status: StatusReply | undefined): { samples: number[]; unmeasured: string } | undefined {
+  const peaks = (status?.running ?? []).flatMap((a) => (a.memory_peak_bytes === undefined ? [] : [a.memory_peak_bytes]));
+  return peaks.length === 0 ? undefined : { samples: peaks, unmeasured: '' };
+}
+
+/** Memory of the running agents now (infrastructure excluded), or why there is none to go by. */
 async function measureAgents(config: PoolConfig, found: DockerFindings['found']): Promise<{ samples: number[]; unmeasured: string }> {
   if (config.driver === 'process') return { samples: [], unmeasured: 'POOL_DRIVER=process: agents are not measured' };
   if (found?.opened.memoryUsage === undefined) return { samples: [], unmeasured: 'the compose project could not be read' };

@@ -12,6 +12,7 @@ import {
   slotSummary,
   timelineItems,
 } from './view.js';
+import { budgetSummary, showsMemory } from '../text/memory.js';
 
 /**
  * The status page's script (bundled into the page by scripts/build-ui.mjs). Read-only: it only
@@ -66,11 +67,16 @@ function renderSlots(current: StatusReply): void {
   const summary = slotSummary(current);
   bar.setAttribute('aria-label', summary);
   byId('slot-summary').textContent = summary;
+  const memory = budgetSummary(current);
+  byId('memory-summary').hidden = memory === undefined;
+  byId('memory-summary').textContent = memory ?? '';
 }
 
 function renderAgents(current: StatusReply, now: number): void {
   const nodes = showsNodes(current);
+  const memory = showsMemory(current);
   byId('agents').querySelector('th[data-column="node"]')?.toggleAttribute('hidden', !nodes);
+  byId('agents').querySelector('th[data-column="memory"]')?.toggleAttribute('hidden', !memory);
   const rows = agentRows(current, now).map((agent) =>
     row(
       [
@@ -82,6 +88,7 @@ function renderAgents(current: StatusReply, now: number): void {
         cell('td', agent.started, { className: 'time', title: agent.startedAt }),
         cell('td', agent.requestedBy),
         cell('td', agent.node, { hidden: !nodes }),
+        cell('td', agent.memory, { hidden: !memory }),
       ],
       agent.id,
     ),

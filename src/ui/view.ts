@@ -1,5 +1,6 @@
 import type { AgentView, PoolEvent, QueueEntryView, StatusReply } from '../contract/api.js';
 import { formatEvent } from '../text/event.js';
+import { agentMemory } from '../text/memory.js';
 import { ago, lastActiveAgo, left } from '../text/relative-time.js';
 
 /**
@@ -62,6 +63,8 @@ export interface AgentRow {
   readonly requestedBy: string;
   readonly evictable: string;
   readonly protected: boolean;
+  /** Now / peak / expected, with a memory budget (see showsMemory). */
+  readonly memory: string;
 }
 
 export function agentRows(status: StatusReply, now: number, timeZone?: string): AgentRow[] {
@@ -76,6 +79,7 @@ export function agentRows(status: StatusReply, now: number, timeZone?: string): 
     requestedBy: agent.requested_by,
     evictable: evictability(agent, timeZone),
     protected: agent.protection !== null,
+    memory: agentMemory(agent),
   }));
 }
 

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DoctorReport } from '../../src/contract/index.js';
-import { SIZING_RESERVE_BYTES } from '../../src/core/doctor.js';
 import { poolctl } from '../support/cli.js';
 import { requireDocker } from '../support/docker.js';
 import { type TestDaemon, startTestDaemon } from '../support/daemon.js';
@@ -124,21 +123,26 @@ describe.skipIf(!docker)('poolctl doctor and poolctl metrics against a real daem
       { verdict: 'PASS', check: 'daemon', detail: expect.stringMatching(/^ok: version \S+, up \d+ s, docker ok$/) },
       { verdict: 'PASS', check: 'bridge', detail: `127.0.0.1:${port} (listening)` },
       { verdict: 'PASS', check: 'pool dir', detail: `${p.poolDir} is writable` },
-      { verdict: 'PASS', check: 'sizing', detail: expect.stringMatching(/^suggested MAX_AGENTS=\d+, configured 2: \(.* GiB − 2 GiB\) \/ .* per agent \(mean of 1 running\)$/) },
+      {
+        verdict: 'PASS',
+        check: 'sizing',
+        detail: expect.stringMatching(/^suggested MEMORY_BUDGET=\d+M \(MemTotal .* − MEMORY_RESERVE 2 GiB, what MEMORY_BUDGET=auto computes; it fits \d+ agents? at .* per agent \(mean of 1 measured\)\); MEMORY_BUDGET unset: only MAX_AGENTS=2 limits the pool$/),
+      },
     ]);
     expect(run.stdout.trim().split('\n').at(-1)).toBe('ok');
   });
 
-  it('prints the same report as JSON, with the figures behind the MAX_AGENTS suggestion', async () => {
+  it('prints the same report as JSON, with the figures behind the MEMORY_BUDGET suggestion', async () => {
     const run = await poolctl(['doctor', '--config', await envFile(), '--json']);
     expect(run.code).toBe(0);
     const report = DoctorReport.parse(JSON.parse(run.stdout));
     expect(report.ok).toBe(true);
     expect(report.checks.map((c) => c.verdict)).toEqual(Array(10).fill('pass'));
     const sizing = report.sizing!;
-    expect(sizing).toMatchObject({ measured_agents: 1, configured: 2, reserve_bytes: SIZING_RESERVE_BYTES });
+    expect(sizing).toMatchObject({ measured_agents: 1, max_agents: 2, configured_budget: null, reserve_bytes: 2 * 1024 ** 3 });
     expect(sizing.per_agent_bytes).toBeGreaterThan(0);
-    expect(sizing.suggested).toBe(Math.floor((sizing.total_bytes - sizing.reserve_bytes) / sizing.per_agent_bytes));
+    expect(sizing.suggested_budget_bytes).toBe(sizing.total_bytes - sizing.reserve_bytes);
+    expect(sizing.fits_agents).toBe(Math.floor(sizing.suggested_budget_bytes / sizing.per_agent_bytes));
   });
 
   it('warns about infrastructure services missing from the project, and still exits 0', async () => {

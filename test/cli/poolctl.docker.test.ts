@@ -74,12 +74,19 @@ describe.skipIf(!docker)('poolctl against a real daemon', () => {
     expect(run.stderr.split('\n').filter(Boolean)).toEqual(['stopping ceo to make room for qa', 'stopped ceo', 'starting qa']);
   });
 
-  it('exits 1 with the reason when the pool is full, and prints the bridge reply with --json', async () => {
+  it('exits 1 with the reason when the pool is full, saying what would have to go, and prints the bridge reply with --json', async () => {
     await p.client.request('ceo');
     await p.client.request('cto');
     const run = await ctl('start', 'qa');
     expect(run).toMatchObject({ code: 1, stdout: '' });
-    expect(run.stderr).toContain('all agents recently active, try again later');
+    // Without a budget, only the slot is short: the least recently active agent would have to go.
+    expect(run.stderr.trim().split('\n').map((line) => line.trim())).toEqual([
+      'poolctl: all agents recently active, try again later',
+      'short of a slot (2 of 2 taken)',
+      'what would have to go, least recently active first:',
+      'AGENT  KEPT BY',
+      expect.stringMatching(/^ceo    grace, \d+s left$/),
+    ]);
     const json = await ctl('start', 'qa', '--json');
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout)).toEqual({ status: 'pool_full', error: 'all agents recently active, try again later' });

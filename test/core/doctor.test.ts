@@ -4,9 +4,7 @@ import {
   type BridgeFacts,
   type DaemonFacts,
   type DirFacts,
-  SIZING_RESERVE_BYTES,
   type SocketFacts,
-  TYPICAL_AGENT_BYTES,
   bridgeCheck,
   composeCheck,
   configChecks,
@@ -15,79 +13,89 @@ import {
   doctorReport,
   formatBytes,
   infraCheck,
+  memoryCheck,
   parseMemTotal,
   poolDirCheck,
   projectCheck,
   sizingCheck,
   socketCheck,
-  suggestMaxAgents,
+  suggestMemoryBudget,
 } from '../../src/core/doctor.js';
 import { parseDockerSize } from '../../src/drivers/compose-reads.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
-describe('suggestMaxAgents: SPEC §8, floor((total − 2 GB) / per agent)', () => {
+describe('suggestMemoryBudget: MemTotal less MEMORY_RESERVE, as MEMORY_BUDGET=auto computes it', () => {
   it.each([
-    { total: 4 * GiB, perAgent: 330 * MiB, suggested: 6 },
-    { total: 8 * GiB, perAgent: 330 * MiB, suggested: 18 },
-    { total: 16 * GiB, perAgent: 1.5 * GiB, suggested: 9 },
-    { total: 4 * GiB, perAgent: 1 * GiB, suggested: 2 },
-    { total: 2 * GiB + 330 * MiB, perAgent: 330 * MiB, suggested: 1 },
-    { total: 2 * GiB + 329 * MiB, perAgent: 330 * MiB, suggested: 0 },
-    { total: 1 * GiB, perAgent: 330 * MiB, suggested: 0 },
-  ])('$total bytes at $perAgent per agent → $suggested', ({ total, perAgent, suggested }) => {
-    expect(suggestMaxAgents(total, perAgent)).toBe(suggested);
+    { total: 8 * GiB, reserve: 2 * GiB, suggested: 6 * GiB },
+    { total: 4 * GiB, reserve: 2 * GiB, suggested: 2 * GiB },
+    { total: 1 * GiB, reserve: 2 * GiB, suggested: 0 },
+  ])('$total less $reserve → $suggested', ({ total, reserve, suggested }) => {
+    expect(suggestMemoryBudget(total, reserve)).toBe(suggested);
   });
 });
 
-describe('sizingCheck: the suggestion from measured agents against the configured MAX_AGENTS', () => {
+describe('sizingCheck: a MEMORY_BUDGET suggestion, and how many agents of the measured size it fits', () => {
+  const facts = { reserveBytes: 2 * GiB, defaultBytes: 330 * MiB, unmeasured: 'no agent running to measure', budget: undefined, maxAgents: 3 };
   it.each([
     {
-      rule: 'passes a cap at or below the suggestion, from the mean of the measured agents',
-      facts: { totalBytes: 8 * GiB, samples: [300 * MiB, 500 * MiB], unmeasured: 'none', configured: 15 },
+      rule: 'passes an unset budget, suggesting one from the mean of the measured agents',
+      facts: { ...facts, totalBytes: 8 * GiB, samples: [300 * MiB, 500 * MiB] },
       verdict: 'pass',
-      detail: 'suggested MAX_AGENTS=15, configured 15: (8 GiB − 2 GiB) / 400 MiB per agent (mean of 2 running)',
-      figures: { per_agent_bytes: 400 * MiB, measured_agents: 2, suggested: 15 },
+      detail:
+        'suggested MEMORY_BUDGET=6144M (MemTotal 8 GiB − MEMORY_RESERVE 2 GiB, what MEMORY_BUDGET=auto computes; it fits 15 agents at 400 MiB per agent (mean of 2 measured)); MEMORY_BUDGET unset: only MAX_AGENTS=3 limits the pool',
+      figures: { suggested_budget_bytes: 6 * GiB, per_agent_bytes: 400 * MiB, measured_agents: 2, fits_agents: 15, configured_budget: null, max_agents: 3 },
     },
     {
-      rule: 'warns when the cap is above the suggestion',
-      facts: { totalBytes: 4 * GiB, samples: [1 * GiB], unmeasured: 'none', configured: 3 },
+      rule: 'counts agents at AGENT_MEMORY_DEFAULT when none is measured, and passes auto',
+      facts: { ...facts, totalBytes: 4 * GiB, samples: [0], budget: 'auto' as const },
+      verdict: 'pass',
+      detail:
+        'suggested MEMORY_BUDGET=2048M (MemTotal 4 GiB − MEMORY_RESERVE 2 GiB, what MEMORY_BUDGET=auto computes; it fits 6 agents at 330 MiB per agent (AGENT_MEMORY_DEFAULT; no agent running to measure)); MEMORY_BUDGET=auto',
+      figures: { per_agent_bytes: 330 * MiB, measured_agents: 0, fits_agents: 6, configured_budget: 'auto' },
+    },
+    {
+      rule: 'warns about a budget above the host’s memory less its reserve',
+      facts: { ...facts, totalBytes: 4 * GiB, samples: [GiB], budget: 3 * GiB },
       verdict: 'warn',
-      detail: 'MAX_AGENTS=3 is above the suggested 2: (4 GiB − 2 GiB) / 1 GiB per agent (mean of 1 running)',
-      figures: { per_agent_bytes: GiB, measured_agents: 1, suggested: 2 },
+      detail:
+        "MEMORY_BUDGET=3 GiB is above the host's memory less its reserve: suggested MEMORY_BUDGET=2048M (MemTotal 4 GiB − MEMORY_RESERVE 2 GiB, what MEMORY_BUDGET=auto computes; it fits 2 agents at 1 GiB per agent (mean of 1 measured))",
+      figures: { fits_agents: 2, configured_budget: 3 * GiB },
     },
     {
-      rule: 'falls back to the typical 330 MiB when no agent runs, and says so',
-      facts: { totalBytes: 4 * GiB, samples: [], unmeasured: 'no agent running to measure', configured: 3 },
-      verdict: 'pass',
-      detail: 'suggested MAX_AGENTS=6, configured 3: (4 GiB − 2 GiB) / ~330 MiB per agent (typical; no agent running to measure)',
-      figures: { per_agent_bytes: TYPICAL_AGENT_BYTES, measured_agents: 0, suggested: 6 },
-    },
-    {
-      rule: 'ignores containers that report 0 B (just started)',
-      facts: { totalBytes: 4 * GiB, samples: [0, 512 * MiB], unmeasured: 'none', configured: 4 },
-      verdict: 'pass',
-      detail: 'suggested MAX_AGENTS=4, configured 4: (4 GiB − 2 GiB) / 512 MiB per agent (mean of 1 running)',
-      figures: { per_agent_bytes: 512 * MiB, measured_agents: 1, suggested: 4 },
-    },
-    {
-      rule: 'warns when the host has no room for one agent',
-      facts: { totalBytes: 2 * GiB, samples: [], unmeasured: 'POOL_DRIVER=process: agents are not measured', configured: 1 },
+      rule: 'warns when not one agent fits',
+      facts: { ...facts, totalBytes: 2 * GiB, samples: [] },
       verdict: 'warn',
-      detail: 'no room for an agent by the sizing rule: (2 GiB − 2 GiB) / ~330 MiB per agent (typical; POOL_DRIVER=process: agents are not measured); MAX_AGENTS is 1',
-      figures: { suggested: 0 },
+      detail:
+        'no room for an agent: suggested MEMORY_BUDGET=0M (MemTotal 2 GiB − MEMORY_RESERVE 2 GiB, what MEMORY_BUDGET=auto computes; it fits 0 agents at 330 MiB per agent (AGENT_MEMORY_DEFAULT; no agent running to measure))',
+      figures: { suggested_budget_bytes: 0, fits_agents: 0 },
     },
-  ])('$rule', ({ facts, verdict, detail, figures }) => {
-    const result = sizingCheck(facts);
+  ])('$rule', ({ facts: f, verdict, detail, figures }) => {
+    const result = sizingCheck(f);
     expect(result.check).toEqual({ check: 'sizing', verdict, detail });
-    expect(result.figures).toMatchObject({ ...figures, total_bytes: facts.totalBytes, reserve_bytes: SIZING_RESERVE_BYTES, configured: facts.configured });
+    expect(result.figures).toMatchObject({ ...figures, total_bytes: f.totalBytes, reserve_bytes: 2 * GiB });
   });
 
-  it('skips, without figures, when the host memory is unknown', () => {
-    expect(sizingCheck({ totalBytes: undefined, samples: [GiB], unmeasured: '', configured: 3 })).toEqual({
-      check: { check: 'sizing', verdict: 'skip', detail: "cannot read the host's memory (/proc/meminfo)" },
-    });
+  it('is skipped when the host memory cannot be read', () => {
+    expect(sizingCheck({ ...facts, totalBytes: undefined, samples: [GiB] })).toEqual({ check: { check: 'sizing', verdict: 'skip', detail: "cannot read the host's memory (/proc/meminfo)" } });
+  });
+});
+
+describe('memoryCheck: the daemon’s memory figures, under a budget', () => {
+  const agent = (id: string, memory: Record<string, number>) => ({ id, started: '2026-02-28T05:00:00Z', last_active: '2026-02-28T05:00:00Z', requested_by: 'ceo', state: 'running' as const, protection: null, ...memory });
+  const status = (used: number, running: ReturnType<typeof agent>[] = []) => ({ running, slots_total: 3, slots_free: 1, queue: [], memory_budget_bytes: 150 * MiB, memory_used_bytes: used * MiB, memory_free_bytes: Math.max(0, 150 - used) * MiB });
+  it.each([
+    {
+      what: 'the budget used and free, and each agent’s now / peak / expected',
+      status: status(125, [agent('a', { memory_bytes: 60 * MiB, memory_peak_bytes: 61 * MiB, memory_expected_bytes: 61 * MiB }), agent('b', { memory_expected_bytes: 64 * MiB })]),
+      check: { check: 'memory', verdict: 'pass', detail: '125 MiB of the 150 MiB budget used, 25 MiB free; now / peak / expected: a 60 MiB / 61 MiB / 61 MiB, b - / - / 64 MiB' },
+    },
+    { what: 'a warning when the pool is over its budget', status: status(160), check: { check: 'memory', verdict: 'warn', detail: 'over the budget: 160 MiB of the 150 MiB budget used, 0 B free' } },
+    { what: 'nothing without a budget', status: { running: [], slots_total: 3, slots_free: 3, queue: [] }, check: undefined },
+    { what: 'nothing without a daemon', status: undefined, check: undefined },
+  ])('$what', ({ status: s, check }) => {
+    expect(memoryCheck(s)).toEqual(check);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideRequest, evictionFailed, expectedMemory, memoryInUse, recordUsage, slotsUsed, statusView, stopConfirmed } from '../../src/core/index.js';
+import { decideRequest, evictionFailed, expectedMemory, latestUsage, memoryInUse, recordUsage, slotsUsed, statusView, stopConfirmed, updateAgent } from '../../src/core/index.js';
 import { MiB, NOW, catalogue, pool, rules, statuses, withPeaks } from '../support/builders.js';
 
 const request = (agent: string, requestedBy = 'ceo') => ({ agent, requestedBy });
@@ -7,6 +7,8 @@ const request = (agent: string, requestedBy = 'ceo') => ({ agent, requestedBy })
 const budget = (overrides: { maxAgents?: number; pinned?: string[]; budget?: number } = {}) =>
   rules({ maxAgents: overrides.maxAgents ?? 10, pinned: overrides.pinned ?? [], memory: { budgetBytes: (overrides.budget ?? 1000) * MiB, defaultBytes: 330 * MiB } });
 const limits = (mib: Record<string, number>) => ({ ...catalogue(), memoryLimits: new Map(Object.entries(mib).map(([name, m]) => [name, m * MiB])) });
+/** A usage sample, in MiB by agent. */
+const sample = (mib: Record<string, number>) => new Map(Object.entries(mib).map(([name, m]) => [name, m * MiB]));
 const three = pool({ ceo: { idle: 300 }, cto: { idle: 400 }, qa: { idle: 200 } });
 
 describe('decideRequest under a memory budget (issue 17)', () => {
@@ -59,7 +61,7 @@ describe('decideRequest under a memory budget (issue 17)', () => {
     const rulesNow = budget().memory!;
     expect(memoryInUse(d.state, rulesNow, limits({ designer: 600 }).memoryLimits)).toBe((330 * 3 + 600) * MiB);
     const oneDown = stopConfirmed(d.state, 'cto');
-    expect(decideRequest(oneDown, request('cfo'), NOW, budget(), limits({ designer: 600 }))).toEqual({ kind: 'pool_full', reason: 'memory' });
+    expect(decideRequest(oneDown, request('cfo'), NOW, budget(), limits({ designer: 600 }))).toEqual({ kind: 'pool_full', reason: 'memory', needsBytes: 330 * MiB });
   });
 
   it('gives up the newcomer’s reservation when a victim will not stop, the others staying counted until they are down', () => {
@@ -76,11 +78,11 @@ describe('decideRequest under a memory budget (issue 17)', () => {
     { rule: 'answers the count’s pool_full, without a reason, when nobody can go for a slot', state: pool({ ceo: { idle: 10 }, cto: { idle: 20 }, qa: { idle: 30 } }), maxAgents: 3, reason: undefined },
   ])('$rule', ({ state, maxAgents, reason }) => {
     const d = decideRequest(state, request('designer'), NOW, budget({ maxAgents }), limits({ designer: 600 }));
-    expect(d).toEqual({ kind: 'pool_full', ...(reason !== undefined && { reason }) });
+    expect(d).toEqual({ kind: 'pool_full', ...(reason !== undefined && { reason }), needsBytes: 600 * MiB });
   });
 
   it('refuses for memory without evicting when autostart asks', () => {
-    expect(decideRequest(three, request('cfo', 'autostart'), NOW, budget(), catalogue(), { allowEvict: false })).toEqual({ kind: 'pool_full', reason: 'memory' });
+    expect(decideRequest(three, request('cfo', 'autostart'), NOW, budget(), catalogue(), { allowEvict: false })).toEqual({ kind: 'pool_full', reason: 'memory', needsBytes: 330 * MiB });
   });
 
   it('answers too_large with both sizes for an agent that needs more than the whole budget, even in an empty pool', () => {
@@ -108,7 +110,6 @@ describe('expected memory of an agent', () => {
 });
 
 describe('recordUsage: peaks from each reconcile’s sample', () => {
-  const sample = (mib: Record<string, number>) => new Map(Object.entries(mib).map(([name, m]) => [name, m * MiB]));
   const peaksOf = (state: ReturnType<typeof recordUsage>, agent: string) => state.memory?.get(agent)?.peaks.map((b) => b / MiB);
 
   it('raises the peak of the run in progress, never lowers it', () => {
@@ -136,12 +137,38 @@ describe('status under a memory budget', () => {
     const state = withPeaks(pool({ ceo: { startedAgo: 20 }, cto: { startedAgo: 10 } }), { ceo: [400], cfo: [900] });
     const status = statusView(state, NOW, budget(), undefined, limits({ cto: 200 }).memoryLimits);
     expect(status.running.map((a) => [a.id, a.memory_peak_bytes, a.memory_expected_bytes])).toEqual([['ceo', 400 * MiB, 400 * MiB], ['cto', undefined, 200 * MiB]]);
-    expect(status).toMatchObject({ memory_budget_bytes: 1000 * MiB, memory_used_bytes: 600 * MiB });
+    expect(status).toMatchObject({ memory_budget_bytes: 1000 * MiB, memory_used_bytes: 600 * MiB, memory_free_bytes: 400 * MiB });
+  });
+
+  it('shows each agent’s memory at the last sample, only for the run that sample measured', () => {
+    const sampled = pool({ ceo: { startedAgo: 20 }, cto: { startedAgo: 10 } });
+    const usage = latestUsage(sampled, sample({ ceo: 250, cto: 120 }));
+    // cto was restarted after the sample: the figure is its last run's, not this one's.
+    const restarted = updateAgent(sampled, 'cto', (r) => ({ ...r, started: NOW }));
+    const status = statusView(restarted, NOW, budget(), undefined, undefined, usage);
+    expect(status.running.map((a) => [a.id, a.memory_bytes])).toEqual([['ceo', 250 * MiB], ['cto', undefined]]);
+  });
+
+  it.each([
+    { what: 'what is left of the budget', peaks: { ceo: [300], cto: [200] }, free: 500 },
+    { what: 'nothing, not less, when the pool is over its budget (adopted containers)', peaks: { ceo: [700], cto: [600] }, free: 0 },
+  ])('shows as free $what', ({ peaks, free }) => {
+    expect(statusView(withPeaks(pool({ ceo: {}, cto: {} }), peaks), NOW, budget()).memory_free_bytes).toBe(free * MiB);
+  });
+
+  it('computes the reply again for a new sample, and not for the same one', () => {
+    const state = pool({ ceo: {} });
+    const rulesNow = budget();
+    const first = latestUsage(state, sample({ ceo: 100 }));
+    const reply = statusView(state, NOW, rulesNow, undefined, undefined, first);
+    expect(statusView(state, NOW + 1, rulesNow, undefined, undefined, first)).toBe(reply);
+    expect(statusView(state, NOW + 1, rulesNow, undefined, undefined, latestUsage(state, sample({ ceo: 110 }))).running[0]?.memory_bytes).toBe(110 * MiB);
   });
 
   it('shows no memory figures without a budget', () => {
     const status = statusView(withPeaks(pool({ ceo: {} }), { ceo: [400] }), NOW, rules());
     expect(status).not.toHaveProperty('memory_budget_bytes');
     expect(status.running[0]).not.toHaveProperty('memory_expected_bytes');
+    expect(statusView(pool({ ceo: {} }), NOW, rules(), undefined, undefined, latestUsage(pool({ ceo: {} }), sample({ ceo: 100 }))).running[0]).not.toHaveProperty('memory_bytes');
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type AgentView,
   ChangingStateError,
   DriverError,
   ForbiddenAgentError,
@@ -10,7 +11,7 @@ import {
   type StatusReply,
   UnknownAgentError,
 } from '../../src/contract/index.js';
-import { evictionCause, poolGauges, reconcileLagSeconds, settledFigures } from '../../src/core/index.js';
+import { evictionCause, memoryGauges, poolGauges, reconcileLagSeconds, settledFigures } from '../../src/core/index.js';
 import { NOW } from '../support/builders.js';
 
 describe('settledFigures: the outcome label of an operation, and its wait', () => {
@@ -76,6 +77,41 @@ describe('poolGauges: the gauges read from the status at scrape time', () => {
     },
   ])('$what', ({ status, gauges }) => {
     expect(poolGauges(status as StatusReply)).toEqual(gauges);
+  });
+});
+
+describe('memoryGauges: the memory series read from the status at scrape time', () => {
+  const agent = (id: string, memory: Partial<Pick<AgentView, 'memory_bytes' | 'memory_peak_bytes' | 'memory_expected_bytes'>>): AgentView => ({
+    id,
+    started: '2026-02-28T05:00:00Z',
+    last_active: '2026-02-28T05:00:00Z',
+    requested_by: 'test',
+    state: 'running',
+    protection: null,
+    ...memory,
+  });
+  const budget = { memory_budget_bytes: 1000, memory_used_bytes: 700, memory_free_bytes: 300 };
+  it.each([
+    { what: 'no budget: no series, whatever the agents say', status: { running: [agent('ceo', {})] }, gauges: { pool: [], agents: [] } },
+    {
+      what: 'a budget: its three figures, and each agent’s known figures (none before a first sample)',
+      status: { ...budget, running: [agent('ceo', { memory_bytes: 250, memory_peak_bytes: 400, memory_expected_bytes: 400 }), agent('cto', { memory_expected_bytes: 300 })] },
+      gauges: {
+        pool: [
+          { kind: 'budget', bytes: 1000 },
+          { kind: 'used', bytes: 700 },
+          { kind: 'free', bytes: 300 },
+        ],
+        agents: [
+          { agent: 'ceo', kind: 'now', bytes: 250 },
+          { agent: 'ceo', kind: 'peak', bytes: 400 },
+          { agent: 'ceo', kind: 'expected', bytes: 400 },
+          { agent: 'cto', kind: 'expected', bytes: 300 },
+        ],
+      },
+    },
+  ])('$what', ({ status, gauges }) => {
+    expect(memoryGauges({ slots_total: 3, slots_free: 1, queue: [], ...status })).toEqual(gauges);
   });
 });
 

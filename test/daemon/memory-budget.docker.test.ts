@@ -1,11 +1,13 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StatusReply } from '../../src/contract/index.js';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
+import { poolctl } from '../support/cli.js';
 import { http } from '../support/http.js';
+import { parseExposition } from '../support/metrics.js';
 import { type SpawnedDaemon, daemonEnv, spawnDaemon } from '../support/spawn-daemon.js';
 
 const docker = await requireDocker();
@@ -36,6 +38,7 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
   });
   const request = async (agent: string) => (await pool!.http('POST', '/request', { agent })).body;
   const status = async () => (await pool!.http('GET', '/status')).body as StatusReply;
+  const metrics = async () => parseExposition((await pool!.http('GET', '/metrics')).text);
   /** Each reconcile (every second here) samples memory: wait until these agents' peaks are what they hold. */
   const measured = (atLeastMiB: Record<string, number>) =>
     eventually(async () => {
@@ -57,6 +60,8 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
     expect(await request('b')).toEqual({ status: 'started', agent: 'b' });
     pool.advance(100);
     await measured({ a: 58, b: 58 });
+    const before = await metrics();
+    for (const kind of ['now', 'peak', 'expected']) expect(before.get(`openclaw_pool_agent_memory_bytes{agent="a",kind="${kind}"}`), kind).toBeGreaterThanOrEqual(58 * MiB);
 
     expect(await request('c')).toEqual({ status: 'started', agent: 'c', evicted: 'a' });
     expect(await pool.runningInDocker()).toEqual(['b', 'c']);
@@ -78,6 +83,39 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
     const shown = await status();
     expect(shown.memory_budget_bytes).toBe(150 * MiB);
     expect(shown.memory_used_bytes).toBeLessThanOrEqual(150 * MiB);
+    expect(shown.memory_free_bytes).toBe(150 * MiB - shown.memory_used_bytes!);
+    const after = await metrics();
+    expect([...after.keys()].filter((name) => name.startsWith('openclaw_pool_agent_memory_bytes{')).map((name) => /agent="([^"]+)"/.exec(name)?.[1])).toEqual(
+      expect.arrayContaining(['big']),
+    );
+    // The evicted agents' series went with them.
+    expect([...after.keys()].some((name) => /openclaw_pool_agent_memory_bytes\{agent="[abc]"/.test(name))).toBe(false);
+    expect([after.get('openclaw_pool_memory_bytes{kind="budget"}'), after.get('openclaw_pool_memory_bytes{kind="used"}'), after.get('openclaw_pool_memory_bytes{kind="free"}')]).toEqual([
+      150 * MiB,
+      shown.memory_used_bytes,
+      shown.memory_free_bytes,
+    ]);
+  });
+
+  it('shows each agent’s memory now, and rewrites state.json only when a peak rises, not for every sample', async () => {
+    project = await createComposeProject({ a: holding(60) });
+    pool = await startTestDaemon({ project, infra: [], env: { MAX_AGENTS: '5', MEMORY_BUDGET: '150M', AGENT_MEMORY_DEFAULT: '64M', SYNC_INTERVAL: '1' } });
+    await request('a');
+    await measured({ a: 58 });
+    const [shown] = (await status()).running;
+    expect(shown?.memory_bytes).toBeGreaterThanOrEqual(58 * MiB);
+    expect(shown?.memory_bytes).toBeLessThanOrEqual(shown!.memory_peak_bytes!);
+    // Six reconciles, six samples: state.json follows a peak that rises (saved within a second, so
+    // one rise may be written after the window), never a sample alone.
+    const stateFile = join(pool.poolDir, 'state.json');
+    const writes = new Set<number>();
+    const peaks = new Set<number>();
+    for (let i = 0; i < 7; i++) {
+      writes.add((await stat(stateFile)).mtimeMs);
+      peaks.add((await status()).running[0]!.memory_peak_bytes!);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    expect(writes.size - 1).toBeLessThanOrEqual(peaks.size);
   });
 
   it('answers pool_full for memory and evicts nobody when the agents that could go would not free enough', async () => {
@@ -89,6 +127,21 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
     // Both inside their grace period: nobody may go.
     expect(await request('c')).toEqual({ status: 'pool_full', reason: 'memory', error: expect.stringContaining('not enough memory for c') });
     expect(await pool.runningInDocker()).toEqual(['a', 'b']);
+    // poolctl says what would have to go, from the status: a (least recently active, measured at ~61 MiB) would free enough, but is in its grace period.
+    const refused = await poolctl(['start', 'c', '--socket', pool.socketPath]);
+    expect(refused.code).toBe(1);
+    const said = refused.stderr.trim().split('\n');
+    expect(said[0]).toMatch(/^poolctl: not enough memory for c/);
+    expect(said[1]).toMatch(/^short of \d+(\.\d)? MiB of memory \(c is expected to need 64 MiB; \d+(\.\d)? MiB of the 150 MiB budget is free\)$/);
+    expect(said[2]).toBe('what would have to go, least recently active first:');
+    expect(said.slice(3).map((line) => line.trim().split(/\s{2,}/))).toEqual([
+      ['AGENT', 'EXPECTED', 'KEPT BY'],
+      ['a', expect.stringMatching(/ MiB$/), expect.stringMatching(/^grace, \d+s left$/)],
+    ]);
+    const table = (await poolctl(['status', '--socket', pool.socketPath])).stdout.trim().split('\n');
+    expect(table[0]).toMatch(/^AGENT\s+STATE\s+MEMORY NOW \/ PEAK \/ EXPECTED\s+STARTED/);
+    expect(table[1]).toMatch(/^a\s+running\s+\d+(\.\d)? MiB \/ \d+(\.\d)? MiB \/ \d+(\.\d)? MiB\s/);
+    expect(table).toContainEqual(expect.stringMatching(/^memory: \d+(\.\d)? MiB of the 150 MiB budget used, \d+(\.\d)? MiB free$/));
   });
 
   it('remembers an agent’s peak across a restart of the daemon’s process and counts it before the agent runs again', async () => {

@@ -5,19 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricsReply } from '../../src/contract/index.js';
 import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
 import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
+import { parseExposition } from '../support/metrics.js';
 
 const docker = await requireDocker();
-
-/** `name{a="x",b="y"} 3` lines of the exposition text, keyed by name and labels as written. */
-function parseExposition(text: string): Map<string, number> {
-  const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const cut = line.lastIndexOf(' ');
-    samples.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-  }
-  return samples;
-}
 
 const series = (name: string, labels: Record<string, string> = {}) => {
   const inner = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',');
@@ -104,6 +94,8 @@ describe.skipIf(!docker)('GET /metrics: the daemon in Prometheus text format, on
     const samples = await scrape();
     expect(samples.get(series('docker_operation_seconds_bucket', { le: '+Inf', operation: 'start', outcome: 'ok' }))).toBeGreaterThanOrEqual(1);
     expect(samples.get(series('docker_operation_seconds_sum', { operation: 'start', outcome: 'ok' }))).toBeGreaterThan(0);
+    // No MEMORY_BUDGET: no memory series, for the pool or for the running agent.
+    expect([...samples.keys()].filter((name) => /^openclaw_pool_(agent_)?memory_bytes/.test(name))).toEqual([]);
   });
 
   it('counts every refusal by its reply status, on the socket as on the bridge', async () => {

@@ -442,8 +442,8 @@ export class PoolWorld {
     if (open.length > 0) this.fail(`${when} callers still wait for an answer: ${open.join(', ')}`);
     const now = Date.now();
     const rules = settingsFor(this.cap, this.memory, this.idleStop).rules;
-    // `paused` is an observation, never saved: the first listing finds it again.
-    const memory = this.pool.status().running.map((a) => (a.state === 'paused' ? { ...a, state: 'running' as const } : a));
+    // `paused` and the memory now are observations, never saved: the first listing and sample find them again.
+    const memory = this.pool.status().running.map(({ memory_bytes: _sampled, ...a }) => (a.state === 'paused' ? { ...a, state: 'running' as const } : a));
     const saved = statusView(this.store.load(), now, rules, undefined, this.driver.memoryLimits?.()).running;
     if (!isDeepStrictEqual(memory, saved)) this.fail(`${when} state.json differs from the pool's state:\n  saved  ${JSON.stringify(saved)}\n  memory ${JSON.stringify(memory)}`);
     const roster = (this.store.roster?.running ?? []).map((a) => `${a.id} ${a.state}`);

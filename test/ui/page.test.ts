@@ -110,6 +110,11 @@ describe('evictability: whether the pool may stop an agent for another, and why 
 });
 
 describe('agent rows', () => {
+  it('say each agent’s memory now, its peak and what the budget counts it at', () => {
+    const [row] = agentRows(status([agent({ memory_bytes: 61 * 1024 ** 2, memory_peak_bytes: 62 * 1024 ** 2, memory_expected_bytes: 62 * 1024 ** 2 })]), NOW, 'UTC');
+    expect(row?.memory).toBe('61 MiB / 62 MiB / 62 MiB');
+  });
+
   it('say state, node, relative times with exact ones beside them, who asked, and evictability', () => {
     const rows = agentRows(status([agent({ protection: 'grace', protected_until: at(30), node: 'vps-2' })]), NOW, 'UTC');
     expect(rows).toEqual([
@@ -124,6 +129,7 @@ describe('agent rows', () => {
         requestedBy: 'ceo',
         evictable: 'protected: grace until 05:17:34',
         protected: true,
+        memory: '- / - / -',
       },
     ]);
   });

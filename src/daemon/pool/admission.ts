@@ -60,7 +60,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           if (!refreshed && (refreshed = true) && (await catalogue.refresh())) continue;
           throw new UnknownAgentError(agent, d.known);
         case 'pool_full':
-          throw new PoolFullError(agent, d.reason === undefined ? {} : { reason: d.reason });
+          throw new PoolFullError(agent, { ...(d.reason !== undefined && { reason: d.reason }), ...(d.needsBytes !== undefined && { needsBytes: d.needsBytes }) });
         case 'too_large':
           throw new PoolFullError(agent, { reason: 'too_large', needsBytes: d.needsBytes, budgetBytes: d.budgetBytes });
         case 'project_invalid':

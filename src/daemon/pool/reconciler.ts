@@ -3,6 +3,7 @@ import {
   type AgentDriver,
   type AgentUsage,
   IDLE_STOPPER,
+  type MemorySample,
   PRESSURE_STOPPER,
   type PoolRules,
   type WorkSample,
@@ -10,6 +11,7 @@ import {
   decideIdleStops,
   decidePressureStop,
   formatBytes,
+  latestUsage,
   noPressure,
   reconcile,
   recordUsage,
@@ -50,7 +52,12 @@ export interface Reconciler {
   idle(): Promise<void>;
   /** Whether the last listing succeeded, and why not. */
   docker(): { readonly ok: boolean; readonly reason?: string };
+  /** Each agent's memory at the last sample, while a memory budget is set (empty otherwise); a new map per sample. */
+  memoryNow(): ReadonlyMap<string, MemorySample>;
 }
+
+/** No sample: one map for all, so that a pool without a budget never makes the status cache miss. */
+const NO_SAMPLE: ReadonlyMap<string, MemorySample> = new Map();
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let docker: { ok: boolean; reason?: string } = { ok: true };
@@ -59,6 +66,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let pressure = noPressure;
   let pressureReadAt = -Infinity;
   let workSamples: ReadonlyMap<string, WorkSample> = new Map();
+  // A failed sample keeps the last one: it is still the latest there is.
+  let memoryNow = NO_SAMPLE;
 
   /** The guard's verdict on the state: starts are refused while it acts. */
   function showPressure(): void {
@@ -151,6 +160,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const changed = result.lost.length + result.adopted.length + result.stopped.length + result.stop.length > 0;
       const memory = rules.memory === undefined || usage === undefined ? undefined : new Map([...usage].map(([agent, u]) => [agent, u.memoryBytes]));
       const next = memory === undefined ? result.state : recordUsage(result.state, memory);
+      if (memory !== undefined) memoryNow = latestUsage(next, memory);
+      else if (rules.memory === undefined) memoryNow = NO_SAMPLE;
+      // Peaks that rose are saved; the sample itself (memoryNow) is not part of the state, so an idle pool writes nothing.
       if (next !== before) deps.cell.touched();
       deps.cell.set(next);
       deps.slotsChanged();
@@ -192,5 +204,6 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       await running?.catch(() => {});
     },
     docker: () => docker,
+    memoryNow: () => memoryNow,
   };
 }

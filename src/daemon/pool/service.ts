@@ -48,7 +48,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
   let settings = initialSettings;
   const { clock } = deps;
   const emit: Emit = (type, agent, by, extra = {}) => deps.onEvent({ time: formatWireTime(clock()), type, agent, by, ...extra });
-  const status = (state: PoolState): StatusReply => statusView(state, clock(), settings.rules, line.queue(), catalogue.current().memoryLimits);
+  const status = (state: PoolState): StatusReply => statusView(state, clock(), settings.rules, line.queue(), catalogue.current().memoryLimits, reconciler.memoryNow());
   const publish = (state: PoolState) => deps.publish(status(state)).catch((error) => deps.onError('writing roster.json', error));
   const cell = createStateCell({ save: deps.save, publish, onError: deps.onError }, initial);
   const inFlight = createInFlight();
