@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { replyForError } from '../contract/errors.js';
+import type { TokenBook } from '../contract/tokens.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
@@ -54,6 +55,8 @@ export interface BridgeOptions {
   readonly maxBodySize: number;
   /** When it returns a token, POST endpoints require `Authorization: Bearer <token>` (read per request: SIGHUP may change it). */
   readonly token: () => string | undefined;
+  /** POOL_TOKENS_FILE's per-agent tokens, undefined when it is unset (read per request: SIGHUP may change them). */
+  readonly tokens?: () => TokenBook | undefined;
   readonly onError: (what: string, error: unknown) => void;
   /** `GET /` and `GET /ui`: the status page, or why it is unavailable. */
   readonly page: PreparedReply;

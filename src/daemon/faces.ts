@@ -3,6 +3,7 @@ import { createLiveStreams } from '../bridge/live.js';
 import { type PreparedReply, loadStatusPage, pageUnavailableReply } from '../bridge/page.js';
 import { createBridgeServer } from '../bridge/server.js';
 import { type PoolConfig, parseWireTime, redactConfig } from '../contract/index.js';
+import type { TokenBook } from '../contract/tokens.js';
 import { type RpcDeps, createContext } from '../rpc/context.js';
 import type { EventLog } from '../store/index.js';
 import { TIMELINE_MAX_EVENTS, TIMELINE_WINDOW_MS } from '../ui/view.js';
@@ -12,6 +13,7 @@ import { DaemonStartError } from './start-up.js';
 
 export interface FacesDeps extends Omit<RpcDeps, 'diagnostics' | 'configView' | 'events'> {
   readonly config: () => PoolConfig;
+  readonly tokens: () => TokenBook | undefined;
   readonly eventLog: () => EventLog | undefined;
   readonly clock: () => number;
   readonly log: Logger;
@@ -65,6 +67,7 @@ export function createFaces(deps: FacesDeps): Faces {
         context: createContext(rpc),
         maxBodySize: deps.config().maxBodySize,
         token: () => deps.config().token,
+        tokens: deps.tokens,
         onError,
         page,
         live,
