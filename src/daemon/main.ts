@@ -15,6 +15,7 @@ const SHUTDOWN_GRACE_MS = 30_000;
 
 const USAGE = `Usage: openclaw-pool [--config PATH]
        openclaw-pool migrate --from POOL_DIR [--dry-run]   take over the bash pool manager (migrate --help)
+       openclaw-pool tokens add|list|revoke [AGENT]        per-agent bridge tokens (tokens --help)
 
 Keeps a bounded pool of agent containers (docker compose services) running, with LRU eviction.
 
@@ -29,6 +30,7 @@ Every variable is documented in pool.env.example.`;
 async function main(): Promise<number> {
   // Loaded only when asked for, so the daemon's start-up does not pay for it.
   if (process.argv[2] === 'migrate') return (await import('../migrate/cli.js')).runMigrate(process.argv.slice(3));
+  if (process.argv[2] === 'tokens') return (await import('../tokens/cli.js')).runTokens(process.argv.slice(3));
   let args;
   try {
     args = parseArgs({
