@@ -1,9 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { replyForError } from '../contract/errors.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import { tokenDigest } from '../contract/tokens.js';
 import { type Caller, type CallerAction, type CallerDirectory, identifyCaller, isRefusal, judgeCall } from '../core/callers.js';
 import { type CallOptions, operations } from '../rpc/operations.js';
 import { send, write } from './json.js';
@@ -175,7 +176,7 @@ export function createBridgeServer(options: BridgeOptions): Server {
     const directory = options.callers?.();
     if (directory === undefined) {
       const token = options.token();
-      if (token !== undefined && !authorized(req.headers.authorization, digest(token))) {
+      if (token !== undefined && !authorized(req.headers.authorization, tokenDigest(token))) {
         throw new HttpError(401, 'unauthorized: send Authorization: Bearer <POOL_TOKEN>', { 'WWW-Authenticate': 'Bearer' });
       }
       return undefined;
@@ -284,14 +285,10 @@ function parseJsonObject(text: string): unknown {
   return value;
 }
 
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
 /** Compares digests in constant time, so the token cannot be guessed byte by byte from timings. */
 function authorized(header: string | undefined, expected: Buffer): boolean {
   const bearer = bearerOf(header);
-  return bearer !== undefined && timingSafeEqual(digest(bearer), expected);
+  return bearer !== undefined && timingSafeEqual(tokenDigest(bearer), expected);
 }
 
 function bearerOf(header: string | undefined): string | undefined {

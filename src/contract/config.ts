@@ -85,6 +85,13 @@ const VARIABLES = {
   PINNED_AGENTS: { field: 'pinnedAgents', schema: nameList, default: '', reloadable: true, emptyIsValue: true, description: 'agents never evicted (they still count)' },
   STOP_TIMEOUT_SECONDS: { field: 'stopTimeoutSeconds', schema: seconds(0), default: '10', reloadable: true, description: 'graceful stop before kill' },
   POOL_TOKEN: { field: 'token', schema: text, reloadable: true, secret: true, description: "bearer token required on the bridge's POST endpoints" },
+  // A path, no secret: the tokens themselves never enter the configuration (daemon/config.ts reads them into a TokenBook).
+  POOL_TOKENS_FILE: {
+    field: 'tokensFile',
+    schema: text,
+    reloadable: true,
+    description: 'per-agent tokens: one `agent token` pair per line, mode 0600 (`openclaw-pool tokens add <agent>`); on the bridge a token is its agent, and an entry named `host` is the host',
+  },
   // Not reloadable: the logger opens it once, before the daemon starts.
   LOG_FILE: { field: 'logFile', schema: text, reloadable: false, description: 'a file the log lines are also appended to' },
   DOCKER_BIN: { field: 'dockerBin', schema: text, default: 'docker', reloadable: false, description: 'the docker CLI (compose v2 as its plugin)' },

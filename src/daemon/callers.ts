@@ -1,12 +1,15 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import type { PoolConfig } from '../contract/index.js';
+import { type TokenBook, tokenDigest } from '../contract/tokens.js';
 import type { AgentDriver, ObservedAgent } from '../core/index.js';
 import { type CallerDirectory, normalizeAddress } from '../core/callers.js';
 
 /** What the bridge's caller identification is built from, each read when it changes, never per request. */
 export interface CallersDeps {
   readonly config: () => PoolConfig;
+  /** POOL_TOKENS_FILE's book, as the last (re)load read it; undefined when the variable is unset. */
+  readonly tokens: () => TokenBook | undefined;
   /** The backend's listing carries container addresses (compose over the Engine API); false until it is open. */
   readonly listsAddresses: () => boolean;
   /** Where the bridge listens now: the host's own addresses on the agents' networks among them. */
@@ -30,16 +33,18 @@ export function createCallers(deps: CallersDeps): Callers {
 
   function build(): CallerDirectory | undefined {
     const config = deps.config();
-    const policy = config.callerPolicy ?? (deps.listsAddresses() ? 'agents' : 'open');
+    const book = deps.tokens();
+    const policy = config.callerPolicy ?? (deps.listsAddresses() || book !== undefined ? 'agents' : 'open');
     if (policy === 'open') return undefined;
     const own = new Set<string>(deps.bridgeAddresses());
     for (const addresses of Object.values(networkInterfaces())) for (const a of addresses ?? []) own.add(normalizeAddress(a.address));
-    const shared = config.token === undefined ? undefined : digest(config.token);
+    const shared = config.token === undefined ? undefined : tokenDigest(config.token);
     return {
       isHostAddress: (address) => LOOPBACK.test(address) || own.has(address),
       peers,
       infra: new Set(config.infraServices),
-      ...(shared !== undefined && { sharedTokenMatches: (bearer: string | undefined) => bearer !== undefined && timingSafeEqual(digest(bearer), shared) }),
+      ...(book !== undefined && { tokenOwner: (bearer: string | undefined) => book.identify(bearer), hostNeedsToken: book.hasHost }),
+      ...(shared !== undefined && { sharedTokenMatches: (bearer: string | undefined) => bearer !== undefined && timingSafeEqual(tokenDigest(bearer), shared) }),
     };
   }
 
@@ -78,8 +83,4 @@ function samePeers(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string
   if (a.size !== b.size) return false;
   for (const [address, agent] of a) if (b.get(address) !== agent) return false;
   return true;
-}
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
 }
