@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { ConfigError } from './env-file.js';
 import { AGENT_NAME_PATTERN } from './pattern.js';
 
@@ -67,21 +67,20 @@ export function parseTokensFile(text: string, source: string): TokenEntry[] {
   return entries;
 }
 
-/** sha256 makes every compared value 32 bytes: timingSafeEqual needs equal lengths, and a token's length then shows in no timing. */
+/** sha256 of a token: what the daemon keeps and compares, so that no token is held, and every compared value is 32 bytes (timingSafeEqual needs equal lengths; a length shows in no timing). */
 export function tokenDigest(token: string): Buffer {
   return createHash('sha256').update(token).digest();
 }
 
 export function createTokenBook(entries: readonly TokenEntry[]): TokenBook {
-  const digests = entries.map((entry) => ({ agent: entry.agent, digest: tokenDigest(entry.token) }));
+  // Looked up by the presented token's digest, never by the token: how far a lookup gets tells at
+  // most how much of a sha256 digest matched, which says nothing of any token (finding a token for
+  // a digest is what sha256 makes infeasible). One hash and one lookup, whatever the book's size:
+  // comparing the digest with every entry cost 3.5 µs a request at 50 tokens (bench/callers.ts).
+  const owners = new Map(entries.map((entry) => [tokenDigest(entry.token).toString('base64'), entry.agent]));
   return {
     identify(bearer) {
-      if (bearer === undefined) return undefined;
-      const presented = tokenDigest(bearer);
-      let found: string | undefined;
-      // No early exit: a match on the first entry takes as long as one on the last, or none.
-      for (const entry of digests) if (timingSafeEqual(entry.digest, presented)) found = entry.agent;
-      return found;
+      return bearer === undefined ? undefined : owners.get(tokenDigest(bearer).toString('base64'));
     },
     hasHost: entries.some((entry) => entry.agent === HOST_ENTRY),
     agents: entries.filter((entry) => entry.agent !== HOST_ENTRY).map((entry) => entry.agent),
