@@ -12,6 +12,8 @@ export interface ObservedAgent {
   readonly startedAt?: number;
   /** The host its container runs on, for backends that span several (swarm). */
   readonly node?: string;
+  /** The backend's id of its container (compose), so that reads about it after the listing need no listing of their own. */
+  readonly container?: string;
 }
 
 export type LostReason = 'not_running' | 'start_interrupted' | 'infrastructure';

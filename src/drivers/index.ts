@@ -91,7 +91,7 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
         driver,
         project,
         bridgeAddresses: () => driver.bridgeAddresses(),
-        memoryUsage: async () => new Map([...(await driver.usage())].map(([agent, { memoryBytes }]) => [agent, memoryBytes])),
+        memoryUsage: async () => new Map([...(await driver.usage(await driver.list()))].map(([agent, { memoryBytes }]) => [agent, memoryBytes])),
         ...(engine.notice !== undefined && { notice: engine.notice }),
       };
     }
