@@ -1,10 +1,11 @@
 // Issue 16: the daemon's footprint idle (resident memory of it and its descendants, the processes
 // it spawns, its CPU time) against an idle bare `node` in the same run, and the compose driver's
 // reads in process: the listing a reconcile makes at 50 agents (Engine API, and the docker CLI
-// path before it) and the memory of all running agents at 10.
+// path before it) and the memory of all running agents at 10. Issue 17: what the memory budget's
+// stats sampling adds to each reconcile, in wall time and in the daemon's and dockerd's CPU.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -12,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import type { AgentRecord, PoolState } from '../src/core/index.js';
 import { agentService, createComposeProject } from '../test/support/docker.js';
-import { ROOT, type Row, median, rssMb, runStandalone, spawnComposeDaemon, stopChild, treeCpuSeconds, treeRssMb } from './lib.js';
+import { ROOT, type Row, type SpawnedDaemon, median, rssMb, runStandalone, spawnComposeDaemon, stopChild, treeCpuSeconds, treeRssMb, until } from './lib.js';
 
 const RUNNING = ['ceo', 'cto', 'cfo'];
 /** The idle window: spawns and CPU time are counted over it, and RSS is read at its end. */
@@ -25,6 +26,15 @@ const MEASURED_MEMORY = 10;
 const STATS_INTERVAL_MS = 1000;
 const LIST_ROUNDS = 50;
 const CLI_LIST_ROUNDS = 15;
+/** Agents running while the sampling's cost is measured. */
+const SAMPLED = [3, 6];
+/** Past dockerd's one-second stats sampling, as SYNC_INTERVAL's default (15 s) is: a reconcile's stats calls find the engine as in production. */
+const SAMPLING_SYNC_INTERVAL = 2;
+const SAMPLING_WINDOW_S = 30;
+/** Windows off, on, off, on, ...: load from elsewhere falls on both alike. */
+const SAMPLING_PAIRS = 2;
+/** Large enough that nobody is evicted: the budget is only there to make each reconcile sample. */
+const SAMPLING_BUDGET = '64G';
 
 /** The built modules, loaded at run time (not bundled into the bench): what is measured is dist/. */
 const fromDist = <T>(path: string): Promise<T> => import(pathToFileURL(join(ROOT, 'dist', path)).href) as Promise<T>;
@@ -211,8 +221,97 @@ async function driverReads(): Promise<Row[]> {
   }
 }
 
+/** dockerd's pid, when it runs on this host and this user may read its /proc entry; undefined otherwise (a remote or rootless engine). */
+async function dockerdPid(): Promise<number | undefined> {
+  const pidFile = await readFile('/var/run/docker.pid', 'utf8').catch(() => '');
+  const pid = Number(pidFile.trim());
+  if (!(pid > 0)) return undefined;
+  const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+  return comm.trim() === 'dockerd' ? pid : undefined;
+}
+
+/** The daemon's own figures of its reconciles and of the Docker reads they make, from /metrics. */
+async function reconcileFigures(d: SpawnedDaemon): Promise<{ reconciles: number; readSeconds: number }> {
+  const text = await new Promise<string>((res, rej) => {
+    httpGet(`${d.url}/metrics`, (r) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => res(Buffer.concat(chunks).toString('utf8')));
+    }).once('error', rej);
+  });
+  const value = (series: string) => Number(text.split('\n').find((line) => line.startsWith(`${series} `))?.split(' ')[1] ?? 0);
+  const readSeconds = ['list', 'usage'].reduce((sum, op) => sum + value(`openclaw_pool_docker_operation_seconds_sum{operation="${op}",outcome="ok"}`), 0);
+  return { reconciles: value('openclaw_pool_reconciles_total{outcome="ok"}'), readSeconds };
+}
+
+/** Sets MEMORY_BUDGET in the daemon's ./pool.env (or removes it) and reloads it (SIGHUP); resolves once its status shows the change. */
+async function setBudget(d: SpawnedDaemon, budget: string | undefined): Promise<void> {
+  await writeFile(join(d.scratch, 'pool.env'), budget === undefined ? '' : `MEMORY_BUDGET=${budget}\n`, { mode: 0o600 });
+  d.child.kill('SIGHUP');
+  await until(async () => ((await d.http('GET', '/status')).json.memory_budget_bytes !== undefined) === (budget !== undefined), 20_000, `MEMORY_BUDGET ${budget ?? 'unset'} applied`);
+}
+
+/**
+ * With `n` agents running, the memory budget off and on (windows alternated in one daemon, the
+ * budget set by a reload): the wall time of a reconcile's Docker reads (the daemon's own histogram:
+ * the listing, and with the budget the stats), and the CPU time of the daemon and of dockerd
+ * (/proc/<pid>/stat over the windows) as a share of a core and as what the sampling adds to each
+ * reconcile.
+ */
+async function samplingCost(n: number, dockerd: number | undefined): Promise<Row[]> {
+  const running = Array.from({ length: n }, (_, i) => `agent-${i}`);
+  const d = await spawnComposeDaemon(running, { SYNC_INTERVAL: String(SAMPLING_SYNC_INTERVAL) });
+  try {
+    const totals = { off: { reconciles: 0, readSeconds: 0, cpu: 0, dockerd: 0, seconds: 0 }, on: { reconciles: 0, readSeconds: 0, cpu: 0, dockerd: 0, seconds: 0 } };
+    for (let pair = 0; pair < SAMPLING_PAIRS; pair++) {
+      for (const mode of ['off', 'on'] as const) {
+        await setBudget(d, mode === 'on' ? SAMPLING_BUDGET : undefined);
+        // The reload's own reconcile (and its compose config) stays out of the window.
+        await sleep(SAMPLING_SYNC_INTERVAL * 1000 + 1000);
+        step(`${n} running, memory budget ${mode}: a ${SAMPLING_WINDOW_S} s window`);
+        const reading = async () => ({ figures: await reconcileFigures(d), cpu: await treeCpuSeconds(d.pid), dockerd: dockerd === undefined ? 0 : await treeCpuSeconds(dockerd), at: process.hrtime.bigint() });
+        const before = await reading();
+        await sleep(SAMPLING_WINDOW_S * 1000);
+        const after = await reading();
+        const t = totals[mode];
+        t.reconciles += after.figures.reconciles - before.figures.reconciles;
+        t.readSeconds += after.figures.readSeconds - before.figures.readSeconds;
+        t.cpu += after.cpu - before.cpu;
+        t.dockerd += after.dockerd - before.dockerd;
+        t.seconds += Number(after.at - before.at) / 1e9;
+      }
+    }
+    const { on, off } = totals;
+    const windows = `${SAMPLING_PAIRS} × ${SAMPLING_WINDOW_S} s each, ${on.reconciles} and ${off.reconciles} reconciles; floor: budget off`;
+    const percent = (t: typeof on, key: 'cpu' | 'dockerd') => (t[key] / t.seconds) * 100;
+    // A reconcile that samples lasts longer, so it also holds more idle time (timers): only what is above the budget-off rate over the same time is the sampling's.
+    const addedMs = (key: 'cpu' | 'dockerd') => ((on[key] - (off[key] / off.seconds) * on.seconds) / on.reconciles) * 1000;
+    const cpuRows = (who: string, key: 'cpu' | 'dockerd'): Row[] => [
+      { id: '16.8', what: `${who} CPU, ${n} running, memory budget on`, figure: percent(on, key), floor: percent(off, key), unit: '% core', target: '', kind: 'info' },
+      { id: '16.8', what: `${who} CPU time the sampling adds per reconcile (one per SYNC_INTERVAL), ${n} running`, figure: addedMs(key), unit: 'ms', target: '', kind: 'info' },
+    ];
+    return [
+      { id: '16.7', what: `reconcile's Docker reads, ${n} running, memory budget on (listing + one-shot stats; SYNC_INTERVAL=${SAMPLING_SYNC_INTERVAL}, ${windows})`, figure: (on.readSeconds / on.reconciles) * 1000, floor: (off.readSeconds / off.reconciles) * 1000, unit: 'ms', target: '', kind: 'info' },
+      ...cpuRows('daemon', 'cpu'),
+      ...(dockerd === undefined ? [] : cpuRows("dockerd (all of its work in the windows, others' too)", 'dockerd')),
+    ];
+  } finally {
+    await d.stop();
+  }
+}
+
+async function samplingCosts(): Promise<Row[]> {
+  const dockerd = await dockerdPid();
+  if (dockerd === undefined) console.error('bench footprint: dockerd is not a process here: its CPU time is not measured');
+  const rows: Row[] = [];
+  for (const n of SAMPLED) rows.push(...(await samplingCost(n, dockerd)));
+  return rows;
+}
+
 export async function main(): Promise<Row[]> {
-  return [...(await idleFootprint()), ...(await driverReads())];
+  // BENCH_FOOTPRINT=sampling: only issue 17's rows.
+  if (process.env.BENCH_FOOTPRINT === 'sampling') return samplingCosts();
+  return [...(await idleFootprint()), ...(await driverReads()), ...(await samplingCosts())];
 }
 
 await runStandalone('footprint', 'Footprint idle and reads in process (issue 16)', main);

@@ -37,10 +37,11 @@ export interface AgentDriver {
    */
   definitionProblem?(): Promise<string | undefined>;
   /**
-   * What each running agent's container uses now, by agent, where the backend measures it (compose:
-   * the Engine API's one-shot stats, one call per running container). Containers gone since are left out.
+   * What each running agent of `listed` uses now, by agent, where the backend measures it (compose:
+   * the Engine API's one-shot stats, one call per running container). `listed` is a `list()` the
+   * caller has just taken, so no second listing is made; containers gone since are left out.
    */
-  usage?(): Promise<ReadonlyMap<string, AgentUsage>>;
+  usage?(listed: readonly ObservedAgent[]): Promise<ReadonlyMap<string, AgentUsage>>;
   /**
    * The memory limit of each service that has one in the project's definition, in bytes, as of its
    * last load (no backend call). The same map until the definition is loaded again.

@@ -14,6 +14,8 @@ export interface ObservedAgent {
   readonly addresses?: readonly string[];
   /** The host its container runs on, for backends that span several (swarm). */
   readonly node?: string;
+  /** The backend's id of its container (compose), so that reads about it after the listing need no listing of their own. */
+  readonly container?: string;
 }
 
 export type LostReason = 'not_running' | 'start_interrupted' | 'infrastructure';

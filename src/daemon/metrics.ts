@@ -8,6 +8,7 @@ import Histogram from 'prom-client/lib/histogram.js';
 import Registry from 'prom-client/lib/registry.js';
 import type { MetricFamily, MetricsReply, PoolEvent, StatusReply } from '../contract/index.js';
 import type { AgentDriver } from '../core/driver.js';
+import type { ObservedAgent } from '../core/reconcile.js';
 import { type PoolGauges, evictionCause, memoryGauges, poolGauges, reconcileLagSeconds, settledFigures } from '../core/metrics.js';
 import type { OperationMetrics } from '../rpc/context.js';
 
@@ -287,7 +288,7 @@ function timedDriver(driver: AgentDriver, observe: (operation: string, outcome: 
     stop: time('stop', (agent: string, timeoutMs: number) => driver.stop(agent, timeoutMs)),
     list: time('list', () => driver.list()),
     ...(unpause !== undefined && { unpause: time('unpause', (agent: string) => unpause.call(driver, agent)) }),
-    ...(usage !== undefined && { usage: time('usage', () => usage.call(driver)) }),
+    ...(usage !== undefined && { usage: time('usage', (listed: readonly ObservedAgent[]) => usage.call(driver, listed)) }),
     // The last load's figures, read in memory: no Docker operation.
     ...(memoryLimits !== undefined && { memoryLimits: memoryLimits.bind(driver) }),
     // A stat of the definition's files, nearly always: not a Docker operation worth a histogram.

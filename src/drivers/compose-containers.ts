@@ -1,19 +1,24 @@
 import { DriverError } from '../contract/errors.js';
 import type { ObservedAgent } from '../core/reconcile.js';
 import type { ComposeCommands } from './compose-commands.js';
-import type { ComposeReads } from './compose-reads.js';
+import type { ComposeReads, ContainerRef } from './compose-reads.js';
 import { STOP_SLACK_MS } from './docker.js';
 
 /** The project's service containers, stopped ones included: one read, whatever the pool size. */
 export async function listContainers(reads: ComposeReads): Promise<ObservedAgent[]> {
   const observed: ObservedAgent[] = [];
-  for (const { service: agent, state, createdAt: startedAt, addresses } of await reads.containers(true)) {
+  for (const { service: agent, id: container, state, createdAt: startedAt, addresses } of await reads.containers(true)) {
     // A paused container is up (it holds its memory), as Docker's own State.Running says.
     const paused = state === 'paused';
     const running = state === 'running' || paused;
-    observed.push({ agent, running, ...(paused && { paused }), ...(startedAt !== undefined && { startedAt }), ...(running && addresses !== undefined && { addresses }) });
+    observed.push({ agent, running, ...(paused && { paused }), ...(startedAt !== undefined && { startedAt }), container, ...(running && addresses !== undefined && { addresses }) });
   }
   return observed;
+}
+
+/** The up containers of a listing (`listContainers`'), as the reads that follow it take them. */
+export function upContainers(listed: readonly ObservedAgent[]): ContainerRef[] {
+  return listed.flatMap(({ agent, running, container }) => (running && container !== undefined ? [{ service: agent, id: container }] : []));
 }
 
 /** `compose stop`, then `kill` if that failed; resolves only once the listing shows the agent down. */

@@ -21,6 +21,9 @@ export interface ProjectContainer {
   readonly addresses?: readonly string[];
 }
 
+/** A service's container, as a listing named it. */
+export type ContainerRef = Pick<ProjectContainer, 'service' | 'id'>;
+
 /** A container's health as Docker keeps it (State.Health); null when it has no healthcheck. */
 export type ContainerHealth = { readonly Status?: string; readonly Log?: readonly { readonly Output?: string }[] } | null;
 
@@ -44,8 +47,8 @@ export interface ComposeReads {
   health(agent: string): Promise<ContainerHealth | undefined>;
   /** The networks of `names` that exist, and the default bridge. */
   networks(names: readonly string[]): Promise<EngineNetwork[]>;
-  /** What each running service's container uses now, by service. */
-  usage(): Promise<Map<string, ContainerUsage>>;
+  /** What each of `listed` (the up containers of a listing just taken) uses now, by service. */
+  usage(listed: readonly ContainerRef[]): Promise<Map<string, ContainerUsage>>;
 }
 
 /** Docker's name for its default bridge, whose gateway `host-gateway` means unless dockerd is told otherwise. */
@@ -123,10 +126,10 @@ export function apiReads(api: EngineApi, commands: ComposeCommands): ComposeRead
           subnets: (n.IPAM?.Config ?? []).flatMap((c) => (c.Subnet ? [c.Subnet] : [])),
         }));
     },
-    async usage() {
+    async usage(listed) {
       // one-shot: the engine's current figures at once, not a second sample a second later (API 1.41).
       const sampled = await Promise.all(
-        (await containers(false)).map(async ({ service, id }) => {
+        listed.map(async ({ service, id }) => {
           const stats = await api.get<ApiStats>(`/containers/${id}/stats`, { stream: 0, 'one-shot': 1 }).catch((error: unknown) => {
             // Stopped between the listing and its stats: it uses nothing now.
             if (error instanceof DriverError && error.exitCode === 404) return {};
@@ -165,8 +168,8 @@ export function cliReads(commands: ComposeCommands): ComposeReads {
       return parseNetworkLines(await commands.docker(['network', 'inspect', '--format', NETWORK_FORMAT, DEFAULT_BRIDGE, ...existing], queryTimeoutMs));
     },
     /** `docker stats`, which waits for a second sample: memory only, in a second or two. */
-    async usage() {
-      const services = new Map((await this.containers(false)).map(({ service, id }) => [id, service]));
+    async usage(listed) {
+      const services = new Map(listed.map(({ service, id }) => [id, service]));
       const usage = new Map<string, ContainerUsage>();
       if (services.size === 0) return usage;
       const stdout = await commands.docker(['stats', '--no-stream', '--format', '{{.Container}}\t{{.MemUsage}}', ...services.keys()], queryTimeoutMs);

@@ -1,6 +1,7 @@
 import type { AgentDriver } from '../core/driver.js';
+import type { ObservedAgent } from '../core/reconcile.js';
 import { createComposeCommands, upArgs } from './compose-commands.js';
-import { listContainers, stopService } from './compose-containers.js';
+import { listContainers, stopService, upContainers } from './compose-containers.js';
 import { type ProjectModel, createDefinitionCheck, readProjectConfig } from './compose-definition.js';
 import { hostAddresses } from './compose-networks.js';
 import { upUntilHealthy } from './compose-readiness.js';
@@ -42,8 +43,8 @@ export interface ComposeDriver extends AgentDriver {
   /** The project is loaded again (`init`, one process) only when a definition file changed since the last load. */
   definitionProblem(): Promise<string | undefined>;
   events(signal: AbortSignal): AsyncIterable<{ readonly agent: string; readonly action: string }>;
-  /** What each running service's container uses now: one-shot stats through the Engine API (milliseconds), `docker stats` through the CLI (a second or two, memory only). */
-  usage(): Promise<Map<string, ContainerUsage>>;
+  /** What each running service of `listed` uses now: one-shot stats through the Engine API (milliseconds), `docker stats` through the CLI (a second or two, memory only). */
+  usage(listed: readonly ObservedAgent[]): Promise<Map<string, ContainerUsage>>;
   memoryLimits(): ReadonlyMap<string, number>;
   /**
    * Where containers of this project reach the host (the gateways of the agents' networks that
@@ -95,7 +96,7 @@ export function createComposeDriver(options: ComposeDriverOptions): ComposeDrive
     },
     definitionProblem: () => definition.problem(loadProject),
     events: (signal: AbortSignal) => reads.events(signal),
-    usage: () => reads.usage(),
+    usage: (listed: readonly ObservedAgent[]) => reads.usage(upContainers(listed)),
     memoryLimits: () => model.memoryLimits,
     async bridgeAddresses() {
       return model.offHost ? hostAddresses(reads, model.networks) : [];

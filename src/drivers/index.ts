@@ -94,7 +94,7 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
         project,
         bridgeAddresses: () => driver.bridgeAddresses(),
         ...(engine.api !== undefined && { listsAddresses: true }),
-        memoryUsage: async () => new Map([...(await driver.usage())].map(([agent, { memoryBytes }]) => [agent, memoryBytes])),
+        memoryUsage: async () => new Map([...(await driver.usage(await driver.list()))].map(([agent, { memoryBytes }]) => [agent, memoryBytes])),
         ...(engine.notice !== undefined && { notice: engine.notice }),
       };
     }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StatusReply } from '../../src/contract/index.js';
-import { type ComposeProject, agentService, createComposeProject, requireDocker } from '../support/docker.js';
+import { type ComposeProject, agentService, createComposeProject, holding, requireDocker, watchDockerMemory } from '../support/docker.js';
 import { type TestDaemon, eventually, startTestDaemon } from '../support/daemon.js';
 import { poolctl } from '../support/cli.js';
 import { http } from '../support/http.js';
@@ -12,17 +12,8 @@ import { type SpawnedDaemon, daemonEnv, spawnDaemon } from '../support/spawn-dae
 
 const docker = await requireDocker();
 const MiB = 1024 ** 2;
-
-/**
- * A busybox agent that holds `mib` MiB: what it writes to /dev/shm (a tmpfs of `shm_size`) is
- * charged to its container's memory, and Docker's stats count it (cgroup v1 and v2 alike).
- */
-const holding = (mib: number, extra: Record<string, unknown> = {}) =>
-  agentService({
-    shm_size: `${mib + 16}m`,
-    command: ['sh', '-c', `dd if=/dev/zero of=/dev/shm/fill bs=1M count=${mib} 2>/dev/null; trap 'exit 0' TERM INT; while :; do sleep 0.2; done`],
-    ...extra,
-  });
+/** What busybox's sh and its sleep loop use beside what an agent holds: 0.7–1 MiB a container here. */
+const BUSYBOX_SLACK_BYTES = 2 * MiB;
 
 describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
   let pool: TestDaemon | undefined;
@@ -116,6 +107,47 @@ describe.skipIf(!docker)('a memory budget on real Docker (issue 17)', () => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
     expect(writes.size - 1).toBeLessThanOrEqual(peaks.size);
+  });
+
+  it('never lets Docker show the agents over the budget by more than one newcomer, through evictions for memory and concurrent requests', async () => {
+    const holds = { a: 40, b: 40, c: 40, d: 40, e: 40, big: 70 };
+    // Three of 40 MiB fit 150 MiB, four do not; big is counted at its 90 MiB limit until measured.
+    // Each keeps its memory a second into its stop, so that dockerd reads it while it is evicted.
+    project = await createComposeProject(Object.fromEntries(Object.entries(holds).map(([agent, mib]) => [agent, holding(mib, agent === 'big' ? { mem_limit: '90m' } : {}, 1)])));
+    pool = await startTestDaemon({ project, infra: [], env: { MAX_AGENTS: '6', MEMORY_BUDGET: '150M', AGENT_MEMORY_DEFAULT: '48M', SYNC_INTERVAL: '1', EVICT_GRACE_SECONDS: '0' } });
+    const wait = (agent: string) => pool!.http('POST', '/request', { agent, wait_seconds: 30 }).then((r) => r.body);
+    /** When each step that evicts ran (ms). */
+    const evicting: { from: number; to: number }[] = [];
+    const evictingStep = async <T>(step: () => Promise<T>): Promise<T> => {
+      const from = Date.now();
+      const result = await step();
+      evicting.push({ from, to: Date.now() });
+      return result;
+    };
+    const sampler = watchDockerMemory(project);
+    for (const agent of ['a', 'b', 'c']) expect(await request(agent)).toMatchObject({ status: 'started' });
+    await measured({ a: 38, b: 38, c: 38 });
+    // Decided together: d evicts one, e the others it needs while that one is still counted.
+    const started = expect.objectContaining({ status: 'started' });
+    expect(await evictingStep(() => Promise.all([request('d'), request('e')]))).toEqual([started, started]);
+    await measured({ d: 38, e: 38 });
+    expect(await evictingStep(() => request('big'))).toMatchObject({ status: 'started', evicted: expect.any(String) });
+    await measured({ big: 68 });
+    // Three at once: the first two evict, the third waits in line for the stops they made.
+    expect(await evictingStep(() => Promise.all(['a', 'b', 'c'].map(wait)))).toEqual([started, started, started]);
+    const samples = await sampler.stop();
+
+    expect(await pool.runningInDocker()).toEqual(['a', 'b', 'c']);
+    for (const { shown } of samples) {
+      const total = [...shown.values()].reduce((sum, bytes) => sum + bytes, 0);
+      // Whatever starts is one of those shown: the largest of them stands for the newcomer.
+      const newcomer = Math.max(0, ...[...shown.keys()].map((agent) => holds[agent as keyof typeof holds] * MiB));
+      const mib = Object.fromEntries([...shown].map(([agent, bytes]) => [agent, (bytes / MiB).toFixed(1)]));
+      expect(total, JSON.stringify(mib)).toBeLessThanOrEqual(150 * MiB + newcomer + BUSYBOX_SLACK_BYTES * shown.size);
+    }
+    // dockerd reads every container once a second, and each evicting step lasts longer: each had readings.
+    for (const step of evicting) expect(samples.filter((s) => s.at >= step.from && s.at <= step.to).length, JSON.stringify(step)).toBeGreaterThanOrEqual(1);
+    expect(samples.length).toBeGreaterThanOrEqual(10);
   });
 
   it('answers pool_full for memory and evicts nobody when the agents that could go would not free enough', async () => {

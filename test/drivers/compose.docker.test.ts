@@ -82,7 +82,7 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     await driver.start('cto');
     const listed = await driver.list();
     // On the host's network: no address of its own (a caller from it is the host's loopback).
-    expect(listed).toEqual([{ agent: 'cto', running: true, startedAt: expect.any(Number), addresses: [] }]);
+    expect(listed).toEqual([{ agent: 'cto', running: true, startedAt: expect.any(Number), container: expect.stringMatching(/^[0-9a-f]{64}$/), addresses: [] }]);
     expect(listed[0]!.startedAt).toBeGreaterThan(before - 5000);
     await driver.start('cto');
     expect((await project.containers()).filter((c) => c.service === 'cto')).toHaveLength(1);
@@ -103,12 +103,16 @@ describe.skipIf(!docker)('the compose driver against real dockerd', () => {
     await Promise.all(agents.map((a) => driver.stop(a, 3000)));
   });
 
-  it('measures the memory of each running service with one docker stats through the CLI, and nothing when none runs', async () => {
-    const driver = driverFor();
+  it('measures the memory of each running service of a listing with one docker stats through the CLI and no listing of its own, and nothing when none runs', async () => {
+    const shim = await dockerShim(await mkdtemp(join(scratch, 'usage-')));
+    const driver = driverFor(shim.bin);
     await driver.init();
-    expect(await driver.usage()).toEqual(new Map());
+    expect(await driver.usage(await driver.list())).toEqual(new Map());
     await Promise.all(['ceo', 'cfo'].map((a) => driver.start(a)));
-    const usage = await driver.usage();
+    const listed = await driver.list();
+    const before = (await shim.calls()).length;
+    const usage = await driver.usage(listed);
+    expect((await shim.calls()).slice(before)).toEqual([expect.stringMatching(/^stats --no-stream/)]);
     expect([...usage.keys()].sort()).toEqual(['ceo', 'cfo']);
     for (const { memoryBytes } of usage.values()) expect(memoryBytes).toBeGreaterThan(0);
     await Promise.all(['ceo', 'cfo'].map((a) => driver.stop(a, 3000)));

@@ -186,7 +186,8 @@ describe.skipIf(!docker)('the Engine API against real dockerd', () => {
 
   it("reads each running container's memory as docker stats counts it, with its CPU time and, off the host's network, its traffic", async () => {
     const reads = commandsFor();
-    const [api1, cli] = [await reads.api.usage(), await reads.cli.usage()];
+    const running = await reads.api.containers(false);
+    const [api1, cli] = [await reads.api.usage(running), await reads.cli.usage(running)];
     expect([...api1.keys()].sort()).toEqual(['busy', 'ceo']);
     for (const [service, usage] of api1) {
       const shown = cli.get(service)?.memoryBytes ?? 0;
@@ -197,7 +198,7 @@ describe.skipIf(!docker)('the Engine API against real dockerd', () => {
     expect(api1.get('ceo')?.networkBytes).toBeUndefined();
     expect(api1.get('busy')?.networkBytes).toBeGreaterThanOrEqual(0);
     await new Promise((r) => setTimeout(r, 500));
-    const api2 = await reads.api.usage();
+    const api2 = await reads.api.usage(running);
     const cpuMs = (service: string) => ((api2.get(service)?.cpuNanos ?? 0) - (api1.get(service)?.cpuNanos ?? 0)) / 1e6;
     // The spinning one used a good part of a core in between (seconds, with docker stats' wait), the napping one a sliver of it.
     expect(cpuMs('busy')).toBeGreaterThan(100);

@@ -1,4 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { type ClientRequest, get } from 'node:http';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -39,6 +42,93 @@ export function agentService(extra: Record<string, unknown> = {}): Record<string
     network_mode: 'host',
     command: AGENT_COMMAND,
     ...extra,
+  };
+}
+
+/**
+ * A busybox agent that holds `mib` MiB: what it writes to /dev/shm (a tmpfs of `shm_size`) is
+ * charged to its container's memory, and Docker's stats count it (cgroup v1 and v2 alike). Asked
+ * to stop, it keeps what it holds `lingerSeconds` longer, as an agent that shuts down would.
+ */
+export const holding = (mib: number, extra: Record<string, unknown> = {}, lingerSeconds = 0) =>
+  agentService({
+    shm_size: `${mib + 16}m`,
+    command: ['sh', '-c', `dd if=/dev/zero of=/dev/shm/fill bs=1M count=${mib} 2>/dev/null; trap 'sleep ${lingerSeconds}; exit 0' TERM INT; while :; do sleep 0.2; done`],
+    ...extra,
+  });
+
+/** The Engine API's unix socket: DOCKER_HOST's, or the default one. */
+const engineSocket = () => {
+  const host = process.env.DOCKER_HOST ?? '';
+  return host.startsWith('unix://') ? host.slice('unix://'.length) : '/var/run/docker.sock';
+};
+
+/** One reading of Docker's view of a project's memory: each running container's latest figure (bytes), by service. */
+export interface MemorySample {
+  /** When the reading that made this sample arrived (ms). */
+  readonly at: number;
+  readonly shown: ReadonlyMap<string, number>;
+}
+
+/**
+ * Docker's own view of the project's running containers' memory, until `stop`: each container's
+ * stats stream through the Engine API (which hides cgroup v1 from v2), opened as soon as a listing
+ * every 50 ms shows it running. dockerd reads its containers once a second; each reading that
+ * arrives makes a sample of every running container's latest figure, usage less the inactive file
+ * cache as `docker stats` counts it (a stopped container's readings have none: it drops out). The
+ * tests' own road to the engine, not the driver's.
+ */
+export function watchDockerMemory(project: { readonly name: string }): { stop(): Promise<MemorySample[]> } {
+  const samples: MemorySample[] = [];
+  const latest = new Map<string, { service: string; bytes: number }>();
+  const streams = new Map<string, ClientRequest>();
+  const filters = encodeURIComponent(JSON.stringify({ label: [`com.docker.compose.project=${project.name}`] }));
+  type Stats = { memory_stats?: { usage?: number; stats?: Record<string, number> } };
+  const follow = (id: string, service: string) => {
+    const gone = () => {
+      latest.delete(id);
+      streams.delete(id);
+    };
+    const req = get({ socketPath: engineSocket(), path: `/containers/${id}/stats?stream=1`, headers: { Host: 'docker' } }, (res) => {
+      const lines = createInterface({ input: res });
+      // `stop` destroys the streams still open: readline passes the response's error on.
+      lines.on('error', gone);
+      lines.on('line', (line) => {
+        const { usage, stats = {} } = (JSON.parse(line) as Stats).memory_stats ?? {};
+        // A stopped container's stream goes on, with no figures.
+        if (usage === undefined) latest.delete(id);
+        else latest.set(id, { service, bytes: usage - (stats.total_inactive_file ?? stats.inactive_file ?? 0) });
+        samples.push({ at: Date.now(), shown: new Map([...latest.values()].map((c) => [c.service, c.bytes])) });
+      });
+      res.once('end', gone);
+    });
+    req.on('error', gone);
+    streams.set(id, req);
+  };
+  let watching = true;
+  const loop = (async () => {
+    while (watching) {
+      const running = await new Promise<{ Id: string; Labels: Record<string, string> }[]>((resolve, reject) => {
+        get({ socketPath: engineSocket(), path: `/containers/json?filters=${filters}`, headers: { Host: 'docker' } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { Id: string; Labels: Record<string, string> }[]));
+        }).once('error', reject);
+      });
+      for (const c of running) if (!streams.has(c.Id)) follow(c.Id, c.Labels['com.docker.compose.service'] ?? c.Id);
+      await sleep(50);
+    }
+  })();
+  // A failed listing fails the test at `stop`, not as an unhandled rejection before it.
+  loop.catch(() => {});
+  return {
+    async stop() {
+      watching = false;
+      // The listing first: none is followed after this.
+      await loop;
+      for (const req of [...streams.values()]) req.destroy();
+      return samples;
+    },
   };
 }
 

@@ -2,6 +2,7 @@ import type { PoolEventType } from '../../contract/index.js';
 import {
   type AgentDriver,
   type AgentUsage,
+  type ObservedAgent,
   IDLE_STOPPER,
   type MemorySample,
   PRESSURE_STOPPER,
@@ -107,10 +108,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
    * it: the one sample both read. A failed sample costs the reconcile nothing (and work mode
    * compares the next one with the last that succeeded).
    */
-  async function sampleUsage(rules: PoolRules): Promise<ReadonlyMap<string, AgentUsage> | undefined> {
+  async function sampleUsage(rules: PoolRules, observed: readonly ObservedAgent[]): Promise<ReadonlyMap<string, AgentUsage> | undefined> {
     if ((rules.memory === undefined && rules.work === undefined) || deps.driver.usage === undefined) return undefined;
     try {
-      return await deps.driver.usage();
+      return await deps.driver.usage(observed);
     } catch (error) {
       deps.onError("sampling the containers' usage", error);
       return undefined;
@@ -150,7 +151,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       // So that health says so even while nobody asks for a start.
       await deps.catalogue.checkDefinition();
       const rules = deps.rules();
-      const usage = await sampleUsage(rules);
+      const usage = await sampleUsage(rules, observed);
       const worked = measureWork(rules, usage, deps.clock());
       // An agent whose operation settled after the listing was taken is judged on the pool's word, not the listing's.
       const busy = deps.inFlight.busySince(listedAt);
