@@ -5,7 +5,7 @@ import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import { tokenDigest } from '../contract/tokens.js';
-import { type Caller, type CallerAction, type CallerDirectory, identifyCaller, isRefusal, judgeCall } from '../core/callers.js';
+import { type Caller, type CallerAction, type CallerDirectory, type Credentials, type Refusal, checkCredentials, identifyCaller, isRefusal, judgeCall } from '../core/callers.js';
 import { type CallOptions, operations } from '../rpc/operations.js';
 import { send, write } from './json.js';
 import type { ConnectionLimit } from './connections.js';
@@ -150,10 +150,12 @@ export function createBridgeServer(options: BridgeOptions): Server {
       let body: unknown;
       let caller: Caller | undefined;
       if (req.method === 'POST') {
+        // Credentials before the body: a refused POST reads nothing.
+        const credentials = authenticate(req);
         body = parseJsonObject(await readBody(req, options.maxBodySize));
         await options.ready;
         // After the first reconcile: before it, no container's address is known, and every agent would be a stranger.
-        caller = admit(req);
+        if (credentials !== undefined) caller = identify(req, credentials);
       } else {
         req.resume();
         // A GET's input is its query string (`/events?agent=cfo&limit=20`).
@@ -171,8 +173,8 @@ export function createBridgeServer(options: BridgeOptions): Server {
     }
   }
 
-  /** The caller of a POST under CALLER_POLICY=agents (undefined under `open`), or the 401 or 403 it gets before its body is read. */
-  function admit(req: IncomingMessage): Caller | undefined {
+  /** A POST's credentials (401 when they are wrong or missing); undefined under CALLER_POLICY=open, where POOL_TOKEN alone is checked. */
+  function authenticate(req: IncomingMessage): Credentials | undefined {
     const directory = options.callers?.();
     if (directory === undefined) {
       const token = options.token();
@@ -182,10 +184,21 @@ export function createBridgeServer(options: BridgeOptions): Server {
       return undefined;
     }
     // The socket's peer, never X-Forwarded-For or any other header the caller writes.
-    const who = identifyCaller(req.socket.remoteAddress ?? '', bearerOf(req.headers.authorization), directory);
-    if (!isRefusal(who)) return who;
-    options.onCaller?.('stranger', 'none', who.status === 401 ? 'unauthorized' : 'stranger');
-    throw new HttpError(who.status, who.error, who.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+    const credentials = checkCredentials(req.socket.remoteAddress ?? '', bearerOf(req.headers.authorization), directory);
+    return isRefusal(credentials) ? refuse(credentials) : credentials;
+  }
+
+  /** Who a POST whose credentials passed comes from, or the 403 of a stranger; undefined if a reload made the policy `open` meanwhile. */
+  function identify(req: IncomingMessage, credentials: Credentials): Caller | undefined {
+    const directory = options.callers?.();
+    if (directory === undefined) return undefined;
+    const caller = identifyCaller(req.socket.remoteAddress ?? '', credentials, directory);
+    return isRefusal(caller) ? refuse(caller) : caller;
+  }
+
+  function refuse(refusal: Refusal): never {
+    options.onCaller?.('stranger', 'none', refusal.status === 401 ? 'unauthorized' : 'stranger');
+    throw new HttpError(refusal.status, refusal.error, refusal.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
   }
 
   /** The policy's verdict on a parsed POST: the SPEC's `forbidden` reply, or its input under the caller's own name. */

@@ -33,29 +33,43 @@ export interface CallerDirectory {
   readonly sharedTokenMatches?: (bearer: string | undefined) => boolean;
 }
 
+/** A request's credentials, checked: `owner`, whom its bearer token stands for, when it is a token of the tokens file. */
+export interface Credentials {
+  readonly owner?: string;
+}
+
 /**
- * The caller of one request, from its peer address and bearer token (never a header the caller
- * writes otherwise, such as X-Forwarded-For). A token of its own decides the identity; the shared
- * POOL_TOKEN only admits, it grants none.
+ * The request's credentials, from its peer address and bearer token only (never a header the
+ * caller writes otherwise, such as X-Forwarded-For): 401 when they are wrong or missing. Needs no
+ * container listing, so it is answered before the body is read, and before the first reconcile.
  */
-export function identifyCaller(address: string, bearer: string | undefined, directory: CallerDirectory): Caller | Refusal {
+export function checkCredentials(address: string, bearer: string | undefined, directory: CallerDirectory): Credentials | Refusal {
   const owner = directory.tokenOwner?.(bearer);
-  if (owner === 'host') return { kind: 'host', via: 'token' };
-  if (owner !== undefined) return { kind: directory.infra.has(owner) ? 'infra' : 'agent', name: owner, via: 'token' };
+  if (owner !== undefined) return { owner };
   const shared = directory.sharedTokenMatches;
   if (shared !== undefined && !shared(bearer)) return { status: 401, error: 'unauthorized: send Authorization: Bearer <POOL_TOKEN>, or the agent\'s own token' };
   if (bearer !== undefined && shared === undefined && directory.tokenOwner !== undefined) return { status: 401, error: 'unauthorized: unknown token' };
-  const peer = normalizeAddress(address);
-  if (directory.isHostAddress(peer)) {
-    if (directory.hostNeedsToken) return { status: 401, error: 'unauthorized: POOL_TOKENS_FILE has a host entry, so a call from the host must send Authorization: Bearer <its token> (or use the Unix socket)' };
-    return { kind: 'host', via: 'host' };
+  if (directory.hostNeedsToken && directory.isHostAddress(normalizeAddress(address))) {
+    return { status: 401, error: 'unauthorized: POOL_TOKENS_FILE has a host entry, so a call from the host must send Authorization: Bearer <its token> (or use the Unix socket)' };
   }
+  return {};
+}
+
+/**
+ * The caller of a request whose credentials passed. A token of its own decides the identity; the
+ * shared POOL_TOKEN only admits, it grants none; else the peer address says who it is.
+ */
+export function identifyCaller(address: string, { owner }: Credentials, directory: CallerDirectory): Caller | Refusal {
+  if (owner === 'host') return { kind: 'host', via: 'token' };
+  if (owner !== undefined) return { kind: directory.infra.has(owner) ? 'infra' : 'agent', name: owner, via: 'token' };
+  const peer = normalizeAddress(address);
+  if (directory.isHostAddress(peer)) return { kind: 'host', via: 'host' };
   const service = directory.peers.get(peer);
   if (service === undefined) return { status: 403, error: `forbidden: ${peer} is not a container of this project (neither an agent nor an infrastructure service) nor the host` };
   return { kind: directory.infra.has(service) ? 'infra' : 'agent', name: service, via: 'peer' };
 }
 
-export function isRefusal(outcome: Caller | Refusal): outcome is Refusal {
+export function isRefusal(outcome: Caller | Credentials | Refusal): outcome is Refusal {
   return 'status' in outcome;
 }
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { type Caller, type CallerDirectory, forbiddenAction, identifyCaller, recordedRequester } from '../../src/core/callers.js';
+import { type Caller, type CallerDirectory, checkCredentials, forbiddenAction, identifyCaller as identifyPeer, isRefusal, recordedRequester } from '../../src/core/callers.js';
+
+/** Both steps, as the bridge takes them: the credentials (before the body), then who it is. */
+function identifyCaller(address: string, bearer: string | undefined, directory: CallerDirectory) {
+  const credentials = checkCredentials(address, bearer, directory);
+  return isRefusal(credentials) ? credentials : identifyPeer(address, credentials, directory);
+}
 
 const peers = new Map([
   ['172.18.0.3', 'ceo'],
