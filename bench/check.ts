@@ -1,6 +1,7 @@
 // bench:check: runs every benchmark, prints one table, and exits non-zero when a target is missed
 // by more than CHECK_MARGIN (timings on a shared 2-core machine are noisy; strict verdicts are
 // printed beside the margin ones).
+import { main as callers } from './callers.js';
 import { main as cli } from './cli.js';
 import { evictRounds, startRounds } from './compose-rounds.js';
 import { main as footprint } from './footprint.js';
@@ -17,6 +18,7 @@ const suites: [string, () => Promise<Row[]>][] = [
   ['evict', evictRounds],
   ['scale', scale],
   ['footprint', footprint],
+  ['callers', callers],
 ];
 const only = process.env.BENCH_ONLY?.split(',');
 const rows: Row[] = [];

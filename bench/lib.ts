@@ -73,11 +73,11 @@ export interface Load {
 }
 
 /** autocannon against 127.0.0.1; fails the run when any request errs (a fast error is no throughput). */
-export async function load(opts: { url: string; method?: 'GET' | 'POST'; body?: string; connections?: number; seconds?: number }): Promise<Load> {
+export async function load(opts: { url: string; method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string>; connections?: number; seconds?: number }): Promise<Load> {
   const result = await autocannon({
     url: opts.url,
     method: opts.method ?? 'GET',
-    ...(opts.body !== undefined && { body: opts.body, headers: { 'content-type': 'application/json' } }),
+    ...(opts.body !== undefined && { body: opts.body, headers: { 'content-type': 'application/json', ...opts.headers } }),
     connections: opts.connections ?? 16,
     duration: opts.seconds ?? 5,
   });

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 
 const name = process.argv[2];
 if (!name) {
-  console.error('usage: node bench/run.mjs <http|rpc|cli|start|evict|scale|footprint|swarm|check|profile>');
+  console.error('usage: node bench/run.mjs <http|rpc|cli|start|evict|scale|footprint|callers|swarm|check|profile>');
   process.exit(2);
 }
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,10 +1,12 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { replyForError } from '../contract/errors.js';
 import { inputIssues } from '../rpc/errors.js';
 import type { Context } from '../rpc/context.js';
 import { EventsInput, HeartbeatInput, ReleaseInput, RequestInput } from '../contract/index.js';
-import { operations } from '../rpc/operations.js';
+import { tokenDigest } from '../contract/tokens.js';
+import { type Caller, type CallerAction, type CallerDirectory, type Credentials, type Refusal, checkCredentials, identifyCaller, isRefusal, judgeCall } from '../core/callers.js';
+import { type CallOptions, operations } from '../rpc/operations.js';
 import { send, write } from './json.js';
 import type { ConnectionLimit } from './connections.js';
 import type { LiveStreams } from './live.js';
@@ -14,7 +16,9 @@ type Method = 'GET' | 'POST';
 interface Route {
   /** The procedure's input schema and operation, called directly (see src/rpc/operations.ts for why). */
   readonly input?: { safeParse(body: unknown): { success: true; data: unknown } | { success: false; error: unknown } };
-  readonly run: (ctx: Context, input: never, signal?: AbortSignal) => unknown;
+  readonly run: (ctx: Context, input: never, call?: CallOptions) => unknown;
+  /** A POST that acts on its `agent`: what CALLER_POLICY=agents judges it as. */
+  readonly action?: CallerAction;
   /** The operation may take long (a request waiting for a slot) and should know when the client hangs up. */
   readonly abortable?: true;
   /** The operation answers a document of its own type (`{content_type, text}`) instead of JSON. */
@@ -34,9 +38,9 @@ const statusPage: RawRoute = { serve: (options, res) => sendPrepared(res, option
  * It implements no operation.
  */
 const ROUTES: Readonly<Record<string, { readonly GET?: Route | RawRoute; readonly POST?: Route }>> = {
-  '/request': { POST: { input: RequestInput, run: operations.request, abortable: true } },
-  '/release': { POST: { input: ReleaseInput, run: operations.release } },
-  '/heartbeat': { POST: { input: HeartbeatInput, run: operations.heartbeat } },
+  '/request': { POST: { input: RequestInput, run: operations.request, abortable: true, action: 'request' } },
+  '/release': { POST: { input: ReleaseInput, run: operations.release, action: 'release' } },
+  '/heartbeat': { POST: { input: HeartbeatInput, run: operations.heartbeat, action: 'heartbeat' } },
   '/status': { GET: { run: operations.status } },
   '/available': { GET: { run: operations.available } },
   '/health': { GET: { run: operations.health } },
@@ -54,6 +58,15 @@ export interface BridgeOptions {
   readonly maxBodySize: number;
   /** When it returns a token, POST endpoints require `Authorization: Bearer <token>` (read per request: SIGHUP may change it). */
   readonly token: () => string | undefined;
+  /**
+   * CALLER_POLICY=agents: who each POST comes from (src/core/callers.ts), read per request (the
+   * listing and SIGHUP change it); undefined, any caller may act for any agent behind `token`.
+   */
+  readonly callers?: () => CallerDirectory | undefined;
+  /** Each identified POST, by who called (`stranger` for any stranger), how that was known, and its verdict. */
+  readonly onCaller?: (caller: string, via: string, verdict: CallerVerdict) => void;
+  /** A verified agent's body claimed another `requested_by`: said once per caller and claim. */
+  readonly onClaimIgnored?: (caller: string, claimed: string) => void;
   readonly onError: (what: string, error: unknown) => void;
   /** `GET /` and `GET /ui`: the status page, or why it is unavailable. */
   readonly page: PreparedReply;
@@ -82,6 +95,9 @@ const MAX_HEADERS = 64;
 
 /** The client went away (or was cut off by a timeout) before its body was read: nobody to answer, nothing to log. */
 class ClientGone extends Error {}
+
+/** What became of an identified POST: run, refused by the policy, or refused before it (401, 403). */
+export type CallerVerdict = 'allowed' | 'forbidden' | 'unauthorized' | 'stranger';
 
 class HttpError extends Error {
   constructor(
@@ -132,19 +148,20 @@ export function createBridgeServer(options: BridgeOptions): Server {
         return handler.serve(options, res);
       }
       let body: unknown;
+      let caller: Caller | undefined;
       if (req.method === 'POST') {
-        const token = options.token();
-        if (token !== undefined && !authorized(req.headers.authorization, digest(token))) {
-          throw new HttpError(401, 'unauthorized: send Authorization: Bearer <POOL_TOKEN>', { 'WWW-Authenticate': 'Bearer' });
-        }
+        // Credentials before the body: a refused POST reads nothing.
+        const credentials = authenticate(req);
         body = parseJsonObject(await readBody(req, options.maxBodySize));
         await options.ready;
+        // After the first reconcile: before it, no container's address is known, and every agent would be a stranger.
+        if (credentials !== undefined) caller = identify(req, credentials);
       } else {
         req.resume();
         // A GET's input is its query string (`/events?agent=cfo&limit=20`).
         if (handler.input !== undefined) body = queryObject(req.url ?? '');
       }
-      const reply = await call(handler, body, handler.abortable ? clientGone(res) : undefined);
+      const reply = await call(handler, body, handler.abortable ? clientGone(res) : undefined, caller);
       if (handler.document === undefined) send(res, 200, reply);
       else write(res, 200, (reply as { content_type: string }).content_type, (reply as { text: string }).text);
     } catch (error) {
@@ -156,15 +173,59 @@ export function createBridgeServer(options: BridgeOptions): Server {
     }
   }
 
-  async function call(route: Route, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
+  /** A POST's credentials (401 when they are wrong or missing); undefined under CALLER_POLICY=open, where POOL_TOKEN alone is checked. */
+  function authenticate(req: IncomingMessage): Credentials | undefined {
+    const directory = options.callers?.();
+    if (directory === undefined) {
+      const token = options.token();
+      if (token !== undefined && !authorized(req.headers.authorization, tokenDigest(token))) {
+        throw new HttpError(401, 'unauthorized: send Authorization: Bearer <POOL_TOKEN>', { 'WWW-Authenticate': 'Bearer' });
+      }
+      return undefined;
+    }
+    // The socket's peer, never X-Forwarded-For or any other header the caller writes.
+    const credentials = checkCredentials(req.socket.remoteAddress ?? '', bearerOf(req.headers.authorization), directory);
+    return isRefusal(credentials) ? refuse(credentials) : credentials;
+  }
+
+  /** Who a POST whose credentials passed comes from, or the 403 of a stranger; undefined if a reload made the policy `open` meanwhile. */
+  function identify(req: IncomingMessage, credentials: Credentials): Caller | undefined {
+    const directory = options.callers?.();
+    if (directory === undefined) return undefined;
+    const caller = identifyCaller(req.socket.remoteAddress ?? '', credentials, directory);
+    return isRefusal(caller) ? refuse(caller) : caller;
+  }
+
+  function refuse(refusal: Refusal): never {
+    options.onCaller?.('stranger', 'none', refusal.status === 401 ? 'unauthorized' : 'stranger');
+    throw new HttpError(refusal.status, refusal.error, refusal.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+  }
+
+  /** The policy's verdict on a parsed POST: the SPEC's `forbidden` reply, or its input under the caller's own name. */
+  function judge(action: CallerAction, input: { agent: string; requested_by?: string }, caller: Caller): { forbidden: unknown } | { input: unknown } {
+    const name = caller.kind === 'agent' || caller.kind === 'infra' ? caller.name : 'host';
+    const verdict = judgeCall(caller, action, input, (agent) => ctx.pool.status().running.find((r) => r.id === agent)?.requested_by);
+    options.onCaller?.(name, caller.kind === 'stranger' ? 'none' : caller.via, 'refused' in verdict ? 'forbidden' : 'allowed');
+    if ('refused' in verdict) return { forbidden: { status: 'forbidden', agent: input.agent, error: verdict.refused } };
+    if (verdict.ignoredClaim !== undefined) options.onClaimIgnored?.(name, verdict.ignoredClaim);
+    return { input: verdict.requestedBy === undefined ? input : { ...input, requested_by: verdict.requestedBy } };
+  }
+
+  async function call(route: Route, body: unknown, signal: AbortSignal | undefined, caller: Caller | undefined): Promise<unknown> {
     let input: unknown;
     if (route.input !== undefined) {
       const parsed = route.input.safeParse(body);
       if (!parsed.success) throw new HttpError(400, inputIssues(parsed.error)?.[0] ?? 'invalid request');
       input = parsed.data;
     }
+    if (caller !== undefined && route.action !== undefined) {
+      const verdict = judge(route.action, input as { agent: string; requested_by?: string }, caller);
+      if ('forbidden' in verdict) return verdict.forbidden;
+      input = verdict.input;
+    }
+    const via = caller === undefined || caller.kind === 'stranger' ? undefined : caller.via;
     try {
-      return await route.run(ctx, input as never, signal);
+      return await route.run(ctx, input as never, { signal, via });
     } catch (error) {
       // Nobody to answer: the client hung up while its request waited.
       if (signal?.aborted) throw new ClientGone('client went away');
@@ -237,14 +298,14 @@ function parseJsonObject(text: string): unknown {
   return value;
 }
 
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
 /** Compares digests in constant time, so the token cannot be guessed byte by byte from timings. */
 function authorized(header: string | undefined, expected: Buffer): boolean {
-  const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
-  return match?.[1] !== undefined && timingSafeEqual(digest(match[1].trim()), expected);
+  const bearer = bearerOf(header);
+  return bearer !== undefined && timingSafeEqual(tokenDigest(bearer), expected);
+}
+
+function bearerOf(header: string | undefined): string | undefined {
+  return /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1]?.trim();
 }
 
 function sendPrepared(res: ServerResponse, reply: PreparedReply): void {

@@ -210,12 +210,22 @@ export type PoolEventType = z.infer<typeof PoolEventType>;
 
 export const TRANSITIONAL_EVENTS = TRANSITIONAL_EVENT_TYPES as ReadonlySet<PoolEventType>;
 
+/**
+ * How the bridge established who called (CALLER_POLICY=agents): `peer`, a container of the project
+ * by its address; `token`, a token of POOL_TOKENS_FILE; `host`, loopback or the host's own address
+ * (whose `requested_by` is a claim the host may make).
+ */
+export const CallerVia = z.enum(['peer', 'token', 'host']);
+export type CallerVia = z.infer<typeof CallerVia>;
+
 export const PoolEvent = z.object({
   time: z.string(),
   type: PoolEventType,
   agent: z.string(),
   /** Who asked: a requester name, `autostart`, `adopted`, `reconcile`. */
   by: z.string(),
+  /** How `by` was established, for what a bridge call asked (absent: the socket, or the daemon itself). */
+  via: CallerVia.optional(),
   /** For `evicted`: the agent the slot was freed for. */
   for: z.string().optional(),
   reason: z.string().optional(),

@@ -85,6 +85,13 @@ const VARIABLES = {
   PINNED_AGENTS: { field: 'pinnedAgents', schema: nameList, default: '', reloadable: true, emptyIsValue: true, description: 'agents never evicted (they still count)' },
   STOP_TIMEOUT_SECONDS: { field: 'stopTimeoutSeconds', schema: seconds(0), default: '10', reloadable: true, description: 'graceful stop before kill' },
   POOL_TOKEN: { field: 'token', schema: text, reloadable: true, secret: true, description: "bearer token required on the bridge's POST endpoints" },
+  // A path, no secret: the tokens themselves never enter the configuration (daemon/config.ts reads them into a TokenBook).
+  POOL_TOKENS_FILE: {
+    field: 'tokensFile',
+    schema: text,
+    reloadable: true,
+    description: 'per-agent tokens: one `agent token` pair per line, mode 0600 (`openclaw-pool tokens add <agent>`); on the bridge a token is its agent, and an entry named `host` is the host',
+  },
   // Not reloadable: the logger opens it once, before the daemon starts.
   LOG_FILE: { field: 'logFile', schema: text, reloadable: false, description: 'a file the log lines are also appended to' },
   DOCKER_BIN: { field: 'dockerBin', schema: text, default: 'docker', reloadable: false, description: 'the docker CLI (compose v2 as its plugin)' },
@@ -135,6 +142,20 @@ const VARIABLES = {
   ACTIVE_CPU_PERCENT: { field: 'activeCpuPercent', schema: z.coerce.number({ error: 'expected a percentage of one core' }).min(0, 'expected a percentage ≥ 0').max(100_000, 'expected at most 100000 (a thousand cores)'), default: '5', reloadable: true, description: 'with `ACTIVITY_MODE=work`: CPU use between two samples, in percent of one core, that counts as work' },
   ACTIVE_NET_BYTES: { field: 'activeNetBytes', schema: bytes, default: '64K', reloadable: true, description: 'with `ACTIVITY_MODE=work`: bytes received and sent between two samples that count as work (not on `network_mode: host`)' },
   IDLE_STOP_SECONDS: { field: 'idleStopSeconds', schema: seconds(1), shownDefault: 'off', reloadable: true, description: 'stop an agent idle this long (in the activity mode\'s meaning) even when the pool is not full; never pinned, busy or infrastructure' },
+  CALLER_POLICY: {
+    field: 'callerPolicy',
+    schema: z.enum(['agents', 'open'], 'expected agents or open'),
+    shownDefault: '`agents` where callers can be identified (the compose driver over the Engine API, or `POOL_TOKENS_FILE`), else `open`',
+    reloadable: true,
+    description: "`agents`: a container is the agent (or infrastructure service) its address or token says, and may heartbeat and hold busy only itself; `open`: any caller may act for any agent, as before ([callers](#who-is-calling))",
+  },
+  ACTIVITY_MARKS: {
+    field: 'activityMarks',
+    schema: z.enum(['on', 'off'], 'expected on or off'),
+    default: 'on',
+    reloadable: true,
+    description: "`off`: the mtimes of `POOL_DIR/activity/<agent>` are not activity (every agent may write every mark: they cannot be attributed)",
+  },
 } as const satisfies Record<string, VariableSpec>;
 
 type Variables = typeof VARIABLES;

@@ -1,4 +1,4 @@
-import type { AlreadyRunningReply, ReleaseReply, StartedReply, StatusReply } from '../contract/index.js';
+import type { AlreadyRunningReply, CallerVia, ReleaseReply, StartedReply, StatusReply } from '../contract/index.js';
 import type { AutostartPlan } from './autostart.js';
 import type { PoolRules } from './state.js';
 
@@ -11,6 +11,8 @@ export interface RequestOptions {
   readonly waitSeconds?: number;
   /** The client went away: leave the line. */
   readonly signal?: AbortSignal;
+  /** How the bridge established who asked (its events say so). */
+  readonly via?: CallerVia;
 }
 
 /**
@@ -23,7 +25,7 @@ export interface PoolOperations {
   /** SPEC §1 request: resolves once the agent runs (or was running), after its eviction or its wait if any. */
   request(agent: string, requestedBy: string, options?: RequestOptions): Promise<StartReply>;
   /** SPEC §1 release: resolves once its container is confirmed down. */
-  release(agent: string, by: string): Promise<ReleaseReply>;
+  release(agent: string, by: string, via?: CallerVia): Promise<ReleaseReply>;
   /** Records activity (and a busy hold when `busySeconds` is given; `active`: `heartbeat --active`, see `recordHeartbeat`); saved at the next flush. */
   heartbeat(agent: string, busySeconds?: number, active?: boolean): void;
   status(): StatusReply;

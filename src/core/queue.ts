@@ -10,12 +10,21 @@ export interface Waiter {
   readonly deadline: number;
 }
 
+/** A waiter in line, with whom it asked for. */
+export interface QueuedWaiter extends Waiter {
+  readonly requestedBy: string;
+}
+
 /** The waiters for one agent: they share one place in line and, once admitted, one start. */
 export interface WaitEntry {
   readonly agent: string;
-  /** The first waiter's requester; the start is made on its behalf. */
+  /**
+   * The first waiter's requester; the start is made on its behalf. When it leaves, the next one's:
+   * a start is never recorded under a requester who no longer waits for it (who may release an
+   * agent depends on who requested it).
+   */
   readonly requestedBy: string;
-  readonly waiters: readonly Waiter[];
+  readonly waiters: readonly QueuedWaiter[];
 }
 
 /** Requests waiting for a slot, first come first served. */
@@ -34,10 +43,10 @@ export function enqueue(queue: WaitQueue, agent: string, requestedBy: string, wa
   const at = queue.findIndex((entry) => entry.agent === agent);
   if (at !== -1) {
     const entry = queue[at] as WaitEntry;
-    return { queue: queue.map((e, i) => (i === at ? { ...entry, waiters: [...entry.waiters, waiter] } : e)), outcome: 'joined' };
+    return { queue: queue.map((e, i) => (i === at ? { ...entry, waiters: [...entry.waiters, { ...waiter, requestedBy }] } : e)), outcome: 'joined' };
   }
   if (queue.length >= max) return { queue, outcome: 'full' };
-  return { queue: [...queue, { agent, requestedBy, waiters: [waiter] }], outcome: 'queued' };
+  return { queue: [...queue, { agent, requestedBy, waiters: [{ ...waiter, requestedBy }] }], outcome: 'queued' };
 }
 
 /** Takes waiters out of line (deadline passed, client gone); a place left with nobody is given up. */
@@ -47,7 +56,7 @@ export function withoutWaiters(queue: WaitQueue, ids: ReadonlySet<number>): Wait
   for (const entry of queue) {
     const waiters = entry.waiters.filter((w) => !ids.has(w.id));
     if (waiters.length === entry.waiters.length) next.push(entry);
-    else if (waiters.length > 0) next.push({ ...entry, waiters });
+    else if (waiters.length > 0) next.push({ ...entry, requestedBy: waiters[0]!.requestedBy, waiters });
   }
   return next;
 }

@@ -10,6 +10,8 @@ export interface ObservedAgent {
   readonly paused?: boolean;
   /** When its container started, if Docker said (epoch ms). */
   readonly startedAt?: number;
+  /** A running container's addresses on its networks, where the backend lists them (compose over the Engine API): who calls from them. */
+  readonly addresses?: readonly string[];
   /** The host its container runs on, for backends that span several (swarm). */
   readonly node?: string;
   /** The backend's id of its container (compose), so that reads about it after the listing need no listing of their own. */

@@ -68,6 +68,8 @@ export interface PoolRules {
   readonly work?: WorkRules;
   /** IDLE_STOP_SECONDS in ms: an agent idle this long is stopped, the pool full or not; absent, never. */
   readonly idleStopMs?: number;
+  /** ACTIVITY_MARKS=off: activity files are not read (any agent may touch any mark, so they cannot be attributed). */
+  readonly ignoreActivityMarks?: true;
 }
 
 export interface WorkRules {
@@ -97,6 +99,7 @@ export function rulesFromConfig(config: PoolConfig, memTotalBytes?: number): Poo
     ...(config.memoryPressureMin !== undefined && { pressureMinBytes: config.memoryPressureMin }),
     ...(config.activityMode === 'work' && { work: { cpuPercent: config.activeCpuPercent, netBytes: config.activeNetBytes } }),
     ...(config.idleStopSeconds !== undefined && { idleStopMs: config.idleStopSeconds * 1000 }),
+    ...(config.activityMarks === 'off' && { ignoreActivityMarks: true }),
   };
 }
 

@@ -1,6 +1,8 @@
 import { access, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigError, DEFAULT_ENV_FILES, type PoolConfig, describeUnknownVariable, loadConfig, parseEnvFile, unknownVariables } from '../contract/index.js';
+import { type TokenBook, createTokenBook, parseTokensFile } from '../contract/tokens.js';
+import { readTokensFile } from '../store/tokens-file.js';
 
 export interface LoadedConfig {
   readonly config: PoolConfig;
@@ -93,6 +95,25 @@ async function refuseWritableByOthers(path: string): Promise<void> {
     throw new ConfigError([`${path}: writable by ${info.mode & 0o020 ? 'its group' : ''}${(info.mode & 0o022) === 0o022 ? ' and ' : ''}${info.mode & 0o002 ? 'others' : ''} (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}); run chmod go-w on it, and keep it out of POOL_DIR, which containers may mount`]);
 }
 
+/**
+ * The per-agent tokens POOL_TOKENS_FILE names, undefined when it is unset. Read by the daemon only
+ * (at start-up and on each reload, with pool.env), not by readConfig: doctor and socket-group
+ * members read pool.env, and the tokens file is root's alone. Any problem is a ConfigError naming
+ * the variable, so a bad file stops the start-up, and a reload keeps the running book.
+ */
+export async function readTokenBook(config: Pick<PoolConfig, 'tokensFile' | 'token'>): Promise<TokenBook | undefined> {
+  const path = config.tokensFile;
+  if (path === undefined) return undefined;
+  const source = `POOL_TOKENS_FILE ${path}`;
+  const text = await readTokensFile(path);
+  if (text === undefined) throw new ConfigError([`${source}: no such file; make it with: openclaw-pool tokens add <agent>`]);
+  const entries = parseTokensFile(text, source);
+  // POOL_TOKEN is shared by every agent: as one agent's token it would let them all pass for that one.
+  const shared = entries.find((entry) => entry.token === config.token);
+  if (shared !== undefined) throw new ConfigError([`${source}:${shared.line}: the token is POOL_TOKEN's, which every agent holds; give it a token of its own (openclaw-pool tokens add --replace <agent>)`]);
+  return createTokenBook(entries);
+}
+
 /** The configuration from pool.env's values and the environment, with relative paths resolved against `cwd`. */
 function configFrom(values: Record<string, string>, options: Pick<ReadConfigOptions, 'env' | 'cwd'>): PoolConfig {
   const config = loadConfig({ file: values, env: options.env, cwd: options.cwd });
@@ -103,6 +124,7 @@ function configFrom(values: Record<string, string>, options: Pick<ReadConfigOpti
     socketPath: resolve(options.cwd, config.socketPath),
     processRoster: resolve(options.cwd, config.processRoster),
     ...(config.logFile !== undefined && { logFile: resolve(options.cwd, config.logFile) }),
+    ...(config.tokensFile !== undefined && { tokensFile: resolve(options.cwd, config.tokensFile) }),
   };
 }
 

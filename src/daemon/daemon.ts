@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import { ClientGoneError, type HealthReply, type PoolConfig, type PoolEvent, TRANSITIONAL_EVENTS, reloadConfig } from '../contract/index.js';
+import { HOST_ENTRY, type TokenBook } from '../contract/tokens.js';
 import { type PoolService, type PoolSettings, type PoolState, formatBytes, parseMemAvailable, parseMemTotal, rulesFromConfig } from '../core/index.js';
 import type { OpenedDriver } from '../drivers/index.js';
 import { createContext } from '../rpc/context.js';
@@ -13,6 +14,7 @@ import { type EventLog, createActivityReader, createEventLog, createRosterWriter
 import { formatEvent } from '../text/event.js';
 import { autostart } from './autostart.js';
 import { closeServer } from './bridges.js';
+import { type Callers, createCallers } from './callers.js';
 import { type Clock, type PoolClock, createPoolClock, systemClock } from './clock.js';
 import { type Faces, createFaces } from './faces.js';
 import { type Logger, describeError } from './log.js';
@@ -30,6 +32,8 @@ const SHUTDOWN_GRACE_MS = 500;
 
 export interface DaemonOptions {
   readonly config: PoolConfig;
+  /** POOL_TOKENS_FILE's tokens, as read with `config` (readTokenBook); none when it is unset. */
+  readonly tokens?: TokenBook;
   readonly log: Logger;
   /** The host's clocks; the tests' can be advanced, or stepped like an NTP correction. */
   readonly clock?: Clock;
@@ -43,12 +47,19 @@ export interface DaemonOptions {
 export interface Daemon {
   /** Resolves once the socket and the bridge accept requests and the first reconcile is done. */
   start(): Promise<void>;
-  /** Re-reads the configuration (SIGHUP). What cannot change without a restart is named, not applied. */
-  reload(next: PoolConfig): Promise<void>;
+  /** Re-reads the configuration (SIGHUP), and the tokens read with it. What cannot change without a restart is named, not applied. */
+  reload(next: PoolConfig, tokens?: TokenBook): Promise<void>;
   /** Closes servers and timers. Agents keep running unless `stopAgents` (the systemd stop path). */
   stop(reason: string, options?: { stopAgents?: boolean }): Promise<void>;
   /** The address the bridge answers on (the first one), for tests and logs. */
   bridgeUrl(): string;
+}
+
+/** What the log says of the tokens: who has one, never a token. */
+function describeTokens(book: TokenBook | undefined): string {
+  if (book === undefined) return 'per-agent tokens: none (POOL_TOKENS_FILE unset)';
+  const names = [...book.agents, ...(book.hasHost ? [HOST_ENTRY] : [])];
+  return `per-agent tokens: ${names.length === 0 ? 'none' : names.join(', ')}`;
 }
 
 /** The host's MemTotal, which `MEMORY_BUDGET=auto` is taken from: read only then, at start-up and on each reload. */
@@ -84,6 +95,7 @@ interface Wiring {
   readonly onError: (what: string, error: unknown) => void;
   /** Where every pool event goes besides the log, the event log and the metrics: the live streams and systemd's status. */
   readonly onEvent: (event: PoolEvent) => void;
+  readonly callers: Callers;
 }
 
 /** Start-up step 4: the pool service on the loaded state; its events go to the log, the event log and the metrics. */
@@ -93,7 +105,7 @@ function buildPool(w: Wiring, opened: OpenedDriver, store: { save(state: PoolSta
   const eventLog = createEventLog(config.poolDir, { maxBytes: config.eventLogMaxBytes, keep: config.eventLogFiles }, (error) => onError('appending to events.jsonl', error));
   const pool = createPool(
     {
-      driver: metrics.timed(opened.driver),
+      driver: w.callers.watching(metrics.timed(opened.driver)),
       save: (next) => store.save(next),
       publish: (status) => roster.write(status, w.clock.now()),
       readActivity: createActivityReader(config.poolDir).read,
@@ -126,6 +138,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   const poolClock = createPoolClock(options.clock ?? systemClock);
   const { log } = options;
   let config = options.config;
+  let tokens = options.tokens;
   const startedAt = poolClock.now();
   const startedMonotonic = poolClock.monotonic();
   const bus = new EventEmitter();
@@ -183,6 +196,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     clock: poolClock.now,
     monotonic: poolClock.monotonic,
   });
+  const callers = createCallers({ config: () => config, tokens: () => tokens, listsAddresses: () => opened?.listsAddresses === true, bridgeAddresses: () => bridges.addresses() });
   const faces: Faces = createFaces({
     get pool() {
       return requirePool();
@@ -201,6 +215,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
     log,
     onError,
     ready,
+    callers: () => callers.directory(),
+    onCaller: (caller, via, verdict) => metrics.caller(caller, via, verdict),
   });
   const { bridges } = faces;
   /** With POOL_BIND unset, the addresses follow the agents' networks (bridges.ts); refreshed after each reconcile. */
@@ -222,6 +238,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         else metrics.reconcileFailed(outcome.error);
         publishStatus();
         if (outcome.ok) await bindDefault();
+        callers.refresh();
       },
       runInBackground,
       signal: lifetime.signal,
@@ -254,10 +271,11 @@ export function createDaemon(options: DaemonOptions): Daemon {
       bus.emit('event', event);
       publishStatus();
     };
-    const built = buildPool({ config, clock: poolClock, log, metrics, onError, onEvent }, backend.opened, store, state);
+    const built = buildPool({ config, clock: poolClock, log, metrics, onError, onEvent, callers }, backend.opened, store, state);
     ({ pool, eventLog } = built);
     sync = syncOf(built.pool, backend.opened);
     sync.watchClock();
+    if (tokens !== undefined) log.info(describeTokens(tokens));
     await openBridge();
     options.notifier?.ready(occupancy(built.pool));
     // Requests wait for this reconcile (`ready`), so that their decisions see the containers Docker runs now, not only state.json's.
@@ -292,13 +310,17 @@ export function createDaemon(options: DaemonOptions): Daemon {
   return {
     start,
     stop,
-    async reload(next) {
+    async reload(next, nextTokens) {
       options.notifier?.reloading();
       const reloaded = reloadConfig(config, next);
       // Before anything changes: MEMORY_BUDGET=auto throws when MemTotal cannot be read, and the running configuration stays.
       const settings = settingsOf(reloaded.config);
       if (reloaded.unapplied.length > 0) log.error(`reload: ${reloaded.unapplied.join(', ')} changed; restart the daemon to apply them`);
       config = reloaded.config;
+      // Said whenever there is or was a book, so that a revoke can be seen to have been applied.
+      if (tokens !== undefined || nextTokens !== undefined) log.info(`reloaded ${describeTokens(nextTokens)}`);
+      tokens = nextTokens;
+      callers.refresh();
       const services = await opened?.driver.services().catch((error: unknown) => {
         onError('reading the compose services on reload', error);
         return undefined;

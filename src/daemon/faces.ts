@@ -1,7 +1,8 @@
 import { createConnectionLimit } from '../bridge/connections.js';
 import { createLiveStreams } from '../bridge/live.js';
 import { type PreparedReply, loadStatusPage, pageUnavailableReply } from '../bridge/page.js';
-import { createBridgeServer } from '../bridge/server.js';
+import { type CallerVerdict, createBridgeServer } from '../bridge/server.js';
+import type { CallerDirectory } from '../core/callers.js';
 import { type PoolConfig, parseWireTime, redactConfig } from '../contract/index.js';
 import { type RpcDeps, createContext } from '../rpc/context.js';
 import type { EventLog } from '../store/index.js';
@@ -18,7 +19,14 @@ export interface FacesDeps extends Omit<RpcDeps, 'diagnostics' | 'configView' | 
   readonly onError: (what: string, error: unknown) => void;
   /** Resolves once the first reconcile is done: the bridge's POSTs wait for it, as the socket's calls do. */
   readonly ready: Promise<void>;
+  /** CALLER_POLICY=agents: who the bridge's callers are; undefined under `open`. */
+  readonly callers: () => CallerDirectory | undefined;
+  /** Each identified POST, counted by who, how and its verdict. */
+  readonly onCaller: (caller: string, via: string, verdict: CallerVerdict) => void;
 }
+
+/** Distinct ignored claims remembered, so that each is logged once without a client growing the set for ever. */
+const CLAIMS_REMEMBERED = 1024;
 
 /** The two faces' shared dependencies (one RpcDeps for the socket and the bridge), and the bridge's listeners. */
 export interface Faces {
@@ -58,6 +66,13 @@ export function createFaces(deps: FacesDeps): Faces {
     },
     onError,
   });
+  const claims = new Set<string>();
+  const onClaimIgnored = (caller: string, claimed: string) => {
+    const key = `${caller}\n${claimed}`;
+    if (claims.has(key) || claims.size >= CLAIMS_REMEMBERED) return;
+    claims.add(key);
+    log.info(`caller ${caller} sent requested_by "${claimed}"; recorded as ${caller}, who it is (CALLER_POLICY=agents; said once)`);
+  };
   const connections = createConnectionLimit({ onFull: (message) => log.error(message) });
   const bridges = createBridges({
     createServer: () =>
@@ -65,6 +80,9 @@ export function createFaces(deps: FacesDeps): Faces {
         context: createContext(rpc),
         maxBodySize: deps.config().maxBodySize,
         token: () => deps.config().token,
+        callers: deps.callers,
+        onCaller: deps.onCaller,
+        onClaimIgnored,
         onError,
         page,
         live,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../contract/index.js';
-import { readConfig, reloadEnvironment } from './config.js';
+import { readConfig, readTokenBook, reloadEnvironment } from './config.js';
 import { DaemonStartError, createDaemon } from './daemon.js';
 import { createLogger, describeError } from './log.js';
 import { createNotifier } from './notify.js';
@@ -15,6 +15,7 @@ const SHUTDOWN_GRACE_MS = 30_000;
 
 const USAGE = `Usage: openclaw-pool [--config PATH]
        openclaw-pool migrate --from POOL_DIR [--dry-run]   take over the bash pool manager (migrate --help)
+       openclaw-pool tokens add|list|revoke [AGENT]        per-agent bridge tokens (tokens --help)
 
 Keeps a bounded pool of agent containers (docker compose services) running, with LRU eviction.
 
@@ -29,6 +30,7 @@ Every variable is documented in pool.env.example.`;
 async function main(): Promise<number> {
   // Loaded only when asked for, so the daemon's start-up does not pay for it.
   if (process.argv[2] === 'migrate') return (await import('../migrate/cli.js')).runMigrate(process.argv.slice(3));
+  if (process.argv[2] === 'tokens') return (await import('../tokens/cli.js')).runTokens(process.argv.slice(3));
   let args;
   try {
     args = parseArgs({
@@ -49,7 +51,10 @@ async function main(): Promise<number> {
     return 0;
   }
 
-  const load = (env = process.env) => readConfig({ ...(args.config !== undefined && { envFile: args.config }), env, cwd: process.cwd() });
+  const load = async (env = process.env) => {
+    const loaded = await readConfig({ ...(args.config !== undefined && { envFile: args.config }), env, cwd: process.cwd() });
+    return { ...loaded, tokens: await readTokenBook(loaded.config) };
+  };
   let loaded;
   try {
     loaded = await load();
@@ -65,7 +70,7 @@ async function main(): Promise<number> {
   for (const warning of loaded.warnings) log.error(`warning: ${warning}`);
   let requested: ((reason: string) => void) | undefined;
   const notifier = createNotifier({ env: process.env, onError: (what, error) => log.error(`error ${what}: ${describeError(error)}`) });
-  const daemon = createDaemon({ config: loaded.config, log, notifier, onShutdownRequest: (reason) => requested?.(reason) });
+  const daemon = createDaemon({ config: loaded.config, tokens: loaded.tokens, log, notifier, onShutdownRequest: (reason) => requested?.(reason) });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
@@ -101,9 +106,9 @@ async function main(): Promise<number> {
     requested = (reason) => onSignal(reason as NodeJS.Signals);
     process.on('SIGHUP', () => {
       load(reloadEnvironment(process.env, started))
-        .then(({ config, warnings }) => {
+        .then(({ config, tokens, warnings }) => {
           for (const warning of warnings) log.error(`warning: ${warning}`);
-          return daemon.reload(config);
+          return daemon.reload(config, tokens);
         })
         .catch((error: unknown) => log.error(`reload failed, keeping the running configuration: ${describeError(error)}`));
     });

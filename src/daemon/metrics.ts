@@ -41,6 +41,8 @@ export interface Metrics extends OperationMetrics {
   reconcileFailed(error: unknown): void;
   /** The same driver, with each operation's duration and outcome observed. */
   timed(driver: AgentDriver): AgentDriver;
+  /** One identified POST on the bridge (CALLER_POLICY=agents): who called (`host`, an agent, `stranger`), how it was known, its verdict. */
+  caller(caller: string, via: string, verdict: string): void;
 }
 
 type Registers = Registry[];
@@ -199,6 +201,18 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   // In the order the exposition lists them.
   const { docker, reconciles, lastErrorTime, lastErrorInfo } = dockerFamilies(registers, () => reconcileLagSeconds(lastReconcileAt, since, monotonic()));
   scrapedGauges(registers, deps);
+  // The bridge's hot path too (every heartbeat is identified): counted in a map, folded in when scraped.
+  const unscrapedCalls = new Map<string, { caller: string; via: string; verdict: string; count: number }>();
+  new Counter({
+    name: `${PREFIX}bridge_callers_total`,
+    help: 'POSTs on the bridge under CALLER_POLICY=agents, by who called (host, an agent or infrastructure service, or stranger), how that was established (peer, token, host; none when refused before), and the verdict (allowed, forbidden, unauthorized, stranger).',
+    labelNames: ['caller', 'via', 'verdict'],
+    registers,
+    collect() {
+      for (const { count, ...labels } of unscrapedCalls.values()) this.inc(labels, count);
+      unscrapedCalls.clear();
+    },
+  });
 
   const count = (operation: 'request' | 'release', settled: Parameters<typeof settledFigures>[0]) => {
     const { outcome, waitedSeconds } = settledFigures(settled);
@@ -219,6 +233,12 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
     heartbeat() {
       heartbeats += 1;
+    },
+    caller(caller, via, verdict) {
+      const key = `${caller} ${via} ${verdict}`;
+      const entry = unscrapedCalls.get(key);
+      if (entry === undefined) unscrapedCalls.set(key, { caller, via, verdict, count: 1 });
+      else entry.count += 1;
     },
     async render(format): Promise<MetricsReply> {
       // prom-client's typings declare `type` a numeric enum; at run time it is the name ('counter').

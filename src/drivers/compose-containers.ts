@@ -7,10 +7,11 @@ import { STOP_SLACK_MS } from './docker.js';
 /** The project's service containers, stopped ones included: one read, whatever the pool size. */
 export async function listContainers(reads: ComposeReads): Promise<ObservedAgent[]> {
   const observed: ObservedAgent[] = [];
-  for (const { service: agent, id: container, state, createdAt: startedAt } of await reads.containers(true)) {
+  for (const { service: agent, id: container, state, createdAt: startedAt, addresses } of await reads.containers(true)) {
     // A paused container is up (it holds its memory), as Docker's own State.Running says.
     const paused = state === 'paused';
-    observed.push({ agent, running: state === 'running' || paused, ...(paused && { paused }), ...(startedAt !== undefined && { startedAt }), container });
+    const running = state === 'running' || paused;
+    observed.push({ agent, running, ...(paused && { paused }), ...(startedAt !== undefined && { startedAt }), container, ...(running && addresses !== undefined && { addresses }) });
   }
   return observed;
 }

@@ -17,6 +17,8 @@ export interface ProjectContainer {
   readonly state: string;
   /** When it was created (ms), to the second. */
   readonly createdAt: number | undefined;
+  /** Its addresses on its networks, through the Engine API (the CLI's listing has none): callers are known by them. */
+  readonly addresses?: readonly string[];
 }
 
 /** A service's container, as a listing named it. */
@@ -81,6 +83,12 @@ interface ApiContainer {
   State: string;
   Created: number;
   Labels: Record<string, string> | null;
+  NetworkSettings?: { Networks?: Record<string, { IPAddress?: string; GlobalIPv6Address?: string }> | null };
+}
+
+/** A container's addresses on its networks (none on `network_mode: host`, whose network has no addresses of its own). */
+function addressesOf(container: ApiContainer): string[] {
+  return Object.values(container.NetworkSettings?.Networks ?? {}).flatMap((n) => [n.IPAddress, n.GlobalIPv6Address].filter((a): a is string => !!a));
 }
 
 /** Reads over the Engine API: no process per read, and no resident `docker events` child. */
@@ -91,7 +99,7 @@ export function apiReads(api: EngineApi, commands: ComposeCommands): ComposeRead
     return listed.flatMap((c) => {
       const service = c.Labels?.[SERVICE_LABEL];
       if (!service || c.Labels?.[ONEOFF_LABEL] === 'True') return [];
-      return [{ service, id: c.Id, state: c.State, createdAt: c.Created * 1000 }];
+      return [{ service, id: c.Id, state: c.State, createdAt: c.Created * 1000, addresses: addressesOf(c) }];
     });
   };
   return {

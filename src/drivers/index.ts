@@ -19,6 +19,8 @@ export interface OpenedDriver {
   bridgeAddresses(): Promise<string[]>;
   /** Memory in use by each running service, in bytes, where the backend measures it (the local Docker engine does; local processes and a swarm's other nodes are not measured). */
   readonly memoryUsage?: () => Promise<ReadonlyMap<string, number>>;
+  /** Its listing carries each running container's addresses: a bridge caller is known by its peer address (CALLER_POLICY). */
+  readonly listsAddresses?: true;
   /** Said once at start-up when the driver reads Docker through the CLI rather than the Engine API, and why. */
   readonly notice?: string;
 }
@@ -91,6 +93,7 @@ export async function openDriver(config: PoolConfig): Promise<OpenedDriver> {
         driver,
         project,
         bridgeAddresses: () => driver.bridgeAddresses(),
+        ...(engine.api !== undefined && { listsAddresses: true }),
         memoryUsage: async () => new Map([...(await driver.usage(await driver.list()))].map(([agent, { memoryBytes }]) => [agent, memoryBytes])),
         ...(engine.notice !== undefined && { notice: engine.notice }),
       };

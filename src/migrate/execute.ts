@@ -1,8 +1,8 @@
-import { constants } from 'node:fs';
-import { chmod, mkdir, open, readFile, readdir, rmdir, unlink } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { writeFileAtomic } from '../store/index.js';
+import { readRegularFile } from '../store/regular-file.js';
 import { type Action, octal, renderShell } from './actions.js';
 import { type Layout, UNIT_NAME } from './layout.js';
 import type { Install, OldFile } from './plan.js';
@@ -62,24 +62,13 @@ export async function readInstall(from: string, layout: Layout, systemctl: Syste
   };
 }
 
-/** Opens without following a symlink, and only a regular file (O_NONBLOCK: a FIFO planted there must not hang us). */
+/** Containers can write in the old POOL_DIR: a symlink or a FIFO planted there is refused, never followed or waited on. */
 async function readPoolFile(path: string): Promise<OldFile | undefined> {
-  let file;
-  try {
-    file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw new UnsafeFileError(path, 'is a symbolic link');
-    throw error;
-  }
-  try {
-    const stat = await file.stat();
-    if (!stat.isFile()) throw new UnsafeFileError(path, 'is not a regular file');
-    return { text: await file.readFile('utf8'), mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
-  } finally {
-    await file.close();
-  }
+  const read = await readRegularFile(path);
+  if (read.found === 'nothing') return undefined;
+  if (read.found === 'a symlink') throw new UnsafeFileError(path, 'is a symbolic link');
+  if (read.found !== 'file') throw new UnsafeFileError(path, 'is not a regular file');
+  return { text: read.text, mode: read.info.mode & 0o7777, uid: read.info.uid, gid: read.info.gid };
 }
 
 async function readIfThere(path: string): Promise<string | undefined> {

@@ -1,6 +1,12 @@
 import type * as z from 'zod';
-import type { EventsInput, HeartbeatInput, MetricsInput, ReleaseInput, RequestInput } from '../contract/index.js';
+import type { CallerVia, EventsInput, HeartbeatInput, MetricsInput, ReleaseInput, RequestInput } from '../contract/index.js';
 import type { Context } from './context.js';
+
+/** What a call brings besides its input. */
+export interface CallOptions {
+  readonly signal?: AbortSignal | undefined;
+  readonly via?: CallerVia | undefined;
+}
 
 /**
  * Each operation the two faces share, written once. The routers wrap them in procedures (the
@@ -9,10 +15,10 @@ import type { Context } from './context.js';
  * costs more than the whole of a `/status` or `/heartbeat` answer (see bench/README.md).
  */
 export const operations = {
-  /** `signal`: the client went away; a request waiting for a slot leaves the line. */
-  request: (ctx: Context, input: z.output<typeof RequestInput>, signal?: AbortSignal) =>
-    ctx.metrics.settle('request', ctx.pool.request(input.agent, input.requested_by, { waitSeconds: input.wait_seconds, signal })),
-  release: (ctx: Context, input: z.output<typeof ReleaseInput>) => ctx.metrics.settle('release', ctx.pool.release(input.agent, input.requested_by)),
+  /** `signal`: the client went away; a request waiting for a slot leaves the line. `via`: how the bridge knew the requester. */
+  request: (ctx: Context, input: z.output<typeof RequestInput>, { signal, via }: CallOptions = {}) =>
+    ctx.metrics.settle('request', ctx.pool.request(input.agent, input.requested_by, { waitSeconds: input.wait_seconds, signal, ...(via !== undefined && { via }) })),
+  release: (ctx: Context, input: z.output<typeof ReleaseInput>, { via }: CallOptions = {}) => ctx.metrics.settle('release', ctx.pool.release(input.agent, input.requested_by, via)),
   heartbeat: (ctx: Context, input: z.output<typeof HeartbeatInput>) => {
     ctx.pool.heartbeat(input.agent, input.busy_seconds, input.active);
     ctx.metrics.heartbeat();

@@ -33,17 +33,19 @@ export async function removeLeftoverTemps(path: string): Promise<void> {
  * Replaces `path` so that a reader, or a crash at any moment, sees the old file or the new one and
  * never a torn one: write a temp file beside it, fsync it, rename it over, fsync the directory.
  * With `durable: false` the fsyncs are skipped: still atomic for readers, not across a power cut.
+ * The file has `mode` from its first byte (the temp file is made with it), so a secret is never
+ * readable by others, not even for the moment between create and chmod.
  *
  * Containers may write in the directory: the temp name is unguessable and created exclusively
  * (O_CREAT|O_EXCL never opens an existing name, a planted symlink included), and a `path` that is
  * not a regular file (a directory would make the rename fail for ever) is moved aside and reported
  * as NotRegularFileError; the next write then succeeds.
  */
-export async function writeFileAtomic(path: string, data: string, { durable = true } = {}): Promise<void> {
+export async function writeFileAtomic(path: string, data: string, { durable = true, mode = 0o644 } = {}): Promise<void> {
   const temp = `${dirname(path)}/${tempPrefix(path)}${randomBytes(12).toString('hex')}`;
   const target = await lstat(path).catch(() => undefined);
   if (target !== undefined && !target.isFile()) throw new NotRegularFileError(path, describeKind(target), await moveAside(path));
-  const file = await openRegular(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+  const file = await openRegular(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
   try {
     try {
       await file.writeFile(data);

@@ -46,6 +46,35 @@ export async function openRegular(path: string, flags: number, mode = 0o644): Pr
   throw new NotRegularFileError(path, describeKind(info), await moveAside(path));
 }
 
+/** What `readRegularFile` found: the file's text and its fstat, or what stands where it was looked for. */
+export type RegularFileRead =
+  | { readonly found: 'file'; readonly text: string; readonly info: Stats }
+  | { readonly found: 'nothing' | 'a symlink' | 'not a regular file' };
+
+/**
+ * Reads `path` only if it is a regular file, never through a final symlink and never blocking on a
+ * FIFO (SAFE_FLAGS), checked on the descriptor: the file read is the file whose fstat is returned.
+ * Unlike `openRegular`, nothing is moved aside; the caller decides what a refusal means. Other
+ * errors (EACCES) are thrown as they are.
+ */
+export async function readRegularFile(path: string): Promise<RegularFileRead> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | SAFE_FLAGS);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { found: 'nothing' };
+    if (code === 'ELOOP') return { found: 'a symlink' };
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    return info.isFile() ? { found: 'file', text: await handle.readFile('utf8'), info } : { found: 'not a regular file' };
+  } finally {
+    await handle.close();
+  }
+}
+
 /** The open errors that mean "something other than a regular file is there". */
 function foundBy(code: string | undefined): string | undefined {
   switch (code) {

@@ -4,9 +4,9 @@ import type { PoolEvent } from '../contract/api.js';
 // and the daemon's log. It imports nothing of ours but the contract's types, so that poolctl's
 // cold start and the page's browser bundle can take it without the pool's core.
 
-/** One pool event as a line for people: `evicted software-engineer for cfo (by ceo; least recently active)`. */
+/** One pool event as a line for people: `evicted software-engineer for cfo (by ceo via peer; least recently active)`. */
 export function formatEvent(event: PoolEvent): string {
-  const detail = [`by ${event.by}`, event.reason].filter(Boolean).join('; ');
+  const detail = [`by ${event.by}${event.via === undefined ? '' : ` via ${event.via}`}`, event.reason].filter(Boolean).join('; ');
   return `${event.type} ${event.agent}${event.for === undefined ? '' : ` for ${event.for}`} (${detail})`;
 }
 

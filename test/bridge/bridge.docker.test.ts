@@ -45,8 +45,9 @@ describe.skipIf(!docker)('the HTTP bridge: exact shapes and status codes (SPEC Â
     expect(reply.status).toBe(200);
     expect(EventsReply.strict().parse(reply.body)).toEqual({
       events: [
-        { time: expect.any(String), type: 'started', agent: 'cfo', by: 'ceo' },
-        { time: expect.any(String), type: 'released', agent: 'cfo', by: 'ceo' },
+        // From loopback: the host, whose requested_by is its claim, and the events say so.
+        { time: expect.any(String), type: 'started', agent: 'cfo', by: 'ceo', via: 'host' },
+        { time: expect.any(String), type: 'released', agent: 'cfo', by: 'ceo', via: 'host' },
       ],
       skipped: 0,
     });

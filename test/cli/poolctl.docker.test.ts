@@ -85,7 +85,8 @@ describe.skipIf(!docker)('poolctl against a real daemon', () => {
       'short of a slot (2 of 2 taken)',
       'what would have to go, least recently active first:',
       'AGENT  KEPT BY',
-      expect.stringMatching(/^ceo    grace, \d+s left$/),
+      // poolctl counts the time left on its own clock; this daemon's is a test clock that an earlier test moved on.
+      expect.stringMatching(/^ceo    grace, \d+[sm] left$/),
     ]);
     const json = await ctl('start', 'qa', '--json');
     expect(json.code).toBe(1);

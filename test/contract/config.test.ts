@@ -65,6 +65,8 @@ describe('loadConfig', () => {
       activityMode: 'heartbeat',
       activeCpuPercent: 5,
       activeNetBytes: 64 * 1024,
+      callerPolicy: undefined,
+      activityMarks: 'on',
       idleStopSeconds: undefined,
     });
   });

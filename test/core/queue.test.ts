@@ -34,9 +34,9 @@ describe('enqueue: first come, first served, one place per agent', () => {
     expect(result.queue.map((e) => e.agent)).toEqual(order);
   });
 
-  it('keeps the first requester of a place and counts the others', () => {
+  it('keeps the first requester of a place and counts the others, each with its own requester', () => {
     const queue = line(['cfo', 'ceo', 1], ['cfo', 'cto', 2]);
-    expect(queue).toEqual([{ agent: 'cfo', requestedBy: 'ceo', waiters: [waiter(1), waiter(2)] }]);
+    expect(queue).toEqual([{ agent: 'cfo', requestedBy: 'ceo', waiters: [{ ...waiter(1), requestedBy: 'ceo' }, { ...waiter(2), requestedBy: 'cto' }] }]);
   });
 });
 
@@ -98,6 +98,10 @@ describe('queueView', () => {
     queue = enqueue(queue, 'cfo', 'cto', waiter(2, 60, 5), 10).queue;
     expect(queueView(queue)).toEqual([
       { agent: 'cfo', requested_by: 'ceo', since: '2026-02-28T05:16:44Z', deadline: '2026-02-28T05:17:59Z', waiters: 2 },
+    ]);
+    // The first requester gone (its deadline, or it hung up), the place is the next one's.
+    expect(queueView(withoutWaiters(queue, new Set([1])))).toEqual([
+      { agent: 'cfo', requested_by: 'cto', since: '2026-02-28T05:16:59Z', deadline: '2026-02-28T05:17:59Z', waiters: 1 },
     ]);
   });
 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DriverError } from '../../src/contract/errors.js';
 import { createComposeCommands } from '../../src/drivers/compose-commands.js';
-import { apiReads, cliReads } from '../../src/drivers/compose-reads.js';
+import { type ProjectContainer, apiReads, cliReads } from '../../src/drivers/compose-reads.js';
 import { loadConfig } from '../../src/contract/config.js';
 import { createComposeDriver } from '../../src/drivers/compose.js';
 import { createEngineApi, negotiate, parseDockerHost, resolveEngineEndpoint } from '../../src/drivers/engine-api.js';
@@ -159,13 +159,20 @@ describe.skipIf(!docker)('the Engine API against real dockerd', () => {
   it("lists the project's containers, by label, as docker ps sees them", async () => {
     const reads = commandsFor();
     const sorted = (list: { service: string }[]) => [...list].sort((a, b) => a.service.localeCompare(b.service));
-    for (const all of [true, false]) expect(sorted(await reads.api.containers(all))).toEqual(sorted(await reads.cli.containers(all)));
+    // The same containers; only the API's listing carries their addresses (identity by peer address).
+    const withoutAddresses = (list: readonly ProjectContainer[]) => list.map(({ addresses: _, ...rest }) => rest);
+    for (const all of [true, false]) expect(sorted(withoutAddresses(await reads.api.containers(all)))).toEqual(sorted(await reads.cli.containers(all)));
+    for (const { id, service, addresses } of await reads.api.containers(false)) {
+      const inspected = (await execa('docker', ['inspect', '--format', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', id])).stdout.split(' ').filter(Boolean);
+      expect({ service, addresses }).toEqual({ service, addresses: inspected });
+    }
+    expect((await reads.api.containers(false)).find((c) => c.service === 'busy')?.addresses).toEqual([expect.stringMatching(/^\d+\.\d+\.\d+\.\d+$/)]);
     expect((await reads.api.containers(true)).map((c) => `${c.service} ${c.state}`).sort()).toEqual(['busy running', 'ceo running', 'cto exited']);
     const driver = createComposeDriver({ dockerBin: 'docker', composeDir: project.dir, project: undefined, engine: api });
     await driver.init();
     const cliDriver = createComposeDriver({ dockerBin: 'docker', composeDir: project.dir, project: undefined });
     await cliDriver.init();
-    expect(sorted((await driver.list()).map((o) => ({ ...o, service: o.agent })))).toEqual(sorted((await cliDriver.list()).map((o) => ({ ...o, service: o.agent }))));
+    expect(sorted((await driver.list()).map(({ addresses: _, ...o }) => ({ ...o, service: o.agent })))).toEqual(sorted((await cliDriver.list()).map((o) => ({ ...o, service: o.agent }))));
   });
 
   it('reads the health and the networks as the CLI does', async () => {

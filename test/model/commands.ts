@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { AGENTS, INFRA, type PoolWorld, UNKNOWN, WAIT_MAX_SECONDS } from './pool-world.js';
+import { AGENTS, type From, INFRA, type PoolWorld, UNKNOWN, WAIT_MAX_SECONDS } from './pool-world.js';
 
 type Command = fc.AsyncCommand<PoolWorld, PoolWorld>;
 
@@ -23,10 +23,14 @@ const agent = fc.constantFrom(...AGENTS);
 /** Now and then a name the pool must refuse: infrastructure, or no service at all. */
 const anyName = fc.oneof({ weight: 12, arbitrary: agent }, { weight: 1, arbitrary: fc.constantFrom(INFRA, UNKNOWN) });
 
+/** Who calls: the host half the time, else an agent, known by its address (CALLER_POLICY=agents). */
+const from = fc.oneof({ weight: 4, arbitrary: fc.constant<From>('host') }, { weight: 3, arbitrary: fc.constantFrom<From>(...AGENTS) });
+const fromText = (who: From) => (who === 'host' ? '' : ` from ${who}`);
+
 const request = fc
-  .record({ name: anyName, wait: fc.option(fc.constantFrom(5, 30, WAIT_MAX_SECONDS), { freq: 2 }), hangsUp: fc.boolean() })
-  .map(({ name, wait, hangsUp }) =>
-    command(`request ${name}${wait === null ? '' : ` wait ${wait}s`}${hangsUp ? ' (may hang up)' : ''}`, (w) => w.request(name, wait ?? undefined, hangsUp)),
+  .record({ name: anyName, wait: fc.option(fc.constantFrom(5, 30, WAIT_MAX_SECONDS), { freq: 2 }), hangsUp: fc.boolean(), who: from })
+  .map(({ name, wait, hangsUp, who }) =>
+    command(`request ${name}${wait === null ? '' : ` wait ${wait}s`}${hangsUp ? ' (may hang up)' : ''}${fromText(who)}`, (w) => w.request(name, wait ?? undefined, hangsUp, who)),
   );
 
 const hangUp = fc.nat().map((pick) =>
@@ -36,11 +40,11 @@ const hangUp = fc.nat().map((pick) =>
   }, { applies: (w) => w.hangUps().length > 0 }),
 );
 
-const release = anyName.map((name) => command(`release ${name}`, (w) => w.release(name)));
+const release = fc.record({ name: anyName, who: from }).map(({ name, who }) => command(`release ${name}${fromText(who)}`, (w) => w.release(name, who)));
 
 const heartbeat = fc
-  .record({ name: anyName, busy: fc.option(fc.constantFrom(0, 30, 600), { freq: 2 }) })
-  .map(({ name, busy }) => command(`heartbeat ${name}${busy === null ? '' : ` busy ${busy}s`}`, (w) => w.pool.heartbeat(name, busy ?? undefined)));
+  .record({ name: anyName, busy: fc.option(fc.constantFrom(0, 30, 600), { freq: 2 }), who: from })
+  .map(({ name, busy, who }) => command(`heartbeat ${name}${busy === null ? '' : ` busy ${busy}s`}${fromText(who)}`, (w) => w.heartbeat(name, busy ?? undefined, who)));
 
 const mark = agent.map((name) => command(`touch activity/${name}`, (w) => w.touchMark(name)));
 

@@ -22,7 +22,7 @@ describe('the pool service against a scripted Docker', () => {
     vi.useRealTimers();
   });
 
-  it('keeps the cap, one operation per agent at a time, a first-come-first-served line, and state, Docker and state.json in agreement, whatever the interleaving', async () => {
+  it('keeps the cap, one operation per agent at a time, a first-come-first-served line, callers acting only as themselves, and state, Docker and state.json in agreement, whatever the interleaving', async () => {
     await checkModel(RUNS, false);
   }, 120_000);
 
@@ -89,6 +89,28 @@ describe('the pool service against a scripted Docker', () => {
     expect(world.pool.status().queue).toEqual([]);
   });
 
+  // Seed 942262637, fixed. core/queue.ts, withoutWaiters: a place in line kept its first
+  // requester after that client left (its deadline passed), and the start it made at last was
+  // recorded under a requester nobody was waiting for: under CALLER_POLICY=agents the agent that
+  // did wait could then not release what it had requested.
+  it('records a start from the line under a requester still waiting for it', async () => {
+    const world = new PoolWorld();
+    world.configure(1);
+    world.request('cto');
+    await world.step();
+    world.answer('start', 'cto');
+    await world.step();
+    world.request('dev', 5);
+    world.request('dev', 120, false, 'ceo');
+    await world.step();
+    world.advance(6_000);
+    await world.step();
+    expect(world.pool.status().queue).toEqual([expect.objectContaining({ agent: 'dev', requested_by: 'ceo', waiters: 1 })]);
+    world.release('cto');
+    await world.finish();
+    expect(world.pool.status().running).toEqual([expect.objectContaining({ id: 'dev', requested_by: 'ceo' })]);
+  });
+
   // Seeds 1003785841, 304597210, fixed. agent-work.ts, start: a start that succeeds makes a running
   // agent, whose grace then ends later than anything the wake timer was armed for (while starting
   // it could not be evicted, and its grace from the request had long passed), and nothing re-armed
@@ -117,6 +139,7 @@ async function checkModel(runs: number, memory: boolean, idleStop = false): Prom
   let driverCalls = 0;
   let restarts = 0;
   let idleStops = 0;
+  let refusals = 0;
   const started = performance.now();
   const property = fc.asyncProperty(poolCommands(REPLAY), async (commands) => {
     const world = new PoolWorld(memory, idleStop);
@@ -128,6 +151,7 @@ async function checkModel(runs: number, memory: boolean, idleStop = false): Prom
       driverCalls += world.driver.calls;
       restarts += world.restarts;
       idleStops += world.idleStops;
+      refusals += world.refusals;
     }
   });
   const details = await fc.check(property, { numRuns: runs, seed: SEED, ...(PATH !== undefined && { path: PATH }) });
@@ -139,5 +163,5 @@ async function checkModel(runs: number, memory: boolean, idleStop = false): Prom
     const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
     throw new Error(`pool model failed after ${details.numRuns} sequences (${details.numShrinks} shrinks), seed ${details.seed}, path ${details.counterexamplePath}\n  commands: ${path}\n  ${cause}\n  replay: ${replay}`);
   }
-  console.log(`pool model${memory ? ' with a memory budget' : ''}${idleStop ? ' with idle stop' : ''}: ${details.numRuns} sequences, ${steps} steps, ${driverCalls} driver calls, ${restarts} restarts${idleStop ? `, ${idleStops} idle stops` : ''} in ${seconds} s (seed ${SEED})`);
+  console.log(`pool model${memory ? ' with a memory budget' : ''}${idleStop ? ' with idle stop' : ''}: ${details.numRuns} sequences, ${steps} steps, ${driverCalls} driver calls, ${restarts} restarts, ${refusals} calls refused by the caller policy${idleStop ? `, ${idleStops} idle stops` : ''} in ${seconds} s (seed ${SEED})`);
 }

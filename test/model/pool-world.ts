@@ -10,6 +10,7 @@ import {
   type StartReply,
   statusView,
 } from '../../src/core/index.js';
+import { type Caller as PoolCaller, type CallerAction, judgeCall } from '../../src/core/callers.js';
 import { FREES_MEMORY } from '../../src/daemon/pool/admission.js';
 import { createPool } from '../../src/daemon/pool/service.js';
 import { MemoryStore } from './memory-store.js';
@@ -49,6 +50,11 @@ export function settingsFor(cap: number, memory = false, idleStop = false): Pool
   };
   return { rules, stopTimeoutMs: 10_000, queueMax: QUEUE_MAX };
 }
+
+/** Who a command comes from, as the bridge would have established it: the host (loopback), or an agent by its address. */
+export type From = 'host' | (typeof AGENTS)[number];
+/** What the host's calls claim as their requester. */
+const HOST_REQUESTER = 'model';
 
 export interface Caller {
   readonly what: string;
@@ -130,6 +136,10 @@ export class PoolWorld {
    */
   /** Idle stops that stopped whom they must not (a pinned agent, a busy hold, one active lately), found as their events came. */
   private readonly idleViolations: string[] = [];
+  /** Events whose caller identity is wrong: a `via` that does not go with its `by`, or a release of an agent by one that neither is it nor requested it. */
+  private readonly identityViolations: string[] = [];
+  /** Calls the policy refused, for the run's figures: a property that never refuses checks little. */
+  refusals = 0;
   /** Idle stops begun, for the run's figures: a property that never stops anyone checks nothing. */
   idleStops = 0;
 
@@ -159,6 +169,7 @@ export class PoolWorld {
           // A retry of a victim's failed stop (a request waiting for it) says no `for`; its promise stands until its newcomer gives up.
           if (event.type === 'stopping' && event.for !== undefined) this.evicting(event.agent, event.for, event.reason?.endsWith(FREES_MEMORY) !== true);
           if (event.type === 'stopping' && event.by === IDLE_STOPPER) this.checkIdleStop(event.agent);
+          this.checkIdentity(event);
           const failed = event.type === 'failed' ? this.stoppingFor.get(event.agent) : undefined;
           if (failed !== undefined) failed.failed = true;
           // Down, or gone: a container of the same name adopted later is none of that eviction's.
@@ -176,13 +187,32 @@ export class PoolWorld {
 
   // ---- what commands do ----
 
-  request(agent: string, waitSeconds?: number, hangsUp = false): Caller {
+  request(agent: string, waitSeconds?: number, hangsUp = false, from: From = 'host'): Caller {
+    const call = this.judged(from, 'request', agent);
+    if (call === undefined) throw new ModelViolation(`the policy refused a request of ${agent} from ${from}: any caller may request any agent`);
     const controller = hangsUp ? new AbortController() : undefined;
-    return this.track(`request ${agent}`, this.pool.request(agent, 'model', { ...(waitSeconds !== undefined && { waitSeconds }), ...(controller && { signal: controller.signal }) }), controller);
+    const options = { via: call.via, ...(waitSeconds !== undefined && { waitSeconds }), ...(controller && { signal: controller.signal }) };
+    return this.track(`request ${agent}`, this.pool.request(agent, call.requestedBy, options), controller);
   }
 
-  release(agent: string): void {
-    this.track(`release ${agent}`, this.pool.release(agent, 'model'));
+  release(agent: string, from: From = 'host'): void {
+    const call = this.judged(from, 'release', agent);
+    if (call !== undefined) this.track(`release ${agent}`, this.pool.release(agent, call.requestedBy, call.via));
+  }
+
+  heartbeat(agent: string, busySeconds?: number, from: From = 'host'): void {
+    if (this.judged(from, 'heartbeat', agent) !== undefined) this.pool.heartbeat(agent, busySeconds);
+  }
+
+  /** The policy's verdict on a call, as the bridge reaches it (CALLER_POLICY=agents): the requester and `via` it runs under, or undefined when refused. */
+  private judged(from: From, action: CallerAction, agent: string): { requestedBy: string; via: 'host' | 'peer' } | undefined {
+    const caller: PoolCaller = from === 'host' ? { kind: 'host', via: 'host' } : { kind: 'agent', name: from, via: 'peer' };
+    const verdict = judgeCall(caller, action, { agent, requested_by: HOST_REQUESTER }, (a) => this.pool.status().running.find((r) => r.id === a)?.requested_by);
+    if ('refused' in verdict) {
+      this.refusals++;
+      return undefined;
+    }
+    return { requestedBy: verdict.requestedBy ?? HOST_REQUESTER, via: caller.via === 'host' ? 'host' : 'peer' };
   }
 
   reconcile(): void {
@@ -289,8 +319,26 @@ export class PoolWorld {
     else if (now - Date.parse(a.last_active) < IDLE_STOP_MS) this.idleViolations.push(`${agent} stopped as idle, last active ${a.last_active}, ${now - Date.parse(a.last_active)} ms ago`);
   }
 
+  /**
+   * An event of a call says how its caller was known, and that goes with who it names: `peer`, an
+   * agent under its own name; `host`, the host's claim. A release an agent made (a stop with no
+   * newcomer) stops only that agent itself or one it requested.
+   */
+  private checkIdentity(event: PoolEvent): void {
+    if (event.via === undefined) return;
+    const agentCaller = (AGENTS as readonly string[]).includes(event.by);
+    if ((event.via === 'peer') !== agentCaller || (event.via === 'host' && event.by !== HOST_REQUESTER)) {
+      this.identityViolations.push(`${event.type} ${event.agent} by ${event.by} via ${event.via}`);
+    }
+    if (event.type === 'stopping' && event.for === undefined && event.via === 'peer' && event.by !== event.agent) {
+      const requester = this.pool.status().running.find((r) => r.id === event.agent)?.requested_by;
+      if (requester !== event.by) this.identityViolations.push(`${event.by} released ${event.agent}, requested by ${requester}`);
+    }
+  }
+
   private check(): void {
     if (this.idleViolations.length > 0) this.fail(`idle stop: ${this.idleViolations.join('; ')}`);
+    if (this.identityViolations.length > 0) this.fail(`caller identity: ${this.identityViolations.join('; ')}`);
     if (this.driver.violations.length > 0) this.fail(`the pool asked Docker what it must not: ${this.driver.violations.join('; ')}`);
     const status = this.pool.status();
     if (status.slots_total !== this.cap) this.fail(`status says ${status.slots_total} slots, the cap in force is ${this.cap}`);

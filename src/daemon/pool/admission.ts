@@ -1,4 +1,5 @@
 import {
+  type CallerVia,
   ChangingStateError,
   ForbiddenAgentError,
   PoolFullError,
@@ -7,7 +8,7 @@ import {
   UnknownAgentError,
 } from '../../contract/index.js';
 import { type PoolSettings, type RequestOptions, type StartReply, decideRelease, decideRequest } from '../../core/index.js';
-import type { AgentWork, Emit } from './agent-work.js';
+import { type AgentWork, type Emit, viaOf } from './agent-work.js';
 import type { CatalogueCell } from './catalogue.js';
 import type { InFlight } from './in-flight.js';
 import type { StateCell } from './state-cell.js';
@@ -36,7 +37,7 @@ export interface AdmissionDeps {
 export interface Admission {
   /** Rejects with PoolFullError when the pool is full and nobody can be evicted: the caller may wait in line. */
   admit(agent: string, requestedBy: string, options?: RequestOptions): Promise<StartReply>;
-  release(agent: string, by: string): Promise<ReleaseReply>;
+  release(agent: string, by: string, via?: CallerVia): Promise<ReleaseReply>;
   /** The stop in flight of an agent, or, for one left `stopping` by a failed stop, a new one, so nobody waits for ever. */
   stopInFlight(agent: string, by: string): Promise<void>;
 }
@@ -48,6 +49,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     inFlight.stop(agent) ?? inFlight.trackStop(agent, work.stop(agent, 'stopped', by, { reason: 'retrying an unfinished stop' }));
 
   async function admit(agent: string, requestedBy: string, options: RequestOptions = {}): Promise<StartReply> {
+    const { via } = options;
     let refreshed = false;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const d = decideRequest(cell.get(), { agent, requestedBy }, deps.clock(), deps.settings().rules, catalogue.current(), options);
@@ -62,11 +64,11 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         case 'too_large':
           throw new PoolFullError(agent, { reason: 'too_large', needsBytes: d.needsBytes, budgetBytes: d.budgetBytes });
         case 'project_invalid':
-          deps.emit('failed', agent, requestedBy, { reason: `not started, nobody evicted: ${d.reason}` });
+          deps.emit('failed', agent, requestedBy, { reason: `not started, nobody evicted: ${d.reason}`, ...viaOf(via) });
           throw new ProjectInvalidError(agent, d.reason);
         case 'unpause':
           cell.set(d.state);
-          return await inFlight.trackStart(agent, work.start(agent, requestedBy, undefined, true));
+          return await inFlight.trackStart(agent, work.start(agent, requestedBy, undefined, true, via));
         case 'already_running':
           cell.set(d.state);
           cell.touched();
@@ -83,20 +85,20 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           continue;
         case 'start':
           cell.set(d.state);
-          return await inFlight.trackStart(agent, work.start(agent, requestedBy));
+          return await inFlight.trackStart(agent, work.start(agent, requestedBy, undefined, false, via));
         case 'evict': {
           cell.set(d.state);
           // A victim whose slot passes to the newcomer went for the count; the others for the memory they hold.
           const reason = (victim: string) => (d.state.agents.get(victim)?.slotFor === agent ? 'least recently active' : `least recently active, ${FREES_MEMORY}`);
-          const stopped = d.victims.map((victim) => inFlight.trackStop(victim, work.stop(victim, 'evicted', requestedBy, { for: agent, reason: reason(victim) })));
-          return await inFlight.trackStart(agent, work.start(agent, requestedBy, { victims: d.victims, stopped }));
+          const stopped = d.victims.map((victim) => inFlight.trackStop(victim, work.stop(victim, 'evicted', requestedBy, { for: agent, reason: reason(victim), ...viaOf(via) })));
+          return await inFlight.trackStart(agent, work.start(agent, requestedBy, { victims: d.victims, stopped }, false, via));
         }
       }
     }
     throw new ChangingStateError(agent);
   }
 
-  async function release(agent: string, by: string): Promise<ReleaseReply> {
+  async function release(agent: string, by: string, via?: CallerVia): Promise<ReleaseReply> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const d = decideRelease(cell.get(), agent, deps.settings().rules, catalogue.current());
       switch (d.kind) {
@@ -108,7 +110,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           return { status: 'not_running', agent };
         case 'stop':
           cell.set(d.state);
-          await inFlight.trackStop(agent, work.stop(agent, 'released', by));
+          await inFlight.trackStop(agent, work.stop(agent, 'released', by, viaOf(via)));
           return { status: 'stopped', agent };
         case 'join_stop':
           await stopInFlight(agent, by);

@@ -15,7 +15,7 @@ import {
   statusView,
 } from '../../core/index.js';
 import { createAdmission } from './admission.js';
-import { type Emit, createAgentWork } from './agent-work.js';
+import { type Emit, createAgentWork, viaOf } from './agent-work.js';
 import { createCatalogue } from './catalogue.js';
 import { createInFlight } from './in-flight.js';
 import { createReconciler } from './reconciler.js';
@@ -56,7 +56,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
   const line = createWaitLine({
     clock,
     view: () => ({ state: cell.get(), rules: settings.rules, catalogue: catalogue.current(), queueMax: settings.queueMax }),
-    admit: (agent, by) => admission.admit(agent, by),
+    admit: (agent, by, via) => admission.admit(agent, by, via === undefined ? {} : { via }),
     emit,
   });
   const work = createAgentWork({ driver: deps.driver, cell, line, emit, clock, stopTimeoutMs: () => settings.stopTimeoutMs });
@@ -91,10 +91,10 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
       if (!(error instanceof PoolFullError)) throw error;
       // An agent larger than the whole budget would wait for a room that never comes.
       if (options.waitSeconds === undefined || options.waitSeconds <= 0 || error.details.reason === 'too_large') {
-        emit('pool_full', agent, requestedBy, { reason: error.details.reason === undefined ? 'all agents recently active' : error.message });
+        emit('pool_full', agent, requestedBy, { reason: error.details.reason === undefined ? 'all agents recently active' : error.message, ...viaOf(options.via) });
         throw error;
       }
-      return await line.wait(agent, requestedBy, options.waitSeconds, options.signal);
+      return await line.wait(agent, requestedBy, options.waitSeconds, options.signal, options.via);
     }
   }
 

@@ -1,4 +1,4 @@
-import { ClientGoneError, type PoolEventType, PoolFullError } from '../../contract/index.js';
+import { type CallerVia, ClientGoneError, type PoolEventType, PoolFullError } from '../../contract/index.js';
 import {
   type Catalogue,
   type PoolRules,
@@ -13,11 +13,13 @@ import {
   shiftQueue,
   withoutWaiters,
 } from '../../core/index.js';
+import { viaOf } from './agent-work.js';
 
 /** A waiting client's way to get its answer. */
 interface WaitingClient {
   readonly agent: string;
   readonly by: string;
+  readonly via: CallerVia | undefined;
   readonly since: number;
   readonly settle: (outcome: { reply: StartReply } | { error: unknown }) => void;
 }
@@ -27,8 +29,8 @@ export interface WaitLineDeps {
   /** What the head of the line is judged on, read afresh at every serving. */
   readonly view: () => { readonly state: PoolState; readonly rules: PoolRules; readonly catalogue: Catalogue; readonly queueMax: number };
   /** Decides and reserves synchronously, then carries the start out: the next head is judged on the updated state. */
-  readonly admit: (agent: string, by: string) => Promise<StartReply>;
-  readonly emit: (type: PoolEventType, agent: string, by: string, extra: { reason: string }) => void;
+  readonly admit: (agent: string, by: string, via: CallerVia | undefined) => Promise<StartReply>;
+  readonly emit: (type: PoolEventType, agent: string, by: string, extra: { reason: string; via?: CallerVia }) => void;
 }
 
 /**
@@ -38,7 +40,7 @@ export interface WaitLineDeps {
  */
 export interface WaitLine {
   /** Puts the request in line; settles with the start's reply, or PoolFullError at its deadline, or ClientGoneError. */
-  wait(agent: string, by: string, waitSeconds: number, signal: AbortSignal | undefined): Promise<StartReply>;
+  wait(agent: string, by: string, waitSeconds: number, signal: AbortSignal | undefined, via?: CallerVia): Promise<StartReply>;
   /** Answers waiters whose deadline came, then serves the head of the line for as long as it can be served. */
   serve(): void;
   queue(): WaitQueue;
@@ -73,7 +75,7 @@ export function createWaitLine(deps: WaitLineDeps): WaitLine {
       if (client === undefined) continue;
       waiting.delete(id);
       const waited = secondsSince(client.since);
-      deps.emit('pool_full', client.agent, client.by, { reason: `waited ${waited} s, no slot came free` });
+      deps.emit('pool_full', client.agent, client.by, { reason: `waited ${waited} s, no slot came free`, ...viaOf(client.via) });
       client.settle({ error: new PoolFullError(client.agent, { waitedSeconds: waited }) });
     }
   }
@@ -89,10 +91,13 @@ export function createWaitLine(deps: WaitLineDeps): WaitLine {
       queue = rest;
       const clients = head.waiters.map((w) => waiting.get(w.id)).filter((c) => c !== undefined);
       for (const w of head.waiters) waiting.delete(w.id);
+      // The line's requester is its first waiter's: so is how it was established.
+      const via = clients[0]?.via;
       deps.emit('waited', head.agent, head.requestedBy, {
         reason: `${clients.length === 1 ? 'waited' : `${clients.length} requests waited up to`} ${secondsSince(Math.min(...clients.map((c) => c.since)))} s for a slot`,
+        ...viaOf(via),
       });
-      deps.admit(head.agent, head.requestedBy).then(
+      deps.admit(head.agent, head.requestedBy, via).then(
         (reply) => {
           for (const c of clients) c.settle({ reply: { ...reply, waited_seconds: secondsSince(c.since) } });
         },
@@ -104,17 +109,17 @@ export function createWaitLine(deps: WaitLineDeps): WaitLine {
     armWake();
   }
 
-  function wait(agent: string, by: string, waitSeconds: number, signal: AbortSignal | undefined): Promise<StartReply> {
+  function wait(agent: string, by: string, waitSeconds: number, signal: AbortSignal | undefined, via?: CallerVia): Promise<StartReply> {
     const now = deps.clock();
     const waiter = { id: ++waiterIds, since: now, deadline: now + waitSeconds * 1000 };
     const { queueMax } = deps.view();
     const entered = enqueue(queue, agent, by, waiter, queueMax);
     if (entered.outcome === 'full') {
-      deps.emit('pool_full', agent, by, { reason: `wait queue full (QUEUE_MAX=${queueMax})` });
+      deps.emit('pool_full', agent, by, { reason: `wait queue full (QUEUE_MAX=${queueMax})`, ...viaOf(via) });
       return Promise.reject(new PoolFullError(agent, { queueFull: true }));
     }
     queue = entered.queue;
-    deps.emit('waiting', agent, by, { reason: `up to ${waitSeconds} s, place ${queue.findIndex((e) => e.agent === agent) + 1} of ${queue.length} in line` });
+    deps.emit('waiting', agent, by, { reason: `up to ${waitSeconds} s, place ${queue.findIndex((e) => e.agent === agent) + 1} of ${queue.length} in line`, ...viaOf(via) });
     return new Promise<StartReply>((resolve, reject) => {
       const leave = () => {
         if (!waiting.delete(waiter.id)) return;
@@ -126,6 +131,7 @@ export function createWaitLine(deps: WaitLineDeps): WaitLine {
       waiting.set(waiter.id, {
         agent,
         by,
+        via,
         since: now,
         settle: (outcome) => {
           signal?.removeEventListener('abort', leave);
