@@ -102,7 +102,8 @@ describe.skipIf(!ready)('the status page in headless Chromium, against a real da
       expect(row?.slice(0, 2)).toEqual(['cfo', 'running']);
       expect(row?.[5]).toBe('ceo');
     }, LIVE_MS);
-    expect(await timeline(page)).toContainEqual(expect.stringMatching(/ started cfo \(by ceo\)$/));
+    // The test calls the bridge from loopback: the host, whose requested_by is its claim (via host).
+    expect(await timeline(page)).toContainEqual(expect.stringMatching(/ started cfo \(by ceo via host\)$/));
 
     // A busy hold comes with a heartbeat, not an event: the page shows it all the same.
     expect(await post('/heartbeat', { agent: 'cfo', busy_seconds: 600 })).toEqual({ status: 'ok' });
@@ -116,8 +117,8 @@ describe.skipIf(!ready)('the status page in headless Chromium, against a real da
     const reply = await post('/request', { agent: 'designer', requested_by: 'ops' });
     expect(reply).toEqual({ status: 'started', agent: 'designer', evicted: 'cto' });
     await eventually(async () => {
-      expect((await timeline(page))[0]).toMatch(/ started designer \(by ops; evicted cto\)$/);
-      expect(await timeline(page)).toContainEqual(expect.stringMatching(/^\d\d:\d\d:\d\d evicted cto for designer \(by ops; .+\)$/));
+      expect((await timeline(page))[0]).toMatch(/ started designer \(by ops via host; evicted cto\)$/);
+      expect(await timeline(page)).toContainEqual(expect.stringMatching(/^\d\d:\d\d:\d\d evicted cto for designer \(by ops via host; .+\)$/));
       expect((await agentRows(page)).map((cells) => cells[0])).toEqual(['ceo', 'cfo', 'designer']);
     }, LIVE_MS);
     expect(await rowOf(page, 'designer')).toEqual(['designer', 'running', expect.stringMatching(/^protected: grace until \d\d:\d\d:\d\d$|^evictable now$/), 'just now', 'just now', 'ops']);
@@ -155,7 +156,7 @@ describe.skipIf(!ready)('the status page in headless Chromium, against a real da
     await eventually(async () => {
       expect(await page.locator('#queue-empty').innerText()).toBe('Nobody is waiting.');
       expect((await agentRows(page)).map((cells) => cells[0])).toEqual(['ceo', 'cfo', 'qa']);
-      expect(await timeline(page)).toContainEqual(expect.stringMatching(/ waited qa \(by cfo; waited [\d.]+ s for a slot\)$/));
+      expect(await timeline(page)).toContainEqual(expect.stringMatching(/ waited qa \(by cfo via host; waited [\d.]+ s for a slot\)$/));
     }, LIVE_MS);
   });
 
@@ -185,7 +186,7 @@ describe.skipIf(!ready)('the status page in headless Chromium, against a real da
       expect(await post('/release', { agent: 'qa', requested_by: 'ops' })).toEqual({ status: 'stopped', agent: 'qa' });
       await eventually(async () => {
         expect((await agentRows(second)).map((cells) => cells[0])).toEqual(['ceo', 'cfo']);
-        expect((await timeline(second))[0]).toMatch(/ released qa \(by ops\)$/);
+        expect((await timeline(second))[0]).toMatch(/ released qa \(by ops via host\)$/);
       }, LIVE_MS);
 
       for (const s of held.splice(0)) s.close();
