@@ -1,5 +1,5 @@
 import type { AgentUsage } from './driver.js';
-import { protection } from './evict.js';
+import { isUnresponsive, protection } from './evict.js';
 import { type PoolRules, type PoolState, type WorkRules, updateAgent } from './state.js';
 
 /** Who stops the agents idle stop stops: their events' `by`. */
@@ -83,4 +83,25 @@ export function decideIdleStops(state: PoolState, now: number, rules: PoolRules)
     next = updateAgent(next, name, (r) => ({ ...r, status: 'stopping' }));
   }
   return { victims, state: next };
+}
+
+/**
+ * The agents that have turned unresponsive since they were last noticed, so that each silence
+ * makes one event: `noticed` maps an agent to the last beat it was noticed unresponsive after.
+ * The map returned forgets agents no longer silent or no longer in the pool.
+ */
+export function noticeUnresponsive(
+  state: PoolState,
+  now: number,
+  rules: PoolRules,
+  noticed: ReadonlyMap<string, number>,
+): { readonly newly: readonly string[]; readonly noticed: ReadonlyMap<string, number> } {
+  const newly: string[] = [];
+  const next = new Map<string, number>();
+  for (const [name, record] of state.agents) {
+    if (record.lastBeat === undefined || !isUnresponsive(record, now, rules)) continue;
+    if (noticed.get(name) !== record.lastBeat) newly.push(name);
+    next.set(name, record.lastBeat);
+  }
+  return { newly, noticed: next };
 }
