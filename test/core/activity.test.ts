@@ -6,6 +6,7 @@ import {
   decideRequest,
   noticeUnresponsive,
   recordHeartbeat,
+  resumeLiveness,
   sampleWork,
   statusView,
   workedBetween,
@@ -142,6 +143,22 @@ describe('unresponsive agents (work mode, three intervals of 30 s)', () => {
     expect(decideIdleStops(state, NOW, { ...silent, idleStopMs: 600_000 }).victims).toEqual(['ceo']);
   });
 
+  it.each([
+    { rule: 'an agent that had been beating is counted from the daemon start', spec: { beat: 900 }, work: true, beat: NOW },
+    { rule: 'an agent that never beat stays so', spec: {}, work: true, beat: undefined },
+    { rule: 'a beat later than the start (a clock set back) is kept', spec: { beat: -5 }, work: true, beat: NOW + 5000 },
+    { rule: 'outside work mode no beat is kept', spec: { beat: 10 }, work: false, beat: undefined },
+  ])('resumeLiveness: $rule', ({ spec, work: inWork, beat }) => {
+    const resumed = resumeLiveness(pool({ ceo: spec }), NOW, inWork ? silent : rules());
+    expect(resumed.agents.get('ceo')?.lastBeat).toBe(beat);
+    expect(isUnresponsiveAt(resumed, NOW + 90_000)).toBe(false);
+  });
+
+  it('resumeLiveness leaves a state with no beats as it is', () => {
+    const state = pool({ ceo: {} });
+    expect(resumeLiveness(state, NOW, silent)).toBe(state);
+  });
+
   it('noticeUnresponsive: one notice per silence, again after the agent beat and fell silent anew, none for agents gone', () => {
     const state = pool({ ceo: { beat: 100 }, cto: { beat: 5 } });
     const first = noticeUnresponsive(state, NOW, silent, new Map());
@@ -151,4 +168,8 @@ describe('unresponsive agents (work mode, three intervals of 30 s)', () => {
     expect(noticeUnresponsive(again, NOW + 92_000, silent, first.noticed).newly).toEqual(['ceo', 'cto']);
     expect([...noticeUnresponsive(pool({}), NOW, silent, first.noticed).noticed]).toEqual([]);
   });
+
+  function isUnresponsiveAt(state: ReturnType<typeof pool>, at: number): boolean {
+    return statusView(state, at, silent).running.some((a) => a.state === 'unresponsive');
+  }
 });
