@@ -120,8 +120,12 @@ export type Protection = z.infer<typeof Protection>;
 export const ActiveReason = z.enum(['request', 'busy', 'heartbeat', 'mark', 'work']);
 export type ActiveReason = z.infer<typeof ActiveReason>;
 
-/** An agent's state as the wire shows it: its status, or `paused` for a running agent whose container Docker has paused. */
-export const AgentState = z.enum([...AgentStatus.options, 'paused']);
+/**
+ * An agent's state as the wire shows it: its status, or for a running agent `paused` when Docker
+ * has paused its container, `unresponsive` (ACTIVITY_MODE=work) when it had been sending heartbeats
+ * and has sent none for three HEARTBEAT_INTERVALs.
+ */
+export const AgentState = z.enum([...AgentStatus.options, 'paused', 'unresponsive']);
 export type AgentState = z.infer<typeof AgentState>;
 
 /** One pooled agent as the wire shows it; times per `formatWireTime`. */
@@ -205,6 +209,8 @@ export const PoolEventType = z.enum([
   'stopping',
   /** Stopped for being idle IDLE_STOP_SECONDS, the pool full or not. */
   'idle',
+  /** Its heartbeats stopped for three intervals (ACTIVITY_MODE=work): it goes first when room is needed. Once per silence. */
+  'unresponsive',
 ]);
 export type PoolEventType = z.infer<typeof PoolEventType>;
 

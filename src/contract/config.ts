@@ -68,7 +68,7 @@ const VARIABLES = {
   EVICT_GRACE_SECONDS: { field: 'evictGraceSeconds', schema: seconds(0), default: '60', reloadable: true, description: 'protection from eviction after any activity' },
   SYNC_INTERVAL: { field: 'syncIntervalSeconds', schema: seconds(0.1), default: '15', reloadable: true, description: 'seconds between reconciliations with Docker' },
   // Not reloadable: the roster writer takes it once, at start-up.
-  HEARTBEAT_INTERVAL: { field: 'heartbeatIntervalSeconds', schema: seconds(1), default: '30', reloadable: false, description: 'seconds between container heartbeats, handed to the shims through roster.json' },
+  HEARTBEAT_INTERVAL: { field: 'heartbeatIntervalSeconds', schema: seconds(1), default: '30', reloadable: false, description: 'seconds between container heartbeats, handed to the shims through roster.json; with `ACTIVITY_MODE=work`, an agent silent for three of them is unresponsive' },
   COMPOSE_DIR: { field: 'composeDir', schema: text, default: ({ cwd }) => cwd, shownDefault: 'working directory', reloadable: false, description: 'the compose project directory' },
   COMPOSE_PROJECT: {
     field: 'composeProject',

@@ -25,6 +25,8 @@ export const StateFile = z.object({
       busy_until: Time.optional(),
       /** With ACTIVITY_MODE=work, what last counted as its activity (an ActiveReason; one this daemon does not know is dropped, not the agent). */
       active_reason: z.string().optional(),
+      /** With ACTIVITY_MODE=work, when its last heartbeat came: it had been beating (a time that does not parse is dropped, not the agent). */
+      last_beat: z.string().optional(),
     }),
   ),
   /**

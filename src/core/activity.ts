@@ -1,6 +1,6 @@
 import type { AgentUsage } from './driver.js';
-import { protection } from './evict.js';
-import { type PoolRules, type PoolState, type WorkRules, updateAgent } from './state.js';
+import { isUnresponsive, protection } from './evict.js';
+import { type AgentRecord, type PoolRules, type PoolState, type WorkRules, updateAgent } from './state.js';
 
 /** Who stops the agents idle stop stops: their events' `by`. */
 export const IDLE_STOPPER = 'idle';
@@ -83,4 +83,43 @@ export function decideIdleStops(state: PoolState, now: number, rules: PoolRules)
     next = updateAgent(next, name, (r) => ({ ...r, status: 'stopping' }));
   }
   return { victims, state: next };
+}
+
+/**
+ * The state a new daemon takes over (state.json): an agent that had been beating keeps that, but
+ * its silence is counted from `now`, the daemon's start. While no daemon listened no agent could
+ * reach one, so the time since its last beat says nothing of it until it has had its intervals to
+ * beat again; without the saved beat, one that fell silent before the restart would never count
+ * as unresponsive. Outside work mode no beat is kept, and none is restored.
+ */
+export function resumeLiveness(state: PoolState, now: number, rules: PoolRules): PoolState {
+  let agents: Map<string, AgentRecord> | undefined;
+  for (const [name, record] of state.agents) {
+    if (record.lastBeat === undefined || (rules.work !== undefined && record.lastBeat >= now)) continue;
+    agents ??= new Map(state.agents);
+    const { lastBeat: _saved, ...rest } = record;
+    agents.set(name, rules.work === undefined ? rest : { ...rest, lastBeat: now });
+  }
+  return agents === undefined ? state : { ...state, agents };
+}
+
+/**
+ * The agents that have turned unresponsive since they were last noticed, so that each silence
+ * makes one event: `noticed` maps an agent to the last beat it was noticed unresponsive after.
+ * The map returned forgets agents no longer silent or no longer in the pool.
+ */
+export function noticeUnresponsive(
+  state: PoolState,
+  now: number,
+  rules: PoolRules,
+  noticed: ReadonlyMap<string, number>,
+): { readonly newly: readonly string[]; readonly noticed: ReadonlyMap<string, number> } {
+  const newly: string[] = [];
+  const next = new Map<string, number>();
+  for (const [name, record] of state.agents) {
+    if (record.lastBeat === undefined || !isUnresponsive(record, now, rules)) continue;
+    if (noticed.get(name) !== record.lastBeat) newly.push(name);
+    next.set(name, record.lastBeat);
+  }
+  return { newly, noticed: next };
 }

@@ -44,6 +44,7 @@ export function shiftState(state: PoolState, deltaMs: number): PoolState {
       started: record.started + deltaMs,
       lastActive: record.lastActive + deltaMs,
       ...(record.busyUntil !== undefined && { busyUntil: record.busyUntil + deltaMs }),
+      ...(record.lastBeat !== undefined && { lastBeat: record.lastBeat + deltaMs }),
     });
   }
   // A run is known by its start: shifted alike, the next sample still finds the run it belongs to.

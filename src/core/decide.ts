@@ -218,18 +218,27 @@ export function recordActivity(state: PoolState, agent: string, at: number, reas
 /**
  * A heartbeat: activity, and with `busySeconds` a busy hold from now (capped by the rules; 0 ends
  * a hold). A hold replaces the previous one, so an agent can shorten its own; a stopping agent
- * is past holding. In work mode a plain heartbeat is liveness only: activity is a hold or `active`.
+ * is past holding. In work mode a plain heartbeat is liveness only: activity is a hold or `active`;
+ * every heartbeat, of any kind, is its last beat (see `AgentRecord.lastBeat`).
  */
 export function recordHeartbeat(state: PoolState, agent: string, at: number, rules: PoolRules, busySeconds?: number, active = false): PoolState {
   const holding = busySeconds !== undefined && busySeconds > 0;
   const counts = rules.work === undefined || active || holding;
-  const touched = counts ? recordActivity(state, agent, at, workReason(rules, holding ? 'busy' : 'heartbeat')) : state;
+  const alive = rules.work === undefined ? state : recordBeat(state, agent, at);
+  const touched = counts ? recordActivity(alive, agent, at, workReason(rules, holding ? 'busy' : 'heartbeat')) : alive;
   if (busySeconds === undefined) return touched;
   const record = touched.agents.get(agent);
   if (record === undefined || record.status === 'stopping') return touched;
   const { busyUntil: _previous, ...rest } = record;
   const hold = Math.min(busySeconds * 1000, rules.busyMaxMs);
   return withAgent(touched, agent, hold > 0 ? { ...rest, busyUntil: at + hold } : rest);
+}
+
+/** A sign that the agent is alive (work mode): its last beat moves forward, never back; unknown and stopping agents are ignored. */
+function recordBeat(state: PoolState, agent: string, at: number): PoolState {
+  const record = state.agents.get(agent);
+  if (record === undefined || record.status === 'stopping' || (record.lastBeat ?? -Infinity) >= at) return state;
+  return withAgent(state, agent, { ...record, lastBeat: at });
 }
 
 /**

@@ -30,8 +30,11 @@ export function evictionCause(event: PoolEvent): EvictionCause | undefined {
   return event.by === PRESSURE_STOPPER ? PRESSURE_STOPPER : 'reconcile';
 }
 
+/** The states the agents gauge has a series for. */
+type GaugedState = Exclude<AgentState, 'unresponsive'>;
+
 export interface PoolGauges {
-  readonly agents: Readonly<Record<AgentState, number>>;
+  readonly agents: Readonly<Record<GaugedState, number>>;
   readonly slotsTotal: number;
   readonly slotsFree: number;
   /** Agents queued for a slot (each needs one). */
@@ -42,8 +45,10 @@ export interface PoolGauges {
 
 /** The pool's gauges, read from the status view at scrape time. */
 export function poolGauges(status: StatusReply): PoolGauges {
-  const agents: Record<AgentState, number> = { starting: 0, running: 0, stopping: 0, paused: 0 };
-  for (const agent of status.running) agents[agent.state] += 1;
+  const agents: Record<GaugedState, number> = { starting: 0, running: 0, stopping: 0, paused: 0 };
+  // A silent agent's container runs and holds its slot: the gauge counts slots, and the
+  // `unresponsive` events (events_total) count the silences.
+  for (const agent of status.running) agents[agent.state === 'unresponsive' ? 'running' : agent.state] += 1;
   return {
     agents,
     slotsTotal: status.slots_total,

@@ -1,4 +1,4 @@
-import { byLeastRecentlyActive, protection } from './evict.js';
+import { byEvictionOrder, protection } from './evict.js';
 import { type AgentRecord, type PoolRules, type PoolState, slotsUsed } from './state.js';
 
 /** What Docker says of one service of the project. */
@@ -32,7 +32,7 @@ export interface ReconcileResult {
   readonly stop: readonly string[];
 }
 
-/** Stop order when the pool is over its cap: unprotected agents first, then those in their grace period, pinned agents last. */
+/** Stop order when the pool is over its cap: unprotected agents first, then those in their grace period, pinned agents last; within each, in eviction order. */
 const OVERFLOW_TIER = { none: 0, grace: 1, busy: 2, pinned: 3 } as const;
 
 /**
@@ -115,7 +115,8 @@ export function reconcile(
   if (overflow > 0) {
     const candidates = [...agents].filter(([name, r]) => r.status === 'running' && !busy.has(name));
     const tier = ([name, r]: [string, AgentRecord]) => OVERFLOW_TIER[overflowProtection(name, r, now, rules)];
-    candidates.sort((a, b) => tier(a) - tier(b) || byLeastRecentlyActive(a, b));
+    const first = byEvictionOrder(now, rules);
+    candidates.sort((a, b) => tier(a) - tier(b) || first(a, b));
     for (const [name, record] of candidates) {
       if (overflow <= 0) break;
       agents.set(name, { ...record, status: 'stopping' });

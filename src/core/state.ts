@@ -27,6 +27,12 @@ export interface AgentRecord {
   readonly paused?: true;
   /** With ACTIVITY_MODE=work, what last moved `lastActive`, for the status to show. */
   readonly activeReason?: ActiveReason;
+  /**
+   * With ACTIVITY_MODE=work, when its last heartbeat came (any, plain or not: each says it is
+   * alive); absent until it has beaten in this run. A new daemon counts from its own start instead
+   * (see `resumeLiveness`).
+   */
+  readonly lastBeat?: number;
 }
 
 export interface PoolState {
@@ -70,7 +76,15 @@ export interface PoolRules {
   readonly idleStopMs?: number;
   /** ACTIVITY_MARKS=off: activity files are not read (any agent may touch any mark, so they cannot be attributed). */
   readonly ignoreActivityMarks?: true;
+  /**
+   * With ACTIVITY_MODE=work: a running agent that had been beating and has not for longer than
+   * this is unresponsive (`UNRESPONSIVE_INTERVALS` × HEARTBEAT_INTERVAL, in ms); absent, never.
+   */
+  readonly unresponsiveMs?: number;
 }
+
+/** Heartbeat intervals without a beat after which an agent that had been beating is unresponsive: one lost beat is a blip, three are nobody home. */
+export const UNRESPONSIVE_INTERVALS = 3;
 
 export interface WorkRules {
   /** CPU use between two samples that counts as work, in percent of one core (ACTIVE_CPU_PERCENT). */
@@ -97,7 +111,10 @@ export function rulesFromConfig(config: PoolConfig, memTotalBytes?: number): Poo
     busyMaxMs: config.busyMaxSeconds * 1000,
     ...(memory !== undefined && { memory }),
     ...(config.memoryPressureMin !== undefined && { pressureMinBytes: config.memoryPressureMin }),
-    ...(config.activityMode === 'work' && { work: { cpuPercent: config.activeCpuPercent, netBytes: config.activeNetBytes } }),
+    ...(config.activityMode === 'work' && {
+      work: { cpuPercent: config.activeCpuPercent, netBytes: config.activeNetBytes },
+      unresponsiveMs: UNRESPONSIVE_INTERVALS * config.heartbeatIntervalSeconds * 1000,
+    }),
     ...(config.idleStopSeconds !== undefined && { idleStopMs: config.idleStopSeconds * 1000 }),
     ...(config.activityMarks === 'off' && { ignoreActivityMarks: true }),
   };

@@ -1,5 +1,5 @@
 import { type AgentView, type StatusReply, formatWireTime } from '../contract/index.js';
-import { byLeastRecentlyActive, protectedUntil, protection, protectionEndsAt } from './evict.js';
+import { byLeastRecentlyActive, isUnresponsive, protectedUntil, protection, protectionEndsAt } from './evict.js';
 import { type WaitQueue, emptyQueue, queueView } from './queue.js';
 import { type MemorySample, expectedMemory, memoryInUse } from './memory.js';
 import { type AgentRecord, type MemoryRules, type PoolRules, type PoolState, slotsUsed } from './state.js';
@@ -24,8 +24,8 @@ export function agentView(id: string, record: AgentRecord, now: number, rules: P
     started,
     last_active: lastActive,
     requested_by: record.requestedBy,
-    // A paused container holds its slot like a running one; the wire says which it is.
-    state: record.status === 'running' && record.paused ? 'paused' : record.status,
+    // A paused container holds its slot like a running one, and so does a silent one; the wire says which it is.
+    state: record.status === 'running' && record.paused ? 'paused' : isUnresponsive(record, now, rules) ? 'unresponsive' : record.status,
     protection: protection(id, record, now, rules) ?? null,
     ...(until !== undefined && { protected_until: formatWireTime(until) }),
     ...(record.busyUntil !== undefined && now <= record.busyUntil && { busy_until: formatWireTime(record.busyUntil) }),
@@ -55,7 +55,8 @@ function memoryView(id: string, record: AgentRecord, { state, rules, limits, usa
 
 /**
  * The last reply computed for each state, kept while it is still what `statusView` would compute:
- * the same state and rules, and `now` before the first moment an agent's grace protection ends.
+ * the same state and rules, and `now` before the first moment an agent's grace protection ends
+ * or it turns unresponsive.
  * A reply is shared by every caller in that window, so it is frozen.
  */
 const statusCache = new WeakMap<PoolState, { rules: PoolRules; queue: WaitQueue; limits: unknown; usage: unknown; from: number; until: number; reply: StatusReply }>();

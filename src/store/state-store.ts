@@ -48,6 +48,7 @@ export function serializeState(state: PoolState): string {
       ...(r.slotFor !== undefined && { slot_for: r.slotFor }),
       ...(r.busyUntil !== undefined && { busy_until: new Date(r.busyUntil).toISOString() }),
       ...(r.activeReason !== undefined && { active_reason: r.activeReason }),
+      ...(r.lastBeat !== undefined && { last_beat: new Date(r.lastBeat).toISOString() }),
     };
   }
   const memory = state.memory === undefined ? undefined : Object.fromEntries([...state.memory].map(([name, m]) => [name, { peaks: [...m.peaks], run_started: new Date(m.run).toISOString() }]));
@@ -85,6 +86,7 @@ export function parseState(text: string): { state: PoolState; ignored: string[];
       continue;
     }
     const reason = ActiveReason.safeParse(entry.active_reason);
+    const lastBeat = entry.last_beat === undefined ? undefined : parseWireTime(entry.last_beat);
     // The schema checked the times; parseWireTime cannot miss here.
     const started = parseWireTime(entry.started_at) as number;
     agents.set(name, {
@@ -95,6 +97,7 @@ export function parseState(text: string): { state: PoolState; ignored: string[];
       ...(entry.slot_for !== undefined && { slotFor: entry.slot_for }),
       ...(entry.busy_until !== undefined && { busyUntil: parseWireTime(entry.busy_until) as number }),
       ...(reason.success && { activeReason: reason.data }),
+      ...(lastBeat !== undefined && { lastBeat }),
     });
   }
   return { state: { agents, ...(memory !== undefined && { memory }) }, ignored, invalid };

@@ -16,7 +16,7 @@ export interface RoomNeeded {
  * What would have to go for `agent` to start, from the status as the refusal left it: a slot when
  * none is free, and under a budget what the newcomer needs (`needsBytes`, the refusal's) beyond
  * what is free. Agents already stopping are on their way and not listed; the rest are taken in
- * the order eviction takes them (least recently active, then earliest started, then by name),
+ * the order eviction takes them (unresponsive first, then least recently active, then earliest started, then by name),
  * whether they may be evicted or not: the point is to say which stand in the way, and why.
  * Undefined when nothing is short (the host's memory pressure, or room that came free since).
  */
@@ -25,7 +25,7 @@ export function roomNeeded(status: StatusReply, needsBytes: number | undefined):
   const { memory_budget_bytes: budget, memory_used_bytes: used } = status;
   const shortBytes = needsBytes === undefined || budget === undefined || used === undefined ? 0 : Math.max(0, used + needsBytes - budget);
   if (!slot && shortBytes === 0) return undefined;
-  const candidates = status.running.filter((a) => a.state !== 'stopping').sort(byLeastRecentlyActive);
+  const candidates = status.running.filter((a) => a.state !== 'stopping').sort(byEvictionOrder);
   const agents: AgentView[] = [];
   let freed = 0;
   for (const candidate of candidates) {
@@ -36,8 +36,10 @@ export function roomNeeded(status: StatusReply, needsBytes: number | undefined):
   return { slot, shortBytes, agents };
 }
 
-function byLeastRecentlyActive(a: AgentView, b: AgentView): number {
-  return Date.parse(a.last_active) - Date.parse(b.last_active) || Date.parse(a.started) - Date.parse(b.started) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/** The core's eviction order on the wire's figures: unresponsive agents first, then least recently active. */
+function byEvictionOrder(a: AgentView, b: AgentView): number {
+  const rank = (agent: AgentView) => (agent.state === 'unresponsive' ? 0 : 1);
+  return rank(a) - rank(b) || Date.parse(a.last_active) - Date.parse(b.last_active) || Date.parse(a.started) - Date.parse(b.started) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 /** `grace, 40s left`, `pinned`, `busy, 12m left`; `may be evicted` when nothing protects it. */

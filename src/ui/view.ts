@@ -19,8 +19,8 @@ const SLOT_ORDER: readonly SlotKind[] = ['running', 'starting', 'stopping', 'fre
 /** The slot bar, left to right; empty kinds are left out so no zero-width segment is drawn. */
 export function slotSegments(status: StatusReply): SlotSegment[] {
   const counts: Record<SlotKind, number> = { running: 0, starting: 0, stopping: 0, free: status.slots_free };
-  // A paused agent holds its slot like a running one; its row says it is paused.
-  for (const agent of status.running) counts[agent.state === 'paused' ? 'running' : agent.state] += 1;
+  // A paused or unresponsive agent holds its slot like a running one; its row says which it is.
+  for (const agent of status.running) counts[agent.state === 'paused' || agent.state === 'unresponsive' ? 'running' : agent.state] += 1;
   return SLOT_ORDER.map((kind) => ({ kind, count: counts[kind] })).filter((segment) => segment.count > 0);
 }
 

@@ -4,7 +4,9 @@ import {
   applyActivityMarks,
   decideIdleStops,
   decideRequest,
+  noticeUnresponsive,
   recordHeartbeat,
+  resumeLiveness,
   sampleWork,
   statusView,
   workedBetween,
@@ -122,4 +124,52 @@ describe('decideIdleStops (IDLE_STOP_SECONDS of 600)', () => {
     const state = pool({ ceo: { idle: 1e6 } });
     expect(decideIdleStops(state, NOW, rules())).toEqual({ victims: [], state });
   });
+});
+
+describe('unresponsive agents (work mode, three intervals of 30 s)', () => {
+  const silent = rules({ work: WORK, unresponsiveMs: 90_000 });
+
+  it('status shows a silent agent as unresponsive and evictable, from the moment it turns so', () => {
+    const state = pool({ ceo: { idle: 10, beat: 80 }, cto: { idle: 10, beat: 5 } });
+    const before = statusView(state, NOW, silent).running;
+    expect(before.map((a) => [a.id, a.state, a.protection])).toEqual([['ceo', 'running', 'grace'], ['cto', 'running', 'grace']]);
+    // The same state a moment later: a cached reply must not outlive the change.
+    const after = statusView(state, NOW + 10_001, silent).running;
+    expect(after.map((a) => [a.id, a.state, a.protection])).toEqual([['ceo', 'unresponsive', null], ['cto', 'running', 'grace']]);
+  });
+
+  it('idle stop treats an unresponsive agent by its activity: stopped when idle that long, not for being silent', () => {
+    const state = pool({ ceo: { idle: 700, beat: 900 }, cto: { idle: 5, beat: 900 } });
+    expect(decideIdleStops(state, NOW, { ...silent, idleStopMs: 600_000 }).victims).toEqual(['ceo']);
+  });
+
+  it.each([
+    { rule: 'an agent that had been beating is counted from the daemon start', spec: { beat: 900 }, work: true, beat: NOW },
+    { rule: 'an agent that never beat stays so', spec: {}, work: true, beat: undefined },
+    { rule: 'a beat later than the start (a clock set back) is kept', spec: { beat: -5 }, work: true, beat: NOW + 5000 },
+    { rule: 'outside work mode no beat is kept', spec: { beat: 10 }, work: false, beat: undefined },
+  ])('resumeLiveness: $rule', ({ spec, work: inWork, beat }) => {
+    const resumed = resumeLiveness(pool({ ceo: spec }), NOW, inWork ? silent : rules());
+    expect(resumed.agents.get('ceo')?.lastBeat).toBe(beat);
+    expect(isUnresponsiveAt(resumed, NOW + 90_000)).toBe(false);
+  });
+
+  it('resumeLiveness leaves a state with no beats as it is', () => {
+    const state = pool({ ceo: {} });
+    expect(resumeLiveness(state, NOW, silent)).toBe(state);
+  });
+
+  it('noticeUnresponsive: one notice per silence, again after the agent beat and fell silent anew, none for agents gone', () => {
+    const state = pool({ ceo: { beat: 100 }, cto: { beat: 5 } });
+    const first = noticeUnresponsive(state, NOW, silent, new Map());
+    expect(first.newly).toEqual(['ceo']);
+    expect(noticeUnresponsive(state, NOW + 30_000, silent, first.noticed).newly).toEqual([]);
+    const again = recordHeartbeat(state, 'ceo', NOW + 1000, silent);
+    expect(noticeUnresponsive(again, NOW + 92_000, silent, first.noticed).newly).toEqual(['ceo', 'cto']);
+    expect([...noticeUnresponsive(pool({}), NOW, silent, first.noticed).noticed]).toEqual([]);
+  });
+
+  function isUnresponsiveAt(state: ReturnType<typeof pool>, at: number): boolean {
+    return statusView(state, at, silent).running.some((a) => a.state === 'unresponsive');
+  }
 });

@@ -80,6 +80,12 @@ describe('durations across a wall-clock step: the pool shifts its times by the s
     expect(shiftState(before, 0)).toBe(before);
   });
 
+  it('moves the last heartbeat alike, so a step makes no agent unresponsive (work mode)', () => {
+    const before = pool({ cfo: { idle: 30, beat: 20 } });
+    const cfo = before.agents.get('cfo')!;
+    expect(shiftState(before, -HOUR).agents.get('cfo')?.lastBeat).toBe(cfo.lastBeat! - HOUR);
+  });
+
   it('a wait of 15 s stays 15 s: its deadline moves with the step', () => {
     const { queue } = enqueue(emptyQueue, 'designer', 'ceo', { id: 1, since: NOW, deadline: NOW + 15_000 }, 8);
     const back = shiftQueue(queue, -HOUR);

@@ -5,13 +5,14 @@ import {
   decideRequest,
   evictionFailed,
   recordActivity,
+  recordHeartbeat,
   slotsUsed,
   startFailed,
   startSucceeded,
   stopConfirmed,
   unpauseFailed,
 } from '../../src/core/index.js';
-import { NOW, catalogue, pool, rules, secondsAgo, statuses } from '../support/builders.js';
+import { MiB, NOW, catalogue, pool, rules, secondsAgo, statuses } from '../support/builders.js';
 
 const request = (agent: string, requestedBy = 'ceo') => ({ agent, requestedBy });
 
@@ -154,5 +155,50 @@ describe('activity', () => {
     const state = pool({ ceo: { idle: 100 }, cto: { idle: 5 } });
     const after = applyActivityMarks(state, new Map([['ceo', secondsAgo(20)], ['cto', secondsAgo(50)], ['ghost', NOW]]));
     expect([...after.agents].map(([n, r]) => [n, r.lastActive])).toEqual([['ceo', secondsAgo(20)], ['cto', secondsAgo(5)]]);
+  });
+});
+
+describe('liveness in work mode: heartbeats, unresponsive agents and requests (three intervals of 30 s)', () => {
+  const work = rules({ work: { cpuPercent: 5, netBytes: 65_536 }, unresponsiveMs: 90_000 });
+
+  it.each([
+    { what: 'a plain heartbeat is its last beat, and not activity', state: pool({ cfo: { idle: 100 } }), busy: undefined, active: false, beat: NOW, lastActive: secondsAgo(100) },
+    { what: 'heartbeat --active is a beat too', state: pool({ cfo: { idle: 100, beat: 20 } }), busy: undefined, active: true, beat: NOW, lastActive: NOW },
+    { what: 'a busy hold is a beat too', state: pool({ cfo: { idle: 100, beat: 20 } }), busy: 60, active: false, beat: NOW, lastActive: NOW },
+    { what: 'an agent still starting beats', state: pool({ cfo: { status: 'starting', idle: 100 } }), busy: undefined, active: false, beat: NOW, lastActive: secondsAgo(100) },
+    { what: 'a stopping agent does not', state: pool({ cfo: { status: 'stopping', idle: 100, beat: 20 } }), busy: undefined, active: false, beat: secondsAgo(20), lastActive: secondsAgo(100) },
+  ])('$what', ({ state, busy, active, beat, lastActive }) => {
+    const record = recordHeartbeat(state, 'cfo', NOW, work, busy, active).agents.get('cfo');
+    expect(record?.lastBeat).toBe(beat);
+    expect(record?.lastActive).toBe(lastActive);
+  });
+
+  it('in heartbeat mode a heartbeat keeps no last beat: the record is what it was, with last_active moved', () => {
+    const state = pool({ cfo: { idle: 100 } });
+    expect(recordHeartbeat(state, 'cfo', NOW, rules()).agents.get('cfo')).toEqual({ ...state.agents.get('cfo'), lastActive: NOW });
+  });
+
+  it('a beat of an agent that was unresponsive makes it an ordinary candidate again', () => {
+    const state = pool({ ceo: { idle: 100, beat: 200 }, cto: { idle: 300, beat: 5 }, cfo: { idle: 200, beat: 5 } });
+    expect(decideRequest(state, request('qa'), NOW, work, catalogue())).toMatchObject({ kind: 'evict', victim: 'ceo' });
+    const beaten = recordHeartbeat(state, 'ceo', NOW, work);
+    expect(decideRequest(beaten, request('qa'), NOW, work, catalogue())).toMatchObject({ kind: 'evict', victim: 'cto' });
+  });
+
+  it('a full pool of agents in their grace period evicts the unresponsive one rather than answer pool_full', () => {
+    const state = pool({ ceo: { idle: 5, beat: 100 }, cto: { idle: 5, beat: 5 }, cfo: { idle: 5, beat: 5 } });
+    const d = decideRequest(state, request('qa', 'cto'), NOW, work, catalogue());
+    expect(d).toMatchObject({ kind: 'evict', victim: 'ceo', victims: ['ceo'] });
+    if (d.kind === 'evict') expect(statuses(d.state)).toEqual({ ceo: 'stopping', cto: 'running', cfo: 'running', qa: 'starting' });
+  });
+
+  it('under a memory budget, takes unresponsive agents first, then the least recently active', () => {
+    const memory = { budgetBytes: 300 * MiB, defaultBytes: 100 * MiB };
+    const state = pool({ ceo: { idle: 900, beat: 5 }, cto: { idle: 100, beat: 500 }, cfo: { idle: 300, beat: 5 } });
+    const d = decideRequest(state, request('qa'), NOW, { ...work, maxAgents: 5, memory }, catalogue());
+    // qa needs 100 MiB of a full 300 MiB: one victim, the unresponsive cto, though ceo is less recently active.
+    expect(d).toMatchObject({ kind: 'evict', victims: ['cto'] });
+    const big = decideRequest(state, request('qa'), NOW, { ...work, maxAgents: 5, memory }, { ...catalogue(), memoryLimits: new Map([['qa', 250 * MiB]]) });
+    expect(big).toMatchObject({ kind: 'evict', victims: ['cto', 'ceo', 'cfo'] });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideRequest, pickVictim, protectedUntil, protection, recordHeartbeat, slotsUsed } from '../../src/core/index.js';
+import { decideRequest, isUnresponsive, pickVictim, protectedUntil, protection, protectionEndsAt, recordHeartbeat, slotsUsed } from '../../src/core/index.js';
 import { NOW, catalogue, pool, rules, statuses } from '../support/builders.js';
 
 describe('pickVictim: who is evicted when the pool is full (SPEC §1 rule 5)', () => {
@@ -107,6 +107,97 @@ describe('pickVictim: who is evicted when the pool is full (SPEC §1 rule 5)', (
     },
   ])('$rule', ({ state, pinned, grace, victim }) => {
     expect(pickVictim(state, NOW, rules({ pinned, evictGraceMs: grace === undefined ? undefined : grace * 1000 }), 'designer')).toBe(victim);
+  });
+});
+
+describe('pickVictim in work mode: an agent whose heartbeats stopped for three intervals (30 s) goes first', () => {
+  const silent = rules({ work: { cpuPercent: 5, netBytes: 65_536 }, unresponsiveMs: 90_000 });
+  it.each([
+    {
+      rule: 'evicts an unresponsive agent before a less recently active one',
+      state: pool({ ceo: { idle: 100, beat: 91 }, cto: { idle: 300, beat: 5 }, cfo: { idle: 200, beat: 5 } }),
+      victim: 'ceo',
+    },
+    {
+      rule: 'evicts an unresponsive agent within its grace period: nobody is home',
+      state: pool({ ceo: { idle: 10, beat: 91 }, cto: { idle: 30, beat: 5 }, cfo: { idle: 20, beat: 5 } }),
+      victim: 'ceo',
+    },
+    {
+      rule: 'does not count an agent silent exactly three intervals as unresponsive yet',
+      state: pool({ ceo: { idle: 10, beat: 90 }, cto: { idle: 300, beat: 5 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'counts it one millisecond past the three intervals',
+      state: pool({ ceo: { idle: 10, beat: 90.001 }, cto: { idle: 300, beat: 5 } }),
+      victim: 'ceo',
+    },
+    {
+      rule: 'takes the least recently active of several unresponsive agents',
+      state: pool({ ceo: { idle: 100, beat: 500 }, cto: { idle: 200, beat: 95 }, cfo: { idle: 900, beat: 1 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'never evicts a pinned agent because it went silent',
+      state: pool({ ceo: { idle: 10, beat: 900 }, cto: { idle: 300, beat: 5 } }),
+      pinned: ['ceo'],
+      victim: 'cto',
+    },
+    {
+      rule: 'never evicts a silent agent under a busy hold',
+      state: pool({ ceo: { idle: 10, beat: 900, busy: 600 }, cto: { idle: 300, beat: 5 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'never evicts the requested agent, silent or not',
+      state: pool({ designer: { idle: 10, beat: 900 }, cto: { idle: 300, beat: 5 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'never evicts an infrastructure service found in the state, silent or not',
+      state: pool({ gateway: { idle: 10, beat: 900 }, cto: { idle: 300, beat: 5 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'does not pick a silent agent whose start or stop is in flight',
+      state: pool({ ceo: { status: 'starting', idle: 10, beat: 900 }, cfo: { status: 'stopping', idle: 10, beat: 900 }, cto: { idle: 300, beat: 5 } }),
+      victim: 'cto',
+    },
+    {
+      rule: 'does not count an agent that never beat as unresponsive, however long its silence',
+      state: pool({ ceo: { idle: 10 }, cto: { idle: 30, beat: 5 } }),
+      victim: undefined,
+    },
+    {
+      rule: 'does not count a paused agent as unresponsive: it was silenced on purpose, and keeps its grace',
+      state: pool({ ceo: { idle: 10, beat: 900, paused: true }, cto: { idle: 30, beat: 5 } }),
+      victim: undefined,
+    },
+  ])('$rule', ({ state, pinned, victim }) => {
+    expect(pickVictim(state, NOW, { ...silent, pinned: new Set(pinned) }, 'designer')).toBe(victim);
+  });
+
+  it('in heartbeat mode a last beat means nothing: least recently active as always', () => {
+    const state = pool({ ceo: { idle: 10, beat: 900 }, cto: { idle: 300, beat: 5 } });
+    expect(pickVictim(state, NOW, rules(), 'designer')).toBe('cto');
+    expect(isUnresponsive(state.agents.get('ceo')!, NOW, rules())).toBe(false);
+  });
+
+  it('ends the grace period when the agent turns unresponsive, and says when', () => {
+    // Active 10 s ago (grace until NOW + 50 s), last beat 80 s ago: unresponsive 10 s from now.
+    const record = pool({ ceo: { idle: 10, beat: 80 } }).agents.get('ceo')!;
+    expect(protection('ceo', record, NOW, silent)).toBe('grace');
+    expect(protectedUntil('ceo', record, NOW, silent)).toBe(NOW + 10_000);
+    expect(protectionEndsAt(record, NOW, silent)).toBe(NOW + 10_001);
+    expect(protection('ceo', record, NOW + 10_001, silent)).toBeUndefined();
+    expect(protectedUntil('ceo', record, NOW + 10_001, silent)).toBeUndefined();
+  });
+
+  it('wakes the status and the line when a running agent past its grace turns unresponsive', () => {
+    const record = pool({ ceo: { idle: 300, beat: 80 } }).agents.get('ceo')!;
+    expect(protectionEndsAt(record, NOW, silent)).toBe(NOW + 10_001);
+    expect(protectionEndsAt(record, NOW, rules())).toBe(Infinity);
   });
 });
 

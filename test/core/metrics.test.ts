@@ -50,7 +50,7 @@ describe('evictionCause: why an agent was evicted', () => {
 });
 
 describe('poolGauges: the gauges read from the status at scrape time', () => {
-  const agent = (id: string, state: 'starting' | 'running' | 'stopping') => ({
+  const agent = (id: string, state: 'starting' | 'running' | 'stopping' | 'unresponsive') => ({
     id,
     started: '2026-02-28T05:00:00Z',
     last_active: '2026-02-28T05:00:00Z',
@@ -69,6 +69,11 @@ describe('poolGauges: the gauges read from the status at scrape time', () => {
       what: 'agents in every state, all counted',
       status: { running: [agent('ceo', 'running'), agent('cto', 'stopping'), agent('qa', 'starting'), agent('cfo', 'running')], slots_total: 4, slots_free: 0, queue: [] },
       gauges: { agents: { starting: 1, running: 2, stopping: 1, paused: 0 }, slotsTotal: 4, slotsFree: 0, queueLength: 0, queueWaiters: 0 },
+    },
+    {
+      what: 'an unresponsive agent as running: its container runs and holds its slot',
+      status: { running: [agent('ceo', 'unresponsive'), agent('cfo', 'running')], slots_total: 3, slots_free: 1, queue: [] },
+      gauges: { agents: { starting: 0, running: 2, stopping: 0, paused: 0 }, slotsTotal: 3, slotsFree: 1, queueLength: 0, queueWaiters: 0 },
     },
     {
       what: 'a queue: one entry per agent, its waiters summed',

@@ -106,6 +106,12 @@ describe('reconcile against what Docker observes', () => {
     expect(result.stopped).toEqual(stopped);
   });
 
+  it('when adoption overfills the pool, stops an unresponsive agent first (work mode), even one in its grace period', () => {
+    const state = pool({ ceo: { idle: 500, beat: 5 }, cto: { idle: 5, beat: 100 }, cfo: { idle: 300, beat: 5 } });
+    const result = reconcile(state, up('ceo', 'cto', 'cfo', 'qa'), NOW, rules({ work: { cpuPercent: 5, netBytes: 65_536 }, unresponsiveMs: 90_000 }), new Set());
+    expect(result.stop).toEqual(['cto']);
+  });
+
   it('gives an adopted agent requested_by "adopted" and its container start as start and last activity', () => {
     const result = reconcile(pool({}), [{ agent: 'cfo', running: true, startedAt: secondsAgo(30) }], NOW, rules());
     expect(result.state.agents.get('cfo')).toEqual({ status: 'running', started: secondsAgo(30), lastActive: secondsAgo(30), requestedBy: 'adopted' });

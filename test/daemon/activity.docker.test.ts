@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,16 +13,17 @@ const SHIMS = fileURLToPath(new URL('../../shims/', import.meta.url)).replace(/\
 /**
  * A busybox agent running the stock heartbeat loop every second: it touches its activity mark
  * (which the daemon reads each reconcile) unless the roster says work mode; its POSTs go nowhere
- * (the bridge listens on the host's loopback), which the loop shrugs off. `burn`: it also keeps a
- * quarter of a core busy.
+ * (the bridge listens on the host's loopback), which the loop shrugs off, unless `environment`
+ * points them at the bridge. `burn`: it also keeps a quarter of a core busy. The loop's pid is in
+ * /tmp/heartbeat.pid, for a test to kill it.
  */
-function beating(name: string, poolDir: string, burn = false): Record<string, unknown> {
+function beating(name: string, poolDir: string, burn = false, environment: Record<string, string> = {}): Record<string, unknown> {
   const work = burn ? 'yes > /dev/null & ' : '';
   return agentService({
     volumes: [`${SHIMS}:/opt/shims:ro`, `${poolDir}:/pool`],
-    environment: { AGENT_ID: name, HEARTBEAT_INTERVAL: '1', POOL_TIMEOUT: '1' },
+    environment: { AGENT_ID: name, HEARTBEAT_INTERVAL: '1', POOL_TIMEOUT: '1', ...environment },
     ...(burn && { cpus: 0.25 }),
-    command: ['sh', '-c', `${work}sh /opt/shims/heartbeat 2>/dev/null & trap 'kill 0; exit 0' TERM INT; while :; do sleep 0.2; done`],
+    command: ['sh', '-c', `${work}sh /opt/shims/heartbeat 2>/dev/null & echo $! > /tmp/heartbeat.pid; trap 'kill 0; exit 0' TERM INT; while :; do sleep 0.2; done`],
   });
 }
 
@@ -80,6 +81,48 @@ describe.skipIf(!docker)('real idleness and idle stop on real Docker (issue 17)'
     expect((await status()).running.every((a) => a.protection === 'grace')).toBe(true);
     expect(await request('newcomer')).toMatchObject({ status: 'pool_full' });
     expect(await pool!.runningInDocker()).toEqual(['busy', 'idle1', 'idle2']);
+  });
+
+  it('in work mode, an agent whose heartbeat loop is killed is unresponsive after three intervals and evicted first on a full pool; a pinned one that stops beating is not', async () => {
+    scratch = await mkdtemp(join(tmpdir(), 'pool-unresponsive-'));
+    const poolDir = join(scratch, 'pool');
+    await mkdir(poolDir, { recursive: true });
+    // Host networking: the loops reach the bridge on loopback, at the port the daemon binds, which
+    // compose reads from the project's .env when it starts them (written once the port is known).
+    const toBridge = { POOL_HOST: '127.0.0.1', POOL_PORT: '${AGENT_POOL_PORT:-19000}' };
+    project = await createComposeProject(Object.fromEntries(['alive', 'silent', 'pinned', 'newcomer'].map((name) => [name, beating(name, poolDir, false, toBridge)])));
+    // A grace period nobody outlives here: only silence can make room.
+    pool = await startTestDaemon({
+      project,
+      infra: [],
+      poolDir,
+      env: { MAX_AGENTS: '3', EVICT_GRACE_SECONDS: '600', SYNC_INTERVAL: '1', ACTIVITY_MODE: 'work', HEARTBEAT_INTERVAL: '1', PINNED_AGENTS: 'pinned' },
+    });
+    await writeFile(join(project.dir, '.env'), `AGENT_POOL_PORT=${new URL(pool.url).port}\n`);
+    for (const agent of ['alive', 'silent', 'pinned']) expect((await request(agent)).status).toBe('started');
+    // Each has beaten: state.json keeps the last beat of each (saved within a second).
+    await eventually(async () => {
+      const saved = JSON.parse(await readFile(join(poolDir, 'state.json'), 'utf8')) as { agents: Record<string, { last_beat?: string }> };
+      expect(Object.entries(saved.agents).filter(([, a]) => a.last_beat !== undefined).map(([id]) => id).sort()).toEqual(['alive', 'pinned', 'silent']);
+    }, 30_000, 250);
+    expect((await request('newcomer')).status).toBe('pool_full');
+
+    for (const agent of ['silent', 'pinned']) await project.compose('exec', '-T', agent, 'sh', '-c', 'kill "$(cat /tmp/heartbeat.pid)"');
+    const killedAt = Date.now();
+    await eventually(async () => {
+      const states = Object.fromEntries((await status()).running.map((a) => [a.id, [a.state, a.protection]]));
+      expect(states).toEqual({ alive: ['running', 'grace'], silent: ['unresponsive', null], pinned: ['unresponsive', 'pinned'] });
+    }, 30_000, 250);
+    // Three intervals of 1 s: not before, give or take the last beat's second.
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(2000);
+    await eventually(async () => expect((await events()).filter((e) => e.type === 'unresponsive').map((e) => e.agent).sort()).toEqual(['pinned', 'silent']), 10_000, 250);
+
+    expect(await request('newcomer')).toEqual({ status: 'started', agent: 'newcomer', evicted: 'silent' });
+    expect(await pool!.runningInDocker()).toEqual(['alive', 'newcomer', 'pinned']);
+    expect((await events()).find((e) => e.type === 'evicted')).toMatchObject({ agent: 'silent', for: 'newcomer', reason: 'unresponsive' });
+    // More reconciles: one event per silence, not one per reconcile.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect((await events()).filter((e) => e.type === 'unresponsive')).toHaveLength(2);
   });
 
   it('idle stop stops an idle agent after IDLE_STOP_SECONDS, pool full or not, and leaves a CPU-busy one running', async () => {

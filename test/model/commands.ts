@@ -46,6 +46,13 @@ const heartbeat = fc
   .record({ name: anyName, busy: fc.option(fc.constantFrom(0, 30, 600), { freq: 2 }), who: from })
   .map(({ name, busy, who }) => command(`heartbeat ${name}${busy === null ? '' : ` busy ${busy}s`}${fromText(who)}`, (w) => w.heartbeat(name, busy ?? undefined, who)));
 
+/** Work mode: the heartbeat loops of every agent beat at once, each as itself, but for one whose loop is dead (if any). */
+const loops = fc
+  .option(agent, { freq: 3 })
+  .map((dead) => command(`heartbeat loops beat${dead === null ? '' : `, not ${dead}'s`}`, (w) => {
+    for (const name of AGENTS) if (name !== dead) w.heartbeat(name, undefined, name);
+  }));
+
 const mark = agent.map((name) => command(`touch activity/${name}`, (w) => w.touchMark(name)));
 
 const reconcile = fc.constant(command('reconcile', (w) => w.reconcile()));
@@ -88,8 +95,8 @@ const restart = fc.constant<Command>({
   toString: () => 'restart the daemon',
 });
 
-/** `replayPath`: what fast-check prints beside a shrunk failure, to run exactly those commands again. */
-export const poolCommands = (replayPath?: string) => fc.commands(
+/** `replayPath`: what fast-check prints beside a shrunk failure, to run exactly those commands again; `work`: with the heartbeat loops of work mode. */
+export const poolCommands = (replayPath?: string, work = false) => fc.commands(
   [
     fc.oneof(
       { weight: 8, arbitrary: answer },
@@ -103,6 +110,7 @@ export const poolCommands = (replayPath?: string) => fc.commands(
       { weight: 1, arbitrary: mark },
       { weight: 1, arbitrary: configure },
       { weight: 1, arbitrary: restart },
+      ...(work ? [{ weight: 3, arbitrary: loops }] : []),
     ),
   ],
   { maxCommands: 40, size: 'large', ...(replayPath !== undefined && { replayPath }) },

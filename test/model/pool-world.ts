@@ -9,6 +9,7 @@ import {
   type PoolState,
   type StartReply,
   statusView,
+  updateAgent,
 } from '../../src/core/index.js';
 import { type Caller as PoolCaller, type CallerAction, judgeCall } from '../../src/core/callers.js';
 import { FREES_MEMORY } from '../../src/daemon/pool/admission.js';
@@ -38,7 +39,10 @@ const BUDGET_BYTES = 1000 * MiB;
 /** With idle stop: IDLE_STOP_SECONDS, shorter than some of the commands' advances and longer than others. */
 const IDLE_STOP_MS = 120_000;
 
-export function settingsFor(cap: number, memory = false, idleStop = false): PoolSettings {
+/** In work mode: three HEARTBEAT_INTERVALs of 30 s, shorter than some of the commands' advances and longer than others. */
+const UNRESPONSIVE_MS = 90_000;
+
+export function settingsFor(cap: number, memory = false, idleStop = false, work = false): PoolSettings {
   const rules: PoolRules = {
     maxAgents: cap,
     evictGraceMs: GRACE_MS,
@@ -47,6 +51,7 @@ export function settingsFor(cap: number, memory = false, idleStop = false): Pool
     busyMaxMs: 3_600_000,
     ...(memory && { memory: { budgetBytes: BUDGET_BYTES, defaultBytes: 330 * MiB } }),
     ...(idleStop && { idleStopMs: IDLE_STOP_MS }),
+    ...(work && { work: { cpuPercent: 5, netBytes: 65_536 }, unresponsiveMs: UNRESPONSIVE_MS }),
   };
   return { rules, stopTimeoutMs: 10_000, queueMax: QUEUE_MAX };
 }
@@ -143,8 +148,16 @@ export class PoolWorld {
   /** Idle stops begun, for the run's figures: a property that never stops anyone checks nothing. */
   idleStops = 0;
 
-  /** `idleStop`: IDLE_STOP_SECONDS is set, and every idle stop is checked against the rules as it is decided. */
-  constructor(readonly memory = false, readonly idleStop = false) {
+  /** Evictions that passed over an unresponsive agent that could have gone (work mode), found as their events came. */
+  private readonly orderViolations: string[] = [];
+  /** Evictions of unresponsive agents, for the run's figures. */
+  unresponsiveEvictions = 0;
+
+  /**
+   * `idleStop`: IDLE_STOP_SECONDS is set, and every idle stop is checked against the rules as it is decided.
+   * `work`: ACTIVITY_MODE=work, and every eviction is checked to take unresponsive agents first.
+   */
+  constructor(readonly memory = false, readonly idleStop = false, readonly work = false) {
     vi.clearAllTimers();
     vi.setSystemTime(T0);
     this.driver = new ScriptedDriver(SERVICES, new Set(AGENTS), Date.now, memory ? MEMORY : undefined);
@@ -170,6 +183,7 @@ export class PoolWorld {
           if (event.type === 'stopping' && event.for !== undefined) this.evicting(event.agent, event.for, event.reason?.endsWith(FREES_MEMORY) !== true);
           if (event.type === 'stopping' && event.by === IDLE_STOPPER) this.checkIdleStop(event.agent);
           this.checkIdentity(event);
+          if (this.work && event.type === 'stopping' && event.for !== undefined) this.checkEvictionOrder(event);
           const failed = event.type === 'failed' ? this.stoppingFor.get(event.agent) : undefined;
           if (failed !== undefined) failed.failed = true;
           // Down, or gone: a container of the same name adopted later is none of that eviction's.
@@ -180,7 +194,7 @@ export class PoolWorld {
         clock: Date.now,
       },
       state,
-      settingsFor(this.cap, this.memory, this.idleStop),
+      settingsFor(this.cap, this.memory, this.idleStop, this.work),
       SERVICES,
     );
   }
@@ -250,7 +264,7 @@ export class PoolWorld {
 
   configure(cap: number): void {
     this.cap = cap;
-    this.pool.configure(settingsFor(cap, this.memory, this.idleStop));
+    this.pool.configure(settingsFor(cap, this.memory, this.idleStop, this.work));
   }
 
   /**
@@ -336,9 +350,26 @@ export class PoolWorld {
     }
   }
 
+  /**
+   * Emitted as the stop begins, the decision (and all its victims) just taken: an eviction may take
+   * an agent that answers only when no unresponsive agent that may be evicted is left running, and
+   * never a pinned one or one under a busy hold, silent or not.
+   */
+  private checkEvictionOrder(event: PoolEvent): void {
+    const running = this.pool.status().running;
+    if (event.reason?.startsWith('unresponsive') === true) this.unresponsiveEvictions++;
+    else {
+      const passedOver = running.filter((a) => a.state === 'unresponsive' && a.protection === null && a.id !== event.for).map((a) => a.id);
+      if (passedOver.length > 0) this.orderViolations.push(`${event.agent} evicted for ${event.for} while unresponsive ${passedOver.join(', ')} could go`);
+    }
+    const victim = running.find((a) => a.id === event.agent);
+    if (PINNED.includes(event.agent) || victim?.busy_until !== undefined) this.orderViolations.push(`${event.agent} evicted for ${event.for} though pinned or busy`);
+  }
+
   private check(): void {
     if (this.idleViolations.length > 0) this.fail(`idle stop: ${this.idleViolations.join('; ')}`);
     if (this.identityViolations.length > 0) this.fail(`caller identity: ${this.identityViolations.join('; ')}`);
+    if (this.orderViolations.length > 0) this.fail(`eviction order: ${this.orderViolations.join('; ')}`);
     if (this.driver.violations.length > 0) this.fail(`the pool asked Docker what it must not: ${this.driver.violations.join('; ')}`);
     const status = this.pool.status();
     if (status.slots_total !== this.cap) this.fail(`status says ${status.slots_total} slots, the cap in force is ${this.cap}`);
@@ -441,10 +472,16 @@ export class PoolWorld {
     const open = this.callers.filter((c) => !c.settled).map((c) => c.what);
     if (open.length > 0) this.fail(`${when} callers still wait for an answer: ${open.join(', ')}`);
     const now = Date.now();
-    const rules = settingsFor(this.cap, this.memory, this.idleStop).rules;
-    // `paused` and the memory now are observations, never saved: the first listing and sample find them again.
-    const memory = this.pool.status().running.map(({ memory_bytes: _sampled, ...a }) => (a.state === 'paused' ? { ...a, state: 'running' as const } : a));
-    const saved = statusView(this.store.load(), now, rules, undefined, this.driver.memoryLimits?.()).running;
+    const rules = settingsFor(this.cap, this.memory, this.idleStop, this.work).rules;
+    // `paused` and the memory now are observations, never saved: the first listing and sample find
+    // them again, so the saved state is read with the pool's word on which containers are paused
+    // (it changes more than the state shown: a paused agent is never unresponsive).
+    const live = this.pool.status().running;
+    const memory = live.map(({ memory_bytes: _sampled, ...a }) => a);
+    const paused = new Set(live.filter((a) => a.state === 'paused').map((a) => a.id));
+    let loaded = this.store.load();
+    for (const agent of paused) loaded = updateAgent(loaded, agent, (r) => ({ ...r, paused: true }));
+    const saved = statusView(loaded, now, rules, undefined, this.driver.memoryLimits?.()).running;
     if (!isDeepStrictEqual(memory, saved)) this.fail(`${when} state.json differs from the pool's state:\n  saved  ${JSON.stringify(saved)}\n  memory ${JSON.stringify(memory)}`);
     const roster = (this.store.roster?.running ?? []).map((a) => `${a.id} ${a.state}`);
     const shown = this.pool.status().running.map((a) => `${a.id} ${a.state}`);
@@ -461,7 +498,8 @@ export class PoolWorld {
 
   private dockerAgrees(status: StatusReply): boolean {
     const docker = [...this.driver.containers].filter(([, c]) => c.up).map(([agent, c]) => `${agent} ${c.paused ? 'paused' : 'running'}`);
-    const pool = status.running.map((a) => `${a.id} ${a.state}`);
+    // Silence is the pool's verdict on the agent, not Docker's: its container runs.
+    const pool = status.running.map((a) => `${a.id} ${a.state === 'unresponsive' ? 'running' : a.state}`);
     return isDeepStrictEqual(docker.sort(), pool.sort());
   }
 

@@ -44,6 +44,18 @@ describe('state.json', () => {
     expect(state.agents.get('cto')).toEqual(active.agents.get('cto'));
   });
 
+  it('keeps when an agent last beat (work mode), dropping a time that does not parse but not the agent', () => {
+    const beating = pool({ ceo: { beat: 20 }, cto: { beat: 20 } });
+    const file = JSON.parse(serializeState(beating)) as { agents: Record<string, Record<string, unknown>> };
+    expect(file.agents.ceo).toMatchObject({ last_beat: new Date(NOW - 20_000).toISOString() });
+    file.agents.cto!.last_beat = 'a while ago';
+    const { state, invalid } = parseState(JSON.stringify(file));
+    expect(state.agents.get('ceo')).toEqual(beating.agents.get('ceo'));
+    const { lastBeat: _dropped, ...cto } = beating.agents.get('cto')!;
+    expect(state.agents.get('cto')).toEqual(cto);
+    expect(invalid).toEqual([]);
+  });
+
   it('keeps agents’ memory peaks, also of agents that do not run, and forgets a bad entry alone', async () => {
     const dir = await tempDir();
     const state = withPeaks(pool({ ceo: {} }), { ceo: [300, 500], cfo: [120] });

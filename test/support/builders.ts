@@ -14,6 +14,7 @@ export function rules(overrides: Partial<Omit<PoolRules, 'infra' | 'pinned'>> & 
     ...(overrides.memory !== undefined && { memory: overrides.memory }),
     ...(overrides.work !== undefined && { work: overrides.work }),
     ...(overrides.idleStopMs !== undefined && { idleStopMs: overrides.idleStopMs }),
+    ...(overrides.unresponsiveMs !== undefined && { unresponsiveMs: overrides.unresponsiveMs }),
   };
 }
 
@@ -25,8 +26,8 @@ export function withPeaks(state: PoolState, peaks: Record<string, number[]>): Po
   return { ...state, memory };
 }
 
-/** `busy`: seconds the agent's busy hold still lasts (negative: ended that long ago). */
-type AgentSpec = { status?: AgentRecord['status']; idle?: number; startedAgo?: number; by?: string; slotFor?: string; busy?: number; node?: string; paused?: boolean };
+/** `busy`: seconds the agent's busy hold still lasts (negative: ended that long ago); `beat`: seconds since its last heartbeat (work mode). */
+type AgentSpec = { status?: AgentRecord['status']; idle?: number; startedAgo?: number; by?: string; slotFor?: string; busy?: number; node?: string; paused?: boolean; beat?: number };
 
 /** `pool({ ceo: { idle: 120 }, cfo: { status: 'starting' } })`: records relative to NOW. */
 export function pool(spec: Record<string, AgentSpec>): PoolState {
@@ -42,6 +43,7 @@ export function pool(spec: Record<string, AgentSpec>): PoolState {
       ...(s.busy !== undefined && { busyUntil: NOW + s.busy * 1000 }),
       ...(s.node !== undefined && { node: s.node }),
       ...(s.paused === true && { paused: true as const }),
+      ...(s.beat !== undefined && { lastBeat: secondsAgo(s.beat) }),
     });
   }
   return { agents };

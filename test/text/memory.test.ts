@@ -66,6 +66,13 @@ describe('roomNeeded: what would have to go for a refused start, from the status
       short: 60,
     },
     {
+      rule: 'an unresponsive agent comes first, as eviction takes it first',
+      status: status([agent('ceo', 10), agent('cto', 50), agent('qa', 5, { state: 'unresponsive', protection: null })], { total: 3, free: 0 }),
+      needs: undefined,
+      agents: ['qa'],
+      short: 0,
+    },
+    {
       rule: 'ties in last activity go to the earlier start, as eviction breaks them',
       status: status([agent('qa', 50, { started: at(-60) }), agent('ceo', 50)], { total: 2, free: 0 }),
       needs: undefined,

@@ -73,6 +73,16 @@ describe('the slot bar', () => {
       summary: '5 slots: 2 running, 1 starting, 1 stopping, 1 free',
     },
     {
+      what: 'an unresponsive agent, which holds its slot like a running one',
+      running: [agent({ id: 'a' }), agent({ id: 'b', state: 'unresponsive' })],
+      total: 3,
+      segments: [
+        { kind: 'running', count: 2 },
+        { kind: 'free', count: 1 },
+      ],
+      summary: '3 slots: 2 running, 0 starting, 0 stopping, 1 free',
+    },
+    {
       what: 'a full pool (no free segment drawn)',
       running: [agent({ id: 'a' }), agent({ id: 'b', state: 'starting' })],
       total: 2,

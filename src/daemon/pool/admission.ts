@@ -7,7 +7,7 @@ import {
   type ReleaseReply,
   UnknownAgentError,
 } from '../../contract/index.js';
-import { type PoolSettings, type RequestOptions, type StartReply, decideRelease, decideRequest } from '../../core/index.js';
+import { type PoolSettings, type RequestOptions, type StartReply, decideRelease, decideRequest, isUnresponsive } from '../../core/index.js';
 import { type AgentWork, type Emit, viaOf } from './agent-work.js';
 import type { CatalogueCell } from './catalogue.js';
 import type { InFlight } from './in-flight.js';
@@ -52,7 +52,9 @@ export function createAdmission(deps: AdmissionDeps): Admission {
     const { via } = options;
     let refreshed = false;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const d = decideRequest(cell.get(), { agent, requestedBy }, deps.clock(), deps.settings().rules, catalogue.current(), options);
+      const now = deps.clock();
+      const { rules } = deps.settings();
+      const d = decideRequest(cell.get(), { agent, requestedBy }, now, rules, catalogue.current(), options);
       switch (d.kind) {
         case 'forbidden':
           throw new ForbiddenAgentError(agent);
@@ -87,9 +89,11 @@ export function createAdmission(deps: AdmissionDeps): Admission {
           cell.set(d.state);
           return await inFlight.trackStart(agent, work.start(agent, requestedBy, undefined, false, via));
         case 'evict': {
+          const before = cell.get();
           cell.set(d.state);
+          const why = (victim: string) => (isUnresponsive(before.agents.get(victim)!, now, rules) ? 'unresponsive' : 'least recently active');
           // A victim whose slot passes to the newcomer went for the count; the others for the memory they hold.
-          const reason = (victim: string) => (d.state.agents.get(victim)?.slotFor === agent ? 'least recently active' : `least recently active, ${FREES_MEMORY}`);
+          const reason = (victim: string) => (d.state.agents.get(victim)?.slotFor === agent ? why(victim) : `${why(victim)}, ${FREES_MEMORY}`);
           const stopped = d.victims.map((victim) => inFlight.trackStop(victim, work.stop(victim, 'evicted', requestedBy, { for: agent, reason: reason(victim), ...viaOf(via) })));
           return await inFlight.trackStart(agent, work.start(agent, requestedBy, { victims: d.victims, stopped }, false, via));
         }

@@ -12,12 +12,14 @@ import {
   decideIdleStops,
   decidePressureStop,
   formatBytes,
+  noticeUnresponsive,
   latestUsage,
   noPressure,
   reconcile,
   recordUsage,
   samplePressure,
   sampleWork,
+  UNRESPONSIVE_INTERVALS,
   workReason,
 } from '../../core/index.js';
 import type { CatalogueCell } from './catalogue.js';
@@ -67,6 +69,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   let pressure = noPressure;
   let pressureReadAt = -Infinity;
   let workSamples: ReadonlyMap<string, WorkSample> = new Map();
+  let unresponsive: ReadonlyMap<string, number> = new Map();
   // A failed sample keeps the last one: it is still the latest there is.
   let memoryNow = NO_SAMPLE;
 
@@ -136,6 +139,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     return victims.map((agent) => deps.shed(agent, IDLE_STOPPER, reason, 'idle'));
   }
 
+  /** One `unresponsive` event per silence (work mode), when the reconcile after it began sees it. */
+  function reportUnresponsive(rules: PoolRules): void {
+    if (rules.unresponsiveMs === undefined) return;
+    const seen = noticeUnresponsive(deps.cell.get(), deps.clock(), rules, unresponsive);
+    unresponsive = seen.noticed;
+    const reason = `no heartbeat for over ${rules.unresponsiveMs / 1000} s (${UNRESPONSIVE_INTERVALS} × HEARTBEAT_INTERVAL); it goes first when room is needed`;
+    for (const agent of seen.newly) deps.emit('unresponsive', agent, 'reconcile', { reason });
+  }
+
   async function once(): Promise<void> {
     const listedAt = deps.inFlight.mark();
     try {
@@ -170,6 +182,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       for (const { agent, reason } of result.lost) deps.emit('lost', agent, 'reconcile', { reason });
       for (const agent of result.adopted) deps.emit('adopted', agent, 'reconcile', { reason: 'running container not in state' });
       for (const agent of result.stopped) deps.emit('stopped', agent, 'reconcile', { reason: 'stop completed before a restart' });
+      reportUnresponsive(rules);
       const stopping = result.stop.map((agent) => deps.shed(agent, 'reconcile', 'over the cap after reconcile'));
       stopping.push(...stopIdle());
       const relieving = await guardPressure();

@@ -11,6 +11,7 @@ import {
   planAutostart,
   recordActivity,
   recordHeartbeat,
+  resumeLiveness,
   shiftState,
   statusView,
 } from '../../core/index.js';
@@ -50,7 +51,7 @@ export function createPool(deps: PoolDeps, initial: PoolState, initialSettings: 
   const emit: Emit = (type, agent, by, extra = {}) => deps.onEvent({ time: formatWireTime(clock()), type, agent, by, ...extra });
   const status = (state: PoolState): StatusReply => statusView(state, clock(), settings.rules, line.queue(), catalogue.current().memoryLimits, reconciler.memoryNow());
   const publish = (state: PoolState) => deps.publish(status(state)).catch((error) => deps.onError('writing roster.json', error));
-  const cell = createStateCell({ save: deps.save, publish, onError: deps.onError }, initial);
+  const cell = createStateCell({ save: deps.save, publish, onError: deps.onError }, resumeLiveness(initial, clock(), settings.rules));
   const inFlight = createInFlight();
   const catalogue = createCatalogue(deps, services, settings.rules);
   const line = createWaitLine({
