@@ -61,11 +61,8 @@ export function createCallers(deps: CallersDeps): Callers {
         ...driver,
         list: async () => {
           const observed = await driver.list();
-          const next = peersOf(observed);
-          if (!samePeers(next, peers)) {
-            peers = next;
-            cached = undefined;
-          }
+          peers = peersOf(observed);
+          cached = undefined;
           return observed;
         },
       };
@@ -79,8 +76,3 @@ function peersOf(observed: readonly ObservedAgent[]): Map<string, string> {
   return peers;
 }
 
-function samePeers(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [address, agent] of a) if (b.get(address) !== agent) return false;
-  return true;
-}
